@@ -1,0 +1,44 @@
+# The two commands: `make run` and `make test` (each does all its set-up).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+KAFKA_PORT ?= 9092
+KAFKA_DATA_DIR ?= .kafka-data
+export KAFKA_PORT KAFKA_DATA_DIR
+
+.PHONY: run test venv kafka-jars kafka-up kafka-down kafka-status worker clean
+
+run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
+	@scripts/run.sh
+
+test: venv kafka-jars ## set up, start a throwaway broker, run the whole test suite
+	@scripts/test.sh $(PYTEST_ARGS)
+
+venv: $(VENV)/.installed
+$(VENV)/.installed: requirements.txt
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	@touch $@
+
+kafka-jars: kafka/lib/.resolved
+kafka/lib/.resolved: kafka/pom.xml
+	@command -v mvn >/dev/null || { echo "mvn (Maven) and a JDK 17+ are needed to fetch Kafka's jars" >&2; exit 1; }
+	rm -rf kafka/lib
+	cd kafka && mvn --batch-mode --quiet dependency:copy-dependencies -DoutputDirectory=lib -DincludeScope=runtime
+	@touch $@
+
+kafka-up: venv kafka-jars ## start the local broker (idempotent)
+	@scripts/kafka.sh up
+
+kafka-down: ## stop the broker that kafka-up started
+	@scripts/kafka.sh down
+
+kafka-status:
+	@scripts/kafka.sh status
+
+worker: venv ## a worker alone, against HUMIDITY_BROKER
+	$(VENV)/bin/faust -A app worker -l info
+
+clean: ## remove local state (stop the broker first)
+	rm -rf data .kafka-data test-artifacts

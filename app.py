@@ -1,0 +1,68 @@
+"""The Faust app: settings from the environment, and the data flow's wiring.
+
+Start a worker with ``faust -A app worker -l info``. Configuration comes from
+``HUMIDITY_*`` environment variables (see README); this is the only module
+that reads the environment.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+import faust
+
+from humidity.kafka_admin import TopicMismatch
+from humidity.settings import ConfigError, from_environ
+
+try:
+    settings = from_environ(os.environ)
+except ConfigError as exc:
+    sys.exit(f"humidity: configuration error: {exc}")
+
+log = logging.getLogger("humidity")
+
+
+class HumidityApp(faust.App):
+    """faust.App that checks and creates its topics before it consumes."""
+
+    async def on_first_start(self) -> None:
+        await super().on_first_start()
+        if self.producer_only or self.client_only:
+            return
+        from humidity.topics import ensure_all_topics
+
+        try:
+            await ensure_all_topics()
+        except TopicMismatch as exc:
+            # One line, no traceback, no restart loop: the operator must act.
+            log.error("humidity: %s", exc)
+            logging.shutdown()
+            os._exit(78)  # EX_CONFIG
+
+
+app = HumidityApp(
+    settings.app_id,
+    broker=settings.broker,
+    store="rocksdb://",
+    datadir=str(settings.data_dir),
+    topic_partitions=settings.partitions,
+    topic_replication_factor=1,
+    web_port=settings.web_port,
+    web_bind=settings.web_bind,
+    **({"web_host": settings.web_bind} if settings.web_bind not in ("0.0.0.0", "::") else {}),
+    processing_guarantee="at_least_once",
+    consumer_auto_offset_reset="earliest",
+    # Tables are read and written per partition in batches (humidity.agents);
+    # finish in-flight batches before a partition is handed to another worker.
+    stream_wait_empty=True,
+    table_standby_replicas=0,
+)
+
+# The data flow, in order: topics, tables, agents, the publisher, commands.
+import humidity.topics  # noqa: E402,F401
+import tables  # noqa: E402,F401
+import humidity.agents  # noqa: E402,F401
+import humidity.publisher  # noqa: E402,F401
+import humidity.commands  # noqa: E402,F401

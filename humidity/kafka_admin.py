@@ -1,0 +1,107 @@
+"""Topic set-up against the broker with plain aiokafka (no Faust).
+
+The worker and the feeding commands call :func:`ensure_topics` before they
+start: missing topics are created with the configured partition count, and an
+existing topic with another count stops the start with one line, because
+co-partitioned topics and table changelogs must agree.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+from typing import Iterable, Optional
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    config: dict = field(default_factory=dict)
+    create: bool = True  # False: only check the count if it exists (e.g. table changelogs)
+
+
+class TopicMismatch(Exception):
+    """An existing topic has a partition count other than the configured one."""
+
+
+def mismatch_message(topic: str, actual: int, wanted: int, variable: str) -> str:
+    return (
+        f"topic {topic!r} has {actual} partitions but {variable}={wanted}; "
+        f"set {variable}={actual} to use it, or delete and recreate the topic"
+    )
+
+
+async def _admin(bootstrap: list[str], client_kwargs: dict) -> AIOKafkaAdminClient:
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **client_kwargs)
+    await client.start()
+    return client
+
+
+async def partition_counts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
+    existing = set(await client.list_topics())
+    wanted = [n for n in names if n in existing]
+    counts: dict[str, int] = {}
+    if wanted:
+        for desc in await client.describe_topics(wanted):
+            if desc.get("error_code", 0) == 0:
+                counts[desc["topic"]] = len(desc["partitions"])
+    return counts
+
+
+async def ensure_topics(
+    bootstrap: list[str],
+    specs: list[TopicSpec],
+    *,
+    variable: str = "HUMIDITY_PARTITIONS",
+    replication: int = 1,
+    client_kwargs: Optional[dict] = None,
+    retry_every: float = 5.0,
+    give_up_after: Optional[float] = None,
+) -> None:
+    """Create missing topics; raise TopicMismatch naming the first bad count.
+
+    While the broker cannot be reached it logs one line per ``retry_every``
+    seconds and tries again (forever unless ``give_up_after`` is set).
+    """
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    while True:
+        try:
+            client = await _admin(bootstrap, client_kwargs or {})
+        except KafkaError as exc:
+            if give_up_after is not None and loop.time() - started >= give_up_after:
+                raise
+            log.warning("Kafka at %s not reachable (%s); retrying in %.0f s", ",".join(bootstrap),
+                        type(exc).__name__, retry_every)
+            await asyncio.sleep(retry_every)
+            continue
+        try:
+            counts = await partition_counts(client, [s.name for s in specs])
+            for spec in specs:
+                actual = counts.get(spec.name)
+                if actual is not None and actual != spec.partitions:
+                    raise TopicMismatch(mismatch_message(spec.name, actual, spec.partitions, variable))
+            missing = [s for s in specs if s.create and s.name not in counts]
+            if missing:
+                new = [NewTopic(s.name, s.partitions, replication, topic_configs=dict(s.config)) for s in missing]
+                try:
+                    await client.create_topics(new, timeout_ms=15000)
+                except TopicAlreadyExistsError:
+                    pass  # another worker created it at the same moment
+                for s in missing:
+                    log.info("Created topic %r with %d partitions", s.name, s.partitions)
+            return
+        except KafkaConnectionError as exc:
+            if give_up_after is not None and loop.time() - started >= give_up_after:
+                raise
+            log.warning("Kafka connection lost while creating topics (%s); retrying", exc)
+            await asyncio.sleep(retry_every)
+        finally:
+            await client.close()

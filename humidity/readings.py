@@ -1,0 +1,153 @@
+"""Parse and validate one datalogger message (pure: no Faust, no I/O).
+
+``parse_reading`` never raises: every input gives either a :class:`Reading`
+or an :class:`Invalid` with a short, stable reason a person can act on.
+"""
+
+from __future__ import annotations
+
+import base64
+import math
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any, Union
+
+import orjson
+
+HUMIDITY_FORMAT = "urn:example:sensor:humidity"
+DEVICE_KEYS = ("medicalImagingdevice", "medicalimagingdevice")
+MAX_ID_LENGTH = 200  # guid and device name: longer values are rejected
+MAX_TIME_LENGTH = 64
+
+
+@dataclass(frozen=True, slots=True)
+class Reading:
+    guid: str
+    device: str
+    event_time: datetime  # timezone-aware
+    humidity: float
+
+
+@dataclass(frozen=True, slots=True)
+class Invalid:
+    reason: str
+
+
+Parsed = Union[Reading, Invalid]
+
+
+def _identifier(value: Any, name: str) -> Union[str, Invalid]:
+    if value is None:
+        return Invalid(f"{name} is missing")
+    if not isinstance(value, str):
+        return Invalid(f"{name} is not a string")
+    if not value.strip():
+        return Invalid(f"{name} is empty")
+    if len(value) > MAX_ID_LENGTH:
+        return Invalid(f"{name} is longer than {MAX_ID_LENGTH} characters")
+    return value
+
+
+def _event_time(value: Any) -> Union[datetime, Invalid]:
+    if value is None:
+        return Invalid("eventTime is missing")
+    if not isinstance(value, str):
+        return Invalid("eventTime is not a string")
+    if len(value) > MAX_TIME_LENGTH or "T" not in value:
+        return Invalid("eventTime is not an ISO-8601 timestamp")
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        return Invalid("eventTime is not an ISO-8601 timestamp")
+    if parsed.tzinfo is None:
+        return Invalid("eventTime has no time zone (Z or an offset)")
+    return parsed
+
+
+def _humidity(payload: Any) -> Union[float, Invalid]:
+    if payload is None:
+        return Invalid("payload is missing")
+    if not isinstance(payload, dict):
+        return Invalid("payload is not an object")
+    if payload.get("format") != HUMIDITY_FORMAT:
+        return Invalid(f"payload.format is not {HUMIDITY_FORMAT}")
+    data = payload.get("data")
+    if data is None:
+        return Invalid("payload.data is missing")
+    if not isinstance(data, dict):
+        return Invalid("payload.data is not an object")
+    value = data.get("humidity")
+    if value is None:
+        return Invalid("humidity is missing")
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return Invalid("humidity is not a number")
+    try:
+        number = float(value)
+    except OverflowError:  # an int too large for a float
+        return Invalid("humidity is out of range 0 to 100")
+    if not math.isfinite(number):
+        return Invalid("humidity is not finite")
+    if not 0.0 <= number <= 100.0:
+        return Invalid("humidity is out of range 0 to 100")
+    return number
+
+
+def parse_reading(raw: Any) -> Parsed:
+    """Turn the raw bytes of one Kafka message into a Reading or an Invalid."""
+    if raw is None:
+        return Invalid("empty message")
+    if not isinstance(raw, (bytes, bytearray, memoryview, str)):
+        return Invalid("message is not bytes")
+    if len(raw) == 0:
+        return Invalid("empty message")
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        text = str(exc)
+        if "UTF-8" in text:
+            return Invalid("not UTF-8")
+        if "depth" in text or "recursion" in text:
+            return Invalid("not valid JSON: nested too deeply")
+        return Invalid("not valid JSON")
+    except Exception:  # noqa: BLE001 - any other decoder failure is bad input too
+        return Invalid("not valid JSON")
+    if not isinstance(doc, dict):
+        return Invalid("not a JSON object")
+
+    guid = _identifier(doc.get("guid"), "guid")
+    if isinstance(guid, Invalid):
+        return guid
+    device_value = None
+    for key in DEVICE_KEYS:
+        if doc.get(key) is not None:
+            device_value = doc[key]
+            break
+    device = _identifier(device_value, "medicalImagingdevice")
+    if isinstance(device, Invalid):
+        return device
+    event_time = _event_time(doc.get("eventTime"))
+    if isinstance(event_time, Invalid):
+        return event_time
+    humidity = _humidity(doc.get("payload"))
+    if isinstance(humidity, Invalid):
+        return humidity
+    return Reading(guid=guid, device=device, event_time=event_time, humidity=humidity)
+
+
+def dead_letter(
+    reason: str, raw: bytes, *, topic: str, partition: int, offset: int, now: datetime
+) -> dict:
+    """The JSON record written to the dead-letter topic for an invalid message."""
+    return {
+        "reason": reason,
+        "original_base64": base64.b64encode(bytes(raw or b"")).decode("ascii"),
+        "topic": topic,
+        "partition": partition,
+        "offset": offset,
+        "time": utc_iso(now),
+    }
+
+
+def utc_iso(moment: datetime) -> str:
+    """ISO-8601 in UTC with a ``Z`` suffix, e.g. ``2022-08-16T13:26:39.447974Z``."""
+    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

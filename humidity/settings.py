@@ -1,0 +1,159 @@
+"""Service configuration, parsed from an environment mapping.
+
+Pure: ``from_environ`` takes the mapping as an argument. ``app.py`` is the one
+place that passes ``os.environ`` in; nothing else reads the environment.
+Every setting is optional; a bad value raises :class:`ConfigError` whose
+message names the variable, so the worker can stop with one line.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Mapping, TypeVar
+from urllib.parse import urlsplit
+
+T = TypeVar("T")
+
+_TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
+
+
+class ConfigError(ValueError):
+    """A setting has a value the service cannot use."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    broker: str = "kafka://127.0.0.1:9092"
+    app_id: str = "humidity"
+    input_topic: str = "humidityanalytics"
+    results_topic: str = "humidity-summaries"
+    invalid_topic: str = "humidityanalytics-invalid"
+    partitions: int = 4
+    interval: float = 3.0
+    data_dir: Path = Path("./data")
+    web_port: int = 6066
+    web_bind: str = "127.0.0.1"
+
+    @property
+    def sightings_topic(self) -> str:
+        """Internal: first sighting of a (device, sensor) pair, keyed by guid."""
+        return f"{self.app_id}-sensor-sightings"
+
+    @property
+    def partials_topic(self) -> str:
+        """Internal: per-partition totals that workers share (compacted)."""
+        return f"{self.app_id}-partials"
+
+    @property
+    def bootstrap_servers(self) -> list[str]:
+        """``host:port`` strings for plain Kafka clients (aiokafka)."""
+        return [_host_port(url) for url in self.broker.split(",")]
+
+
+# name of the environment variable -> (field, parser)
+VARIABLES: dict[str, str] = {
+    "HUMIDITY_BROKER": "broker",
+    "HUMIDITY_APP_ID": "app_id",
+    "HUMIDITY_INPUT_TOPIC": "input_topic",
+    "HUMIDITY_RESULTS_TOPIC": "results_topic",
+    "HUMIDITY_INVALID_TOPIC": "invalid_topic",
+    "HUMIDITY_PARTITIONS": "partitions",
+    "HUMIDITY_INTERVAL": "interval",
+    "HUMIDITY_DATA_DIR": "data_dir",
+    "HUMIDITY_WEB_PORT": "web_port",
+    "HUMIDITY_WEB_BIND": "web_bind",
+}
+
+
+def _host_port(url: str) -> str:
+    url = url.strip()
+    if "://" not in url:
+        url = "kafka://" + url
+    parts = urlsplit(url)
+    if parts.scheme != "kafka" or not parts.hostname:
+        raise ValueError(f"not a Kafka address: {url!r}")
+    port = parts.port or 9092
+    host = parts.hostname
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _broker(text: str) -> str:
+    urls = [u.strip() for u in text.split(",") if u.strip()]
+    if not urls:
+        raise ValueError("empty")
+    for url in urls:
+        _host_port(url)  # validates
+    return ",".join(u if "://" in u else "kafka://" + u for u in urls)
+
+
+def _name(text: str) -> str:
+    if not _TOPIC_RE.match(text) or text in {".", ".."}:
+        raise ValueError("use 1 to 200 of the characters A-Z a-z 0-9 . _ -")
+    return text
+
+
+def _int_between(low: int, high: int) -> Callable[[str], int]:
+    def parse(text: str) -> int:
+        value = int(text.strip())
+        if not low <= value <= high:
+            raise ValueError(f"must be from {low} to {high}")
+        return value
+
+    return parse
+
+
+def _interval(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value) or not 0.1 <= value <= 3600:
+        raise ValueError("must be a number of seconds from 0.1 to 3600")
+    return value
+
+
+def _path(text: str) -> Path:
+    if not text.strip():
+        raise ValueError("empty")
+    return Path(text)
+
+
+def _bind(text: str) -> str:
+    if not text.strip() or any(c.isspace() for c in text):
+        raise ValueError("must be a host name or address")
+    return text
+
+
+PARSERS: dict[str, Callable[[str], object]] = {
+    "broker": _broker,
+    "app_id": _name,
+    "input_topic": _name,
+    "results_topic": _name,
+    "invalid_topic": _name,
+    "partitions": _int_between(1, 1000),
+    "interval": _interval,
+    "data_dir": _path,
+    "web_port": _int_between(1, 65535),
+    "web_bind": _bind,
+}
+
+
+def from_environ(environ: Mapping[str, str]) -> Settings:
+    """Build :class:`Settings` from ``HUMIDITY_*`` variables; unset means default."""
+    values: dict[str, object] = {}
+    for variable, field in VARIABLES.items():
+        raw = environ.get(variable)
+        if raw is None or raw == "":
+            continue
+        try:
+            values[field] = PARSERS[field](raw)
+        except ValueError as exc:
+            detail = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else "not a number"
+            raise ConfigError(f"{variable}={raw!r} is not valid: {detail}") from None
+    settings = Settings(**values)  # type: ignore[arg-type]
+    topics = [settings.input_topic, settings.results_topic, settings.invalid_topic]
+    if len(set(topics)) != len(topics):
+        raise ConfigError(
+            "HUMIDITY_INPUT_TOPIC, HUMIDITY_RESULTS_TOPIC and HUMIDITY_INVALID_TOPIC must all differ"
+        )
+    return settings

@@ -1,0 +1,148 @@
+"""Realistic datalogger traffic, and malformed messages of many kinds (pure).
+
+Used by ``faust -A app simulate`` and by the tests. Each logger is fixed to
+one device; each device's humidity drifts slowly around its own level
+(mostly 35 to 65 % RH), with rare short excursions.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import datetime, timezone
+from typing import Callable, Optional
+
+import orjson
+
+from humidity.readings import HUMIDITY_FORMAT, utc_iso
+
+DEVICE_TYPES = ("MRI", "CT", "PETCT", "SPECT")
+_LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
+
+
+def device_names(count: int) -> list[str]:
+    """``MRI 1``, ``CT 1``, ``PETCT1``, ``SPECT 1``, ``MRI 2``, ... (unique)."""
+    names = []
+    for i in range(count):
+        kind = DEVICE_TYPES[i % len(DEVICE_TYPES)]
+        number = i // len(DEVICE_TYPES) + 1
+        names.append(f"{kind}{number}" if kind == "PETCT" else f"{kind} {number}")
+    return names
+
+
+def guid_for(index: int) -> str:
+    """Seed-like sensor ids, e.g. ``0-ZZZ12345678-08K``; unique per index."""
+    return f"0-ZZZ{12345678 + index // 1000}-{index % 1000:03d}{_LETTERS[index % len(_LETTERS)]}"
+
+
+def reading_doc(guid: str, device: str, event_time: datetime, humidity: float, *, lower_case_key: bool = False) -> dict:
+    return {
+        "guid": guid,
+        "destination": "0-AAA12345678",
+        ("medicalimagingdevice" if lower_case_key else "medicalImagingdevice"): device,
+        "eventTime": utc_iso(event_time),
+        "payload": {"format": HUMIDITY_FORMAT, "data": {"humidity": humidity}},
+    }
+
+
+def _valid_base(rng: random.Random) -> dict:
+    return reading_doc("0-ZZZ12345678-99Z", "MRI 1", datetime(2022, 8, 16, 13, 26, 39, tzinfo=timezone.utc), 50.0)
+
+
+def _with(path: tuple, value) -> Callable[[random.Random], bytes]:
+    def make(rng: random.Random) -> bytes:
+        doc = _valid_base(rng)
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        target[path[-1]] = value
+        return orjson.dumps(doc)
+
+    return make
+
+
+def _without(path: tuple) -> Callable[[random.Random], bytes]:
+    def make(rng: random.Random) -> bytes:
+        doc = _valid_base(rng)
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+        return orjson.dumps(doc)
+
+    return make
+
+
+def _replace_number(text: str) -> Callable[[random.Random], bytes]:
+    return lambda rng: orjson.dumps(_valid_base(rng)).replace(b"50.0", text.encode())
+
+
+#: name -> maker of one malformed message of that kind
+INVALID_KINDS: dict[str, Callable[[random.Random], bytes]] = {
+    "not json": lambda rng: b"humidity=71.7 MRI 12",
+    "truncated json": lambda rng: orjson.dumps(_valid_base(rng))[:-7],
+    "not utf-8": lambda rng: b'{"guid": "\xff\xfe", "x": 1}',
+    "random bytes": lambda rng: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 64))),
+    "empty": lambda rng: b"",
+    "top-level array": lambda rng: b"[1, 2, 3]",
+    "top-level number": lambda rng: b"42",
+    "top-level string": lambda rng: b'"MRI 12"',
+    "top-level null": lambda rng: b"null",
+    "no guid": _without(("guid",)),
+    "empty guid": _with(("guid",), ""),
+    "numeric guid": _with(("guid",), 12345),
+    "no device": _without(("medicalImagingdevice",)),
+    "null device": _with(("medicalImagingdevice",), None),
+    "no eventTime": _without(("eventTime",)),
+    "bad eventTime": _with(("eventTime",), "yesterday"),
+    "eventTime without zone": _with(("eventTime",), "2022-08-16T13:26:39"),
+    "wrong format": _with(("payload", "format"), "urn:example:sensor:temperature"),
+    "null payload": _with(("payload",), None),
+    "null data": _with(("payload", "data"), None),
+    "no humidity": _without(("payload", "data", "humidity")),
+    "string humidity": _with(("payload", "data", "humidity"), "71.7"),
+    "bool humidity": _with(("payload", "data", "humidity"), True),
+    "negative humidity": _with(("payload", "data", "humidity"), -0.5),
+    "humidity over 100": _with(("payload", "data", "humidity"), 100.5),
+    "NaN humidity": _replace_number("NaN"),
+    "Infinity humidity": _replace_number("Infinity"),
+    "huge humidity": _replace_number("1e400"),
+    "deeply nested": lambda rng: b'{"guid": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+}
+
+
+class Simulator:
+    def __init__(self, loggers: int = 2000, devices: int = 50, invalid_ratio: float = 0.0,
+                 seed: Optional[int] = None) -> None:
+        self.rng = random.Random(seed)
+        self.devices = device_names(devices)
+        self.guids = [guid_for(i) for i in range(loggers)]
+        placement = [i % devices for i in range(loggers)]  # every device gets loggers
+        self.rng.shuffle(placement)
+        self.device_of = [self.devices[d] for d in placement]
+        self.level = {d: self.rng.uniform(40.0, 60.0) for d in self.devices}
+        self.invalid_ratio = invalid_ratio
+        self._kinds = list(INVALID_KINDS.values())
+
+    def next_reading(self, now: float) -> dict:
+        rng = self.rng
+        index = rng.randrange(len(self.guids))
+        device = self.device_of[index]
+        level = self.level[device] + rng.gauss(0.0, 0.05)  # slow drift
+        level = self.level[device] = min(65.0, max(35.0, level))
+        humidity = level + rng.gauss(0.0, 1.5)
+        if rng.random() < 0.001:  # rare excursion (door open, HVAC fault)
+            humidity += rng.choice((-1, 1)) * rng.uniform(10.0, 25.0)
+        humidity = round(min(100.0, max(0.0, humidity)), 1)
+        event_time = datetime.fromtimestamp(now, timezone.utc)
+        return reading_doc(self.guids[index], device, event_time, humidity,
+                           lower_case_key=rng.random() < 0.1)
+
+    def next_record(self, now: float) -> tuple[bytes, Optional[dict]]:
+        """One message, and the reading it carries (None for a malformed one)."""
+        if self.invalid_ratio and self.rng.random() < self.invalid_ratio:
+            return self.rng.choice(self._kinds)(self.rng), None
+        doc = self.next_reading(now)
+        return orjson.dumps(doc), doc
+
+    def next_message(self, now: float) -> bytes:
+        return self.next_record(now)[0]

@@ -1,0 +1,125 @@
+"""The four summaries, computed from per-partition totals (pure).
+
+Workers share the totals of the partitions they own as *partials*, keyed
+``ingest/<p>`` and ``sensors/<p>``. :class:`PartialsBook` keeps the newest
+partial per partition; once it holds every partition it yields the global
+summary, which is the same whatever the number of workers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Optional
+
+from humidity.aggregate import IngestTotals, SensorTotals, exact_total
+from humidity.readings import utc_iso
+
+INGEST = "ingest"
+SENSORS = "sensors"
+
+
+def partial_key(kind: str, partition: int) -> str:
+    return f"{kind}/{partition}"
+
+
+def parse_partial_key(key: str) -> Optional[tuple[str, int]]:
+    kind, _, number = key.partition("/")
+    if kind not in (INGEST, SENSORS) or not number.isdigit():
+        return None
+    return kind, int(number)
+
+
+@dataclass
+class PartialsBook:
+    """Newest totals per partition, as shared by the workers that own them."""
+
+    partitions: int
+    ingest: dict[int, IngestTotals] = field(default_factory=dict)
+    sensors: dict[int, SensorTotals] = field(default_factory=dict)
+
+    def update(self, key: str, doc: dict) -> bool:
+        """Record one partial; an older one (lower offset) never replaces a newer."""
+        parsed = parse_partial_key(key)
+        if parsed is None:
+            return False
+        kind, partition = parsed
+        if partition >= self.partitions:
+            return False  # left over from a run with more partitions
+        book: dict = self.ingest if kind == INGEST else self.sensors
+        totals = IngestTotals.from_json(doc) if kind == INGEST else SensorTotals.from_json(doc)
+        current = book.get(partition)
+        if current is not None and current.offset > totals.offset:
+            return False
+        book[partition] = totals
+        return True
+
+    def missing(self) -> list[str]:
+        """Partitions with no partial yet: the summary would not be global."""
+        return [partial_key(INGEST, p) for p in range(self.partitions) if p not in self.ingest] + [
+            partial_key(SENSORS, p) for p in range(self.partitions) if p not in self.sensors
+        ]
+
+    def summary(self, published_at: datetime, interval: float) -> dict:
+        return build_summary(self.ingest.values(), self.sensors.values(), published_at, interval)
+
+
+def build_summary(
+    ingest: "list[IngestTotals] | object",
+    sensors: "list[SensorTotals] | object",
+    published_at: datetime,
+    interval: float,
+) -> dict:
+    """Merge partition totals into the published summary (the exact JSON shape)."""
+    partials: dict[str, list[float]] = {}
+    counts: dict[str, int] = {}
+    valid = invalid = 0
+    for totals in ingest:  # type: ignore[union-attr]
+        valid += totals.valid
+        invalid += totals.invalid
+        for device, sums in totals.devices.items():
+            partials.setdefault(device, []).extend(sums.partials)
+            counts[device] = counts.get(device, 0) + sums.count
+    averages = [
+        {"device": device, "average": exact_total(partials[device]) / counts[device]}
+        for device in counts
+        if counts[device]
+    ]
+    averages.sort(key=lambda row: (-row["average"], row["device"]))
+
+    per_device: dict[str, int] = {}
+    total_sensors = 0
+    for totals in sensors:  # type: ignore[union-attr]
+        total_sensors += totals.sensors
+        for device, n in totals.devices.items():
+            per_device[device] = per_device.get(device, 0) + n
+    return {
+        "time": utc_iso(published_at),
+        "interval_seconds": float(interval),
+        "average_humidity_by_device": averages,
+        "total_messages": valid,
+        "sensors_by_device": [{"device": d, "sensors": per_device[d]} for d in sorted(per_device)],
+        "total_sensors": total_sensors,
+        "invalid_messages": invalid,
+    }
+
+
+def render_text(summary: dict) -> str:
+    """Four titled blocks, like the old job's console output, for the log."""
+    rule = "-" * 43
+    blocks = [
+        ("Average humidity by device (highest first)",
+         [f"({row['device']!r}, {row['average']})" for row in summary["average_humidity_by_device"]]),
+        ("Total messages processed",
+         [f"Total number of messages: {summary['total_messages']}",
+          f"Invalid messages (dead-lettered): {summary['invalid_messages']}"]),
+        ("Number of sensors by device (devices ascending)",
+         [f"({row['device']!r}, {row['sensors']})" for row in summary["sensors_by_device"]]),
+        ("Total number of sensors", [f"Total number of sensors: {summary['total_sensors']}"]),
+    ]
+    lines = []
+    for title, rows in blocks:
+        lines += [rule, f"Time: {summary['time']}  {title}", rule]
+        lines += rows or ["(none yet)"]
+        lines.append("")
+    return "\n".join(lines)

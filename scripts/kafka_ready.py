@@ -1,0 +1,45 @@
+"""Exit 0 once a Kafka broker answers a real request (cluster metadata).
+
+An open port is not enough: a KRaft broker accepts connections before it
+can serve metadata. Used by scripts/kafka.sh; bounded by --timeout.
+"""
+
+import argparse
+import asyncio
+import sys
+import time
+
+from aiokafka.admin import AIOKafkaAdminClient
+
+
+async def answers(bootstrap: str, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while True:
+        client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=3000)
+        try:
+            await asyncio.wait_for(client.start(), timeout=max(0.5, deadline - time.monotonic()))
+            cluster = await asyncio.wait_for(client.describe_cluster(), timeout=3)
+            if cluster.get("brokers"):
+                return True
+        except Exception:
+            pass
+        finally:
+            try:
+                await client.close()
+            except Exception:
+                pass
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(0.3)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--bootstrap", default="127.0.0.1:9092")
+    parser.add_argument("--timeout", type=float, default=30.0)
+    args = parser.parse_args()
+    return 0 if asyncio.run(answers(args.bootstrap, args.timeout)) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

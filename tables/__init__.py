@@ -1,0 +1,47 @@
+"""Every table of the service (RocksDB via rocksdict, changelogs in Kafka).
+
+Keys and values are bytes; :mod:`humidity.aggregate` defines their meaning.
+Each table is partitioned like its source topic: a value written while an
+event from partition *p* is current lives in partition *p*.
+"""
+
+from __future__ import annotations
+
+from app import app, settings
+
+P = settings.partitions
+
+#: keys and values are bytes ("raw"), (de)serialised by the code that owns them
+RAW = {"key_type": bytes, "value_type": bytes}
+
+#: key: input partition number (``b"3"``); value: JSON of
+#: :class:`humidity.aggregate.IngestTotals` (valid / invalid counts, exact
+#: humidity sums and counts per device, offset of the last message included).
+#: Written by agent ``ingest``, once per partition per batch.
+ingest_totals = app.Table(
+    "ingest-totals", partitions=P, **RAW,
+    help="Per input partition: message counts and humidity sums per device.",
+)
+
+#: key: :func:`humidity.aggregate.sighting_key` of (device, guid); value: the
+#: input offset (ASCII) that first saw the pair in this partition.
+#: Written by agent ``ingest`` on a pair's first sighting only.
+sightings = app.Table(
+    "sightings", partitions=P, **RAW,
+    help="Per input partition: (device, sensor) pairs already forwarded.",
+)
+
+#: key: sightings partition number; value: JSON of
+#: :class:`humidity.aggregate.SensorTotals` (distinct sensors overall and per
+#: device among the guids of this partition). Written by agent ``count_sensors``.
+sensor_totals = app.Table(
+    "sensor-totals", partitions=P, **RAW,
+    help="Per sightings partition: distinct sensors overall and per device.",
+)
+
+#: key: guid; value: JSON ``{"first": offset, "devices": {device: offset}}``.
+#: Written by agent ``count_sensors`` when a sensor or one of its devices is new.
+sensors = app.Table(
+    "sensors", partitions=P, **RAW,
+    help="Per sensor (guid): the devices it was seen on.",
+)

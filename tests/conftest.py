@@ -1,0 +1,26 @@
+import pytest
+
+from tests import helpers
+
+
+@pytest.fixture
+def kafka():
+    """The throwaway broker `make test` started (tests using it are skipped otherwise)."""
+    if helpers.kafka_port() is None:
+        pytest.skip("needs the test broker: run through `make test`")
+    return helpers.bootstrap()
+
+
+@pytest.fixture
+def workers(tmp_path):
+    """Start workers with ``workers(env)``; all are stopped at the end, pass or fail."""
+    started: list[helpers.Worker] = []
+
+    def start(env: dict, name: str = "worker", args=("worker", "-l", "info"), **kwargs) -> helpers.Worker:
+        worker = helpers.Worker(env, tmp_path / f"{name}-{len(started)}.log", args, **kwargs).start()
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        worker.stop(timeout=30)

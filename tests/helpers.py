@@ -1,0 +1,252 @@
+"""Test helpers: the throwaway broker's address, workers as subprocesses,
+and small Kafka clients. Every wait is bounded."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+from typing import Callable, Iterable, Optional
+
+import orjson
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+ROOT = Path(__file__).resolve().parent.parent
+FAUST = str(Path(sys.executable).parent / "faust")
+ARTIFACTS = ROOT / "test-artifacts"
+
+
+def kafka_port() -> Optional[int]:
+    port = os.environ.get("HUMIDITY_TEST_KAFKA_PORT")
+    return int(port) if port else None
+
+
+def bootstrap() -> str:
+    return f"127.0.0.1:{kafka_port()}"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def unique(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:8]}"
+
+
+def wait_until(predicate: Callable[[], object], timeout: float, interval: float = 0.2, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while True:
+        value = predicate()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(interval)
+
+
+def service_env(tmp_path: Path, **overrides: str) -> dict:
+    """Environment for one isolated service instance on the test broker."""
+    app_id = unique("test")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_") or k.startswith("HUMIDITY_TEST_")}
+    env.update(
+        HUMIDITY_BROKER=f"kafka://{bootstrap()}",
+        HUMIDITY_APP_ID=app_id,
+        HUMIDITY_INPUT_TOPIC=f"{app_id}-in",
+        HUMIDITY_RESULTS_TOPIC=f"{app_id}-summaries",
+        HUMIDITY_INVALID_TOPIC=f"{app_id}-invalid",
+        HUMIDITY_PARTITIONS="4",
+        HUMIDITY_INTERVAL="1.0",
+        HUMIDITY_DATA_DIR=str(tmp_path / "data"),
+        HUMIDITY_WEB_PORT=str(free_port()),
+        PYTHONUNBUFFERED="1",
+    )
+    env.update(overrides)
+    return env
+
+
+class Worker:
+    """One ``faust -A app worker`` subprocess, stopped by pid."""
+
+    def __init__(self, env: dict, log_path: Path, args: Iterable[str] = ("worker", "-l", "info"),
+                 app: str = "app", cwd: Path = ROOT) -> None:
+        self.env = env
+        self.app = app
+        self.cwd = cwd
+        self.log_path = log_path
+        self.args = list(args)
+        self.proc: Optional[subprocess.Popen] = None
+
+    def start(self) -> "Worker":
+        log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [FAUST, "-A", self.app, *self.args], cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    def log(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def wait_for_log(self, pattern: str, timeout: float = 60.0) -> re.Match:
+        regex = re.compile(pattern)
+
+        def found():
+            if self.proc is not None and self.proc.poll() is not None:
+                raise AssertionError(f"worker exited ({self.proc.returncode}); log tail:\n{self.log()[-3000:]}")
+            return regex.search(self.log())
+
+        return wait_until(found, timeout, what=f"log line {pattern!r}")
+
+    def running(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def stop(self, timeout: float = 60.0) -> Optional[int]:
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait(10)
+
+
+def run(coro):
+    return asyncio.run(coro)
+
+
+async def create_topic(name: str, partitions: int, config: Optional[dict] = None) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})])
+    finally:
+        await admin.close()
+
+
+async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = None) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), linger_ms=5, max_batch_size=262144)
+    await producer.start()
+    count = 0
+    try:
+        futures = []
+        for value in values:
+            futures.append(await producer.send(topic, value=value, key=key))
+            count += 1
+        await producer.flush()
+        for fut in futures:
+            await fut
+    finally:
+        await producer.stop()
+    return count
+
+
+async def read_topic(topic: str, timeout: float = 5.0, partitions: Optional[int] = None) -> list:
+    """Every record currently in ``topic`` (all partitions), from the start."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        parts = consumer.partitions_for_topic(topic)
+        if parts is None:
+            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata
+            parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        if not tps:
+            return []
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        ends = await consumer.end_offsets(tps)
+        records = []
+        deadline = time.monotonic() + timeout
+        async def behind() -> bool:
+            for tp in tps:
+                if await consumer.position(tp) < ends[tp]:
+                    return True
+            return False
+
+        while await behind():
+            if time.monotonic() > deadline:
+                raise AssertionError(f"could not read {topic} to its end within {timeout} s")
+            batch = await consumer.getmany(timeout_ms=500)
+            for recs in batch.values():
+                records.extend(recs)
+        return records
+    finally:
+        await consumer.stop()
+
+
+def summaries(topic: str) -> list[dict]:
+    records = run(read_topic(topic))
+    return sorted((orjson.loads(r.value) for r in records), key=lambda s: s["time"])
+
+
+def wait_for_summary(topic: str, predicate: Callable[[dict], bool], timeout: float) -> dict:
+    last: list = [None]
+
+    def check():
+        found = summaries(topic)
+        if found:
+            last[0] = found[-1]
+            if predicate(found[-1]):
+                return found[-1]
+        return None
+
+    try:
+        return wait_until(check, timeout, interval=1.0, what=f"a summary on {topic}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; last summary: {last[0]}") from None
+
+
+def parse_time(stamp: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(stamp).timestamp()
+
+
+async def group_members(group: str) -> dict:
+    """member id -> [(topic, partition), ...] of a consumer group's assignment."""
+    from aiokafka.protocol.group import MemberAssignment
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await admin.start()
+    try:
+        described = await admin.describe_consumer_groups([group])
+    finally:
+        await admin.close()
+    members = {}
+    for response in described:
+        for grp in response.groups:
+            for member in grp[5] if len(grp) > 5 else grp[-1]:
+                member_id, assignment_bytes = member[0], member[-1]
+                parts = []
+                if assignment_bytes:
+                    try:
+                        assignment = MemberAssignment.decode(assignment_bytes)
+                        for topic, partitions in assignment.assignment:
+                            parts += [(topic, p) for p in partitions]
+                    except Exception:  # noqa: BLE001
+                        parts.append(("?", -1))
+                members[member_id] = parts
+    return members

@@ -1,0 +1,50 @@
+"""An independent reference for the four summaries: plain Python over the
+readings a test generated (it never calls the service's parser or rules)."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+
+from humidity.simulation import Simulator
+
+
+def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, devices: int = 50, seed: int = 7):
+    """``count`` messages: (bytes, reading dict or None for a malformed one)."""
+    sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed)
+    start = 1_660_000_000.0
+    return [sim.next_record(start + i * 0.001) for i in range(count)]
+
+
+def expected_summary(records) -> dict:
+    humidity = defaultdict(list)
+    sensors = defaultdict(set)
+    guids = set()
+    invalid = 0
+    for _raw, doc in records:
+        if doc is None:
+            invalid += 1
+            continue
+        device = doc.get("medicalImagingdevice", doc.get("medicalimagingdevice"))
+        humidity[device].append(doc["payload"]["data"]["humidity"])
+        sensors[device].add(doc["guid"])
+        guids.add(doc["guid"])
+    averages = [{"device": d, "average": math.fsum(v) / len(v)} for d, v in humidity.items()]
+    averages.sort(key=lambda r: (-r["average"], r["device"]))
+    return {
+        "average_humidity_by_device": averages,
+        "total_messages": sum(len(v) for v in humidity.values()),
+        "sensors_by_device": [{"device": d, "sensors": len(sensors[d])} for d in sorted(sensors)],
+        "total_sensors": len(guids),
+        "invalid_messages": invalid,
+    }
+
+
+def assert_matches(summary: dict, expected: dict) -> None:
+    for field, value in expected.items():
+        assert summary[field] == value, f"{field} differs"
+
+
+def matches(expected: dict):
+    """Predicate: a summary equals the reference in every field it has."""
+    return lambda summary: all(summary.get(k) == v for k, v in expected.items())

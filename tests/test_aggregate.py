@@ -1,0 +1,93 @@
+"""Per-partition totals: exact sums, and redelivery never counts twice (no broker)."""
+
+import math
+import random
+
+import orjson
+
+from humidity.aggregate import (
+    IngestTotals, SensorTotals, count_sensors, exact_add, exact_total, ingest, sighting_key,
+)
+from humidity.simulation import reading_doc
+from datetime import datetime, timezone
+
+T0 = datetime(2022, 8, 16, tzinfo=timezone.utc)
+
+
+def msg(guid, device, humidity):
+    return orjson.dumps(reading_doc(guid, device, T0, humidity))
+
+
+def test_exact_sum_does_not_depend_on_order_or_split():
+    rng = random.Random(3)
+    values = [round(rng.uniform(0, 100), 1) for _ in range(5000)]
+    whole = []
+    for v in values:
+        exact_add(whole, v)
+    halves = [[], []]
+    for i, v in enumerate(reversed(values)):
+        exact_add(halves[i % 2], v)
+    assert exact_total(whole) == exact_total(halves[0] + halves[1]) == math.fsum(values)
+
+
+def test_ingest_counts_valid_and_invalid_and_forwards_first_sightings():
+    totals = IngestTotals()
+    store = {}
+    out = ingest(totals, [(0, msg("g1", "MRI 1", 50.0)), (1, b"junk"), (2, msg("g1", "MRI 1", 52.0)),
+                          (3, msg("g2", "MRI 1", 40.0)), (4, msg("g1", "CT 1", 60.0))], store.get)
+    assert (totals.offset, totals.valid, totals.invalid) == (4, 4, 1)
+    assert exact_total(totals.devices["MRI 1"].partials) == 142.0 and totals.devices["MRI 1"].count == 3
+    assert out.forwards == [("g1", "MRI 1"), ("g2", "MRI 1"), ("g1", "CT 1")]
+    assert out.new_sightings == {sighting_key("MRI 1", "g1"): 0, sighting_key("MRI 1", "g2"): 3,
+                                 sighting_key("CT 1", "g1"): 4}
+    assert [(o, reason) for o, reason, _ in out.dead_letters] == [(1, "not valid JSON")]
+
+
+def test_redelivered_messages_change_no_count_but_repeat_their_outputs():
+    totals = IngestTotals()
+    batch = [(0, msg("g1", "MRI 1", 50.0)), (1, b"junk"), (2, msg("g2", "MRI 1", 40.0))]
+    first = ingest(totals, batch, {}.get)
+    snapshot = orjson.dumps(totals.to_json())
+    # the worker crashed after writing everything but before committing offsets:
+    again = ingest(IngestTotals.from_json(orjson.loads(snapshot)), batch, first.new_sightings.get)
+    assert orjson.dumps(again.totals.to_json()) == snapshot
+    assert again.forwards == first.forwards  # sightings made by these very messages are re-sent
+    assert len(again.dead_letters) == 1
+    assert again.new_sightings == {}
+
+
+def test_sightings_from_earlier_messages_are_not_forwarded_again():
+    totals = IngestTotals(offset=10)
+    out = ingest(totals, [(11, msg("g1", "MRI 1", 50.0))], {sighting_key("MRI 1", "g1"): 3}.get)
+    assert out.forwards == [] and totals.valid == 1
+
+
+def test_count_sensors_counts_each_guid_once_and_each_device_once():
+    totals = SensorTotals()
+    out = count_sensors(totals, [(0, "g1", "MRI 1"), (1, "g1", "MRI 1"), (2, "g2", "MRI 1"), (3, "g1", "CT 1")],
+                        {}.get)
+    assert (totals.sensors, totals.devices, totals.offset) == (2, {"MRI 1": 2, "CT 1": 1}, 3)
+    assert out.entries["g1"] == {"first": 0, "devices": {"MRI 1": 0, "CT 1": 3}}
+
+
+def test_count_sensors_after_a_crash_between_entry_and_totals_writes():
+    entries = {}
+    totals = SensorTotals()
+    out = count_sensors(totals, [(0, "g1", "MRI 1"), (1, "g2", "CT 1")], {}.get)
+    entries.update(out.entries)  # entries reached the table, the totals write was lost
+    redelivered = count_sensors(SensorTotals(), [(0, "g1", "MRI 1"), (1, "g2", "CT 1"), (2, "g1", "MRI 1")],
+                                entries.get)
+    assert (redelivered.totals.sensors, redelivered.totals.devices) == (2, {"MRI 1": 1, "CT 1": 1})
+
+
+def test_count_sensors_skips_what_the_totals_already_include():
+    totals = SensorTotals(offset=5, sensors=1, devices={"MRI 1": 1})
+    entries = {"g1": {"first": 5, "devices": {"MRI 1": 5}}}
+    count_sensors(totals, [(5, "g1", "MRI 1"), (6, "g1", "MRI 1")], entries.get)
+    assert (totals.sensors, totals.devices, totals.offset) == (1, {"MRI 1": 1}, 6)
+
+
+def test_totals_round_trip_through_json():
+    totals = IngestTotals()
+    ingest(totals, [(0, msg("g1", "MRI 1", 50.5))], {}.get)
+    assert IngestTotals.from_json(orjson.loads(orjson.dumps(totals.to_json()))) == totals

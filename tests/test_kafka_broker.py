@@ -1,0 +1,68 @@
+"""The local broker is real Apache Kafka: round trips, and restarts keep data."""
+
+import asyncio
+import os
+import subprocess
+
+import pytest
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.structs import OffsetAndMetadata
+
+from tests import helpers
+
+pytestmark = pytest.mark.kafka
+
+
+async def test_keyed_round_trip_over_four_partitions(kafka):
+    topic = helpers.unique("roundtrip")
+    await helpers.create_topic(topic, 4)
+    producer = AIOKafkaProducer(bootstrap_servers=kafka)
+    await producer.start()
+    sent = {}
+    try:
+        for i in range(200):
+            key, value = f"device-{i % 20}".encode(), f"reading-{i}".encode()
+            meta = await producer.send_and_wait(topic, value=value, key=key)
+            sent[value] = (key, meta.partition)
+    finally:
+        await producer.stop()
+    assert len({p for _, p in sent.values()}) > 1, "keys should spread over partitions"
+
+    records = await helpers.read_topic(topic)
+    got = {r.value: (r.key, r.partition) for r in records}
+    assert got == sent
+    by_key = {}
+    for key, partition in got.values():
+        assert by_key.setdefault(key, partition) == partition, "one key, one partition"
+
+
+def _make(target: str) -> None:
+    subprocess.run(["make", "--no-print-directory", target], cwd=helpers.ROOT, check=True, timeout=180,
+                   env=os.environ.copy())
+
+
+async def test_restart_keeps_messages_and_committed_offsets(kafka):
+    topic, group = helpers.unique("restart"), helpers.unique("group")
+    await helpers.create_topic(topic, 1)
+    await helpers.produce(topic, [b"before-restart-1", b"before-restart-2"])
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=kafka, group_id=group, enable_auto_commit=False,
+                                auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        first = await consumer.getone()
+        await consumer.commit({TopicPartition(topic, 0): OffsetAndMetadata(first.offset + 1, "")})
+    finally:
+        await consumer.stop()
+
+    await asyncio.to_thread(_make, "kafka-down")
+    await asyncio.to_thread(_make, "kafka-up")
+
+    records = await helpers.read_topic(topic, timeout=30)
+    assert [r.value for r in records] == [b"before-restart-1", b"before-restart-2"]
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        committed = await consumer.committed(TopicPartition(topic, 0))
+    finally:
+        await consumer.stop()
+    assert committed == 1

@@ -1,0 +1,108 @@
+"""The whole pipeline against the real local Kafka: exact summaries with one
+and two workers, across a restart, and the partition-count check."""
+
+import time
+
+import orjson
+import pytest
+
+from tests import helpers
+from tests.reference import assert_matches, dataset, expected_summary, matches
+
+pytestmark = pytest.mark.kafka
+
+READY = r"\[\^Worker\]: Ready"
+
+
+def feed(env, records):
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records]))
+
+
+def all_counted(n):
+    return lambda s: s["total_messages"] + s["invalid_messages"] >= n
+
+
+def test_one_worker_publishes_the_exact_summary_and_dead_letters(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    records = dataset(10_000)
+    expected = expected_summary(records)
+    assert 50 <= expected["invalid_messages"] <= 200 and expected["total_sensors"] > 1900
+
+    worker = workers(env)
+    worker.wait_for_log(READY, timeout=120)
+    feed(env, records)
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=120)
+    assert_matches(summary, expected)
+    assert summary["interval_seconds"] == 1.0
+    assert summary["time"].endswith("Z")
+
+    dead = helpers.run(helpers.read_topic(env["HUMIDITY_INVALID_TOPIC"]))
+    letters = [orjson.loads(r.value) for r in dead]
+    assert len(letters) == expected["invalid_messages"]
+    assert len({(d["partition"], d["offset"]) for d in letters}) == len(letters)
+    invalid_originals = sorted(raw for raw, doc in records if doc is None)
+    import base64
+    assert sorted(base64.b64decode(d["original_base64"]) for d in letters) == invalid_originals
+    assert all(d["reason"] and d["topic"] == env["HUMIDITY_INPUT_TOPIC"] for d in letters)
+    assert "Total number of sensors" in worker.log()  # the human form in the log
+
+
+def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    records = dataset(10_000, seed=11)
+    expected = expected_summary(records)
+
+    first, second = workers(env, "w1"), workers(env2, "w2")
+    first.wait_for_log(READY, timeout=120)
+    second.wait_for_log(READY, timeout=120)
+    feed(env, records)
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=150)
+    assert_matches(summary, expected)
+
+    members = helpers.run(helpers.group_members(env["HUMIDITY_APP_ID"]))
+    assert len(members) == 2, members
+    assert all(any(t == env["HUMIDITY_INPUT_TOPIC"] for t, _ in parts) for parts in members.values()), \
+        "both workers should own input partitions"
+
+    time.sleep(6)  # six more intervals
+    recent = [s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]) if s["time"] > summary["time"]]
+    assert 4 <= len(recent) <= 8, [s["time"] for s in recent]
+    stamps = [helpers.parse_time(s["time"]) for s in recent]
+    gaps = [b - a for a, b in zip(stamps, stamps[1:])]
+    assert min(gaps) >= 0.5, f"two summaries within half an interval: {gaps}"
+    assert all(s["total_messages"] == expected["total_messages"] for s in recent)
+
+
+def test_restart_continues_from_previous_totals(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    records = dataset(10_000, seed=23)
+    half = len(records) // 2
+    worker = workers(env, "before")
+    worker.wait_for_log(READY, timeout=120)
+    feed(env, records[:half])
+    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], all_counted(half), timeout=120)
+    assert worker.stop(timeout=60) == 0
+
+    feed(env, records[half:])  # arrives while no worker runs
+    again = workers(env, "after")
+    again.wait_for_log(READY, timeout=120)
+    expected = expected_summary(records)
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=120)
+    assert_matches(summary, expected)
+    totals = [s["total_messages"] + s["invalid_messages"] for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"])]
+    assert totals == sorted(totals), "totals never go back after a restart"
+
+
+def test_partition_count_mismatch_stops_the_worker_with_one_line(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    helpers.run(helpers.create_topic(env["HUMIDITY_INPUT_TOPIC"], 3))
+    worker = workers(env, "mismatch")
+    helpers.wait_until(lambda: not worker.running(), timeout=90, what="the worker to exit")
+    assert worker.proc.returncode == 78
+    log = worker.log()
+    lines = [line for line in log.splitlines() if "partitions but" in line]
+    assert len(lines) == 1 and "ERROR" in lines[0], lines
+    assert lines[0].strip().endswith(f"humidity: topic '{env['HUMIDITY_INPUT_TOPIC']}' has 3 partitions but HUMIDITY_PARTITIONS=4; "
+                     f"set HUMIDITY_PARTITIONS=3 to use it, or delete and recreate the topic")
+    assert "Traceback" not in log and "PartitionsMismatch" not in log

@@ -1,0 +1,46 @@
+"""Configuration: defaults, parsing, and the one-line error for bad values."""
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from humidity.settings import ConfigError, Settings, from_environ
+from tests import helpers
+
+
+def test_defaults_match_the_documented_table():
+    s = from_environ({})
+    assert s == Settings()
+    assert (s.broker, s.app_id, s.input_topic, s.results_topic, s.invalid_topic) == (
+        "kafka://127.0.0.1:9092", "humidity", "humidityanalytics", "humidity-summaries", "humidityanalytics-invalid")
+    assert (s.partitions, s.interval, s.data_dir, s.web_port, s.web_bind) == (4, 3.0, Path("./data"), 6066, "127.0.0.1")
+
+
+def test_values_are_parsed():
+    s = from_environ({"HUMIDITY_BROKER": "10.0.0.1:9093,kafka://b:9094", "HUMIDITY_PARTITIONS": "8",
+                      "HUMIDITY_INTERVAL": "0.5", "HUMIDITY_WEB_PORT": "7000"})
+    assert s.bootstrap_servers == ["10.0.0.1:9093", "b:9094"]
+    assert (s.partitions, s.interval, s.web_port) == (8, 0.5, 7000)
+
+
+@pytest.mark.parametrize("variable,value", [
+    ("HUMIDITY_PARTITIONS", "abc"), ("HUMIDITY_PARTITIONS", "0"), ("HUMIDITY_INTERVAL", "nan"),
+    ("HUMIDITY_INTERVAL", "-3"), ("HUMIDITY_WEB_PORT", "70000"), ("HUMIDITY_BROKER", "http://x:1"),
+    ("HUMIDITY_INPUT_TOPIC", "bad topic!"), ("HUMIDITY_WEB_BIND", "a b"),
+])
+def test_bad_values_name_the_variable(variable, value):
+    with pytest.raises(ConfigError) as info:
+        from_environ({variable: value})
+    assert variable in str(info.value)
+
+
+def test_worker_stops_at_start_with_one_line_for_a_bad_setting(tmp_path):
+    env = helpers.service_env(tmp_path, HUMIDITY_PARTITIONS="abc") if helpers.kafka_port() else {
+        "PATH": "/usr/bin:/bin", "HUMIDITY_PARTITIONS": "abc"}
+    proc = subprocess.run([helpers.FAUST, "-A", "app", "worker", "-l", "info"], cwd=helpers.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1, lines
+    assert "HUMIDITY_PARTITIONS" in lines[0] and "Traceback" not in lines[0]
