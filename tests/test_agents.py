@@ -1,0 +1,69 @@
+"""The agents, driven through Faust's ``test_context()`` (no broker).
+
+The app module reads its settings when first imported, so this module points
+it at a throwaway data directory before importing it.
+"""
+
+import asyncio
+import os
+import tempfile
+import time
+
+import orjson
+import pytest
+
+os.environ.setdefault("HUMIDITY_DATA_DIR", tempfile.mkdtemp(prefix="humidity-agent-test-"))
+os.environ.setdefault("HUMIDITY_APP_ID", "agent-test")
+
+from app import app  # noqa: E402
+from humidity import agents  # noqa: E402
+from humidity.topics import invalid_topic, sightings_topic  # noqa: E402
+from tables import ingest_totals, sensor_totals, sensors  # noqa: E402
+
+
+def reading(guid, device, humidity, key="medicalImagingdevice"):
+    return orjson.dumps({"guid": guid, key: device, "eventTime": "2022-08-16T13:26:39.447974Z",
+                         "payload": {"format": "urn:example:sensor:humidity", "data": {"humidity": humidity}}})
+
+
+async def eventually(check, timeout=5.0):
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result:
+            return result
+        assert time.monotonic() < deadline, "timed out waiting for the agent"
+        await asyncio.sleep(0.05)
+
+
+@pytest.fixture
+def sent(monkeypatch):
+    """What the agents queue for other topics, instead of a producer."""
+    out = {"sightings": [], "invalid": []}
+    monkeypatch.setattr(sightings_topic, "send_soon", lambda **kw: out["sightings"].append(kw))
+    monkeypatch.setattr(invalid_topic, "send_soon", lambda **kw: out["invalid"].append(kw))
+    return out
+
+
+async def test_ingest_counts_readings_and_dead_letters_bad_ones(sent):
+    async with agents.ingest.test_context() as agent:
+        await agent.put(reading("g1", "MRI 12", 70.0))
+        await agent.put(b"not json")
+        await agent.put(reading("g1", "MRI 12", 72.0, key="medicalimagingdevice"))
+        await agent.put(reading("g2", "CT 3", 40.0))
+        raw = await eventually(lambda: (v := ingest_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
+    totals = orjson.loads(raw)
+    assert (totals["valid"], totals["invalid"]) == (3, 1)
+    assert totals["devices"]["MRI 12"] == [[142.0], 2]
+    assert [(s["key"], s["value"]) for s in sent["sightings"]] == [(b"g1", b"MRI 12"), (b"g2", b"CT 3")]
+    (letter,) = [orjson.loads(s["value"]) for s in sent["invalid"]]
+    assert letter["reason"] == "not valid JSON" and letter["offset"] == 1
+
+
+async def test_count_sensors_counts_distinct_guids_per_device():
+    async with agents.count_sensors.test_context() as agent:
+        for guid, device in [("g1", "MRI 12"), ("g1", "MRI 12"), ("g2", "MRI 12"), ("g1", "CT 3")]:
+            await agent.put(device.encode(), key=guid.encode())
+        raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
+    assert orjson.loads(raw) == {"offset": 3, "sensors": 2, "devices": {"MRI 12": 2, "CT 3": 1}}
+    assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}}
