@@ -7,12 +7,12 @@ KAFKA_PORT ?= 9092
 KAFKA_DATA_DIR ?= .kafka-data
 export KAFKA_PORT KAFKA_DATA_DIR
 
-.PHONY: run test venv kafka-jars kafka-up kafka-down kafka-status worker clean
+.PHONY: run test venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
 
 run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 	@scripts/run.sh
 
-test: venv kafka-jars ## set up, start a throwaway broker, run the whole test suite
+test: venv kafka-jars chromium ## set up, start a throwaway broker, run the whole test suite
 	@scripts/test.sh $(PYTEST_ARGS)
 
 venv: $(VENV)/.installed
@@ -20,6 +20,9 @@ $(VENV)/.installed: requirements.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
 	@touch $@
+
+chromium: ## Debian's Chromium, for the browser test
+	@scripts/ensure_chromium.sh
 
 kafka-jars: kafka/lib/.resolved
 kafka/lib/.resolved: kafka/pom.xml

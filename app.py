@@ -12,6 +12,7 @@ import os
 import sys
 
 import faust
+from faust.web import drivers as web_drivers
 
 from humidity.kafka_admin import TopicMismatch
 from humidity.settings import ConfigError, from_environ
@@ -42,6 +43,21 @@ class HumidityApp(faust.App):
             os._exit(78)  # EX_CONFIG
 
 
+    def _new_web(self):
+        driver = web_drivers.by_url(self.conf.web)
+
+        class Web(driver):  # type: ignore[misc, valid-type]
+            # Faust's production index would answer "/" instead of the dashboard.
+            production_blueprints: list = []
+
+        return Web(self)
+
+    def on_webserver_init(self, web) -> None:
+        from humidity.views import add_static_files
+
+        add_static_files(web)
+
+
 app = HumidityApp(
     settings.app_id,
     broker=settings.broker,
@@ -58,6 +74,12 @@ app = HumidityApp(
     # finish in-flight batches before a partition is handed to another worker.
     stream_wait_empty=True,
     table_standby_replicas=0,
+    # Faust's own pages would expose table contents, assignments and debug data.
+    web_tables_enabled=False,
+    web_router_enabled=False,
+    web_stats_enabled=False,
+    web_graph_enabled=False,
+    web_metrics_enabled=False,
 )
 
 # The data flow, in order: topics, tables, agents, the publisher, commands.
@@ -65,4 +87,5 @@ import humidity.topics  # noqa: E402,F401
 import tables  # noqa: E402,F401
 import humidity.agents  # noqa: E402,F401
 import humidity.publisher  # noqa: E402,F401
+import humidity.views  # noqa: E402,F401
 import humidity.commands  # noqa: E402,F401

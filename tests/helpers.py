@@ -134,7 +134,16 @@ class Worker:
 
 
 def run(coro):
-    return asyncio.run(coro)
+    """Run a coroutine to completion, also from code that has a loop running
+    (Playwright's sync API does): then in a thread of its own."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
 
 
 async def create_topic(name: str, partitions: int, config: Optional[dict] = None) -> None:
@@ -250,3 +259,29 @@ async def group_members(group: str) -> dict:
                         parts.append(("?", -1))
                 members[member_id] = parts
     return members
+
+
+def http_get(url: str, timeout: float = 10.0):
+    """(status, headers, body) of a GET, also for error statuses."""
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return response.status, dict(response.headers), response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, dict(error.headers), error.read()
+
+
+def web_url(env: dict, path: str = "/") -> str:
+    return f"http://127.0.0.1:{env['HUMIDITY_WEB_PORT']}{path}"
+
+
+def wait_for_web(env: dict, timeout: float = 90.0) -> None:
+    def answers():
+        try:
+            return http_get(web_url(env, "/static/dashboard.css"), timeout=2)[0] == 200
+        except OSError:
+            return False
+
+    wait_until(answers, timeout, what="the worker's web server")

@@ -65,6 +65,13 @@ def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, wo
     assert all(any(t == env["HUMIDITY_INPUT_TOPIC"] for t, _ in parts) for parts in members.values()), \
         "both workers should own input partitions"
 
+    # every worker serves the same global summary, as published
+    published = {r.value for r in helpers.run(helpers.read_topic(env["HUMIDITY_RESULTS_TOPIC"]))}
+    for worker_env in (env, env2):
+        status, _, body = helpers.http_get(helpers.web_url(worker_env, "/api/summary"))
+        assert status == 200 and body in published
+        assert matches(expected)(orjson.loads(body))
+
     time.sleep(6)  # six more intervals
     recent = [s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]) if s["time"] > summary["time"]]
     assert 4 <= len(recent) <= 8, [s["time"] for s in recent]

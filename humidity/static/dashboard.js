@@ -1,0 +1,149 @@
+/* Dashboard: polls /api/summary every interval and redraws.
+ * Every string from a datalogger (device names) is set with textContent or
+ * drawn on the canvas by Chart.js: it is never parsed as HTML. */
+"use strict";
+(function () {
+  const BAND_LOW = 30, BAND_HIGH = 60;
+  const COLOR_INSIDE = "#2e7d32", COLOR_OUTSIDE = "#c62828";
+  const number = new Intl.NumberFormat("en");
+  const $ = (id) => document.getElementById(id);
+
+  let intervalSeconds = 3;
+  let shownTime = null;        // "time" of the summary on screen
+  let previous = null;         // the summary before it, for the rate
+  let lastNewAt = Date.now();  // local clock when the shown summary was published (server age applied)
+  let chart = null;
+
+  const inside = (avg) => avg >= BAND_LOW && avg <= BAND_HIGH;
+
+  // Shade the 30-60 % band behind the bars.
+  const bandPlugin = {
+    id: "band",
+    beforeDatasetsDraw(c) {
+      const x = c.scales.x, area = c.chartArea;
+      if (!x || !area) return;
+      const ctx = c.ctx;
+      ctx.save();
+      ctx.fillStyle = "rgba(46, 125, 50, 0.08)";
+      ctx.fillRect(x.getPixelForValue(BAND_LOW), area.top, x.getPixelForValue(BAND_HIGH) - x.getPixelForValue(BAND_LOW), area.bottom - area.top);
+      ctx.restore();
+    },
+  };
+
+  function drawChart(rows) {
+    const labels = rows.map((r) => (inside(r.average) ? "" : "⚠ ") + r.device);
+    const values = rows.map((r) => r.average);
+    const colors = rows.map((r) => (inside(r.average) ? COLOR_INSIDE : COLOR_OUTSIDE));
+    const canvas = $("chart");
+    canvas.parentElement.style.height = Math.max(220, rows.length * 18 + 70) + "px";
+    if (typeof Chart === "undefined") return; // library failed to load: the tables still work
+    if (!chart) {
+      chart = new Chart(canvas, {
+        type: "bar",
+        data: { labels, datasets: [{ label: "average % RH", data: values, backgroundColor: colors, barPercentage: 0.85, categoryPercentage: 0.9 }] },
+        options: {
+          indexAxis: "y", animation: false, responsive: true, maintainAspectRatio: false,
+          scales: {
+            x: { min: 0, max: 100, title: { display: true, text: "% RH" }, position: "top" },
+            y: { ticks: { autoSkip: false, font: { size: 11 } } },
+          },
+          plugins: {
+            legend: { display: false },
+            tooltip: { callbacks: { label: (item) => item.parsed.x.toFixed(2) + " % RH" } },
+          },
+        },
+        plugins: [bandPlugin],
+      });
+    } else {
+      chart.data.labels = labels;
+      chart.data.datasets[0].data = values;
+      chart.data.datasets[0].backgroundColor = colors;
+      chart.resize();
+      chart.update("none");
+    }
+  }
+
+  function fillTable(tbody, rows, cells) {
+    const fragment = document.createDocumentFragment();
+    for (const row of rows) {
+      const tr = document.createElement("tr");
+      for (const [text, cls] of cells(row)) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        if (cls) td.className = cls;
+        tr.appendChild(td);
+      }
+      fragment.appendChild(tr);
+    }
+    tbody.replaceChildren(fragment);
+  }
+
+  function render(s) {
+    intervalSeconds = s.interval_seconds || intervalSeconds;
+    $("interval").textContent = String(intervalSeconds);
+    const time = $("summary-time");
+    time.textContent = new Date(s.time).toLocaleString() + " (" + s.time + ")";
+    time.dateTime = s.time;
+    $("total-messages").textContent = number.format(s.total_messages);
+    $("total-sensors").textContent = number.format(s.total_sensors);
+    $("invalid-messages").textContent = number.format(s.invalid_messages);
+    const avgs = s.average_humidity_by_device;
+    $("device-count").textContent = "(" + avgs.length + " devices)";
+    drawChart(avgs);
+    fillTable(document.querySelector("#averages tbody"), avgs, (r) => [
+      [r.device], [r.average.toFixed(2), "num"], [inside(r.average) ? "inside" : "⚠ outside", inside(r.average) ? "" : "outside"],
+    ]);
+    fillTable(document.querySelector("#sensors tbody"), s.sensors_by_device, (r) => [[r.device], [number.format(r.sensors), "num"]]);
+  }
+
+  function showRate(s) {
+    if (!previous) return;
+    const seconds = (Date.parse(s.time) - Date.parse(previous.time)) / 1000;
+    const messages = (s.total_messages + s.invalid_messages) - (previous.total_messages + previous.invalid_messages);
+    if (seconds > 0) $("rate").textContent = number.format(Math.round(messages / seconds));
+  }
+
+  function showProblem(text) {
+    const box = $("problem");
+    box.textContent = text || "";
+    box.hidden = !text;
+  }
+
+  function updateStale() {
+    const silentFor = (Date.now() - lastNewAt) / 1000;
+    const stale = shownTime !== null && silentFor > 2 * intervalSeconds;
+    $("stale").hidden = !stale;
+    if (stale) $("stale-for").textContent = Math.round(silentFor) + " s";
+  }
+
+  async function poll() {
+    try {
+      const response = await fetch("/api/summary", { cache: "no-store" });
+      if (response.status === 503) {
+        showProblem("No summary yet: the service is starting or waiting for data.");
+      } else if (!response.ok) {
+        showProblem("The worker answered HTTP " + response.status + ".");
+      } else {
+        const age = Number(response.headers.get("X-Summary-Age-Seconds"));
+        const s = await response.json();
+        showProblem("");
+        if (s.time !== shownTime) {
+          if (shownTime !== null) previous = window.humidityDashboard.summary;
+          window.humidityDashboard.summary = s;
+          shownTime = s.time;
+          lastNewAt = Date.now() - (Number.isFinite(age) && age > 0 ? age * 1000 : 0);
+          render(s);
+          showRate(s);
+        }
+      }
+    } catch (err) {
+      showProblem("Cannot reach the worker (" + err.message + "); retrying.");
+    }
+    updateStale();
+    setTimeout(poll, Math.max(500, intervalSeconds * 1000));
+  }
+
+  window.humidityDashboard = { summary: null, chart: () => chart };
+  poll();
+  setInterval(updateStale, 1000);
+})();

@@ -1,0 +1,62 @@
+"""Web page and JSON API on Faust's built-in web server (wiring only).
+
+* ``GET /``: the dashboard (static HTML; scripts and styles under ``/static``,
+  all served from this repository, so the page works with no internet).
+* ``GET /api/summary``: the latest published summary, byte for byte as on the
+  results topic; 503 with a JSON error before the first one.
+
+Faust's own routes that expose tables, assignments, stats or graphs are
+switched off in ``app.py``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from pathlib import Path
+
+from app import app, settings
+from humidity.publisher import state
+
+STATIC_DIR = Path(__file__).parent / "static"
+INDEX_HTML = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+
+#: The page loads only its own files; inline script, plugins and framing are refused.
+PAGE_HEADERS = {
+    "Content-Security-Policy": (
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'"
+    ),
+    "X-Content-Type-Options": "nosniff",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-cache",
+}
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+def add_static_files(web) -> None:
+    web.add_static("/static", STATIC_DIR)
+
+
+@app.page("/")
+async def dashboard(self, request):
+    return self.html(INDEX_HTML, headers=dict(PAGE_HEADERS))
+
+
+def summary_age_seconds(summary: dict, now: datetime) -> float:
+    try:
+        return max(0.0, (now - datetime.fromisoformat(summary["time"])).total_seconds())
+    except (KeyError, TypeError, ValueError):
+        return 0.0
+
+
+@app.page("/api/summary")
+async def api_summary(self, request):
+    latest = state.latest
+    if latest.raw is None or latest.summary is None:
+        return self.json(
+            {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
+            status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
+        )
+    age = summary_age_seconds(latest.summary, datetime.now(timezone.utc))
+    return self.bytes(latest.raw, content_type="application/json",
+                      headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
