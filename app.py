@@ -14,7 +14,7 @@ import sys
 import faust
 from faust.web import drivers as web_drivers
 
-from humidity.kafka_admin import TopicMismatch
+from humidity.kafka_admin import CredentialsRejected, TopicMismatch, faust_credentials
 from humidity.settings import ConfigError, from_environ
 
 try:
@@ -32,15 +32,27 @@ class HumidityApp(faust.App):
         await super().on_first_start()
         if self.producer_only or self.client_only:
             return
+        from humidity.logs import install as limit_repeated_log_lines
+
+        limit_repeated_log_lines()
         from humidity.topics import ensure_all_topics
 
         try:
             await ensure_all_topics()
         except TopicMismatch as exc:
             # One line, no traceback, no restart loop: the operator must act.
-            log.error("humidity: %s", exc)
-            logging.shutdown()
-            os._exit(78)  # EX_CONFIG
+            self._stop_at_start(f"humidity: {exc}", 78)  # EX_CONFIG
+        except CredentialsRejected as exc:
+            self._stop_at_start(
+                f"humidity: Kafka rejected the connection as user {settings.sasl_username!r} "
+                f"({settings.security_protocol}, {settings.sasl_mechanism}): {exc}; check "
+                "HUMIDITY_KAFKA_SASL_USERNAME, HUMIDITY_KAFKA_SASL_PASSWORD and HUMIDITY_KAFKA_CA_FILE", 77)
+
+    @staticmethod
+    def _stop_at_start(line: str, code: int) -> None:
+        log.error("%s", line)
+        logging.shutdown()
+        os._exit(code)
 
 
     def _new_web(self):
@@ -61,6 +73,7 @@ class HumidityApp(faust.App):
 app = HumidityApp(
     settings.app_id,
     broker=settings.broker,
+    broker_credentials=faust_credentials(settings),
     store="rocksdb://",
     datadir=str(settings.data_dir),
     topic_partitions=settings.partitions,
@@ -74,6 +87,10 @@ app = HumidityApp(
     # finish in-flight batches before a partition is handed to another worker.
     stream_wait_empty=True,
     table_standby_replicas=0,
+    # A worker that died (kill -9, lost host) leaves the group after 10 s, not
+    # Faust's default 60 s, so its partitions move to the others quickly.
+    broker_session_timeout=10.0,
+    broker_heartbeat_interval=2.0,
     # Faust's own pages would expose table contents, assignments and debug data.
     web_tables_enabled=False,
     web_router_enabled=False,

@@ -10,11 +10,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
-from aiokafka.errors import KafkaConnectionError, KafkaError, TopicAlreadyExistsError
+from aiokafka.conn import create_conn
+from aiokafka.errors import (
+    AuthenticationFailedError,
+    AuthenticationMethodNotSupported,
+    IllegalSaslStateError,
+    KafkaConnectionError,
+    KafkaError,
+    SaslAuthenticationFailed,
+    TopicAlreadyExistsError,
+)
+from aiokafka.helpers import create_ssl_context
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +36,60 @@ class TopicSpec:
     partitions: int
     config: dict = field(default_factory=dict)
     create: bool = True  # False: only check the count if it exists (e.g. table changelogs)
+
+
+class CredentialsRejected(Exception):
+    """The broker refused the SASL credentials (or the TLS handshake)."""
+
+
+def client_security(settings) -> dict:
+    """aiokafka keyword arguments for the configured security (no secrets logged)."""
+    protocol = settings.security_protocol
+    kwargs: dict = {"security_protocol": protocol}
+    if protocol in ("SSL", "SASL_SSL"):
+        kwargs["ssl_context"] = create_ssl_context(cafile=settings.ca_file or None)
+    if protocol.startswith("SASL"):
+        kwargs.update(sasl_mechanism=settings.sasl_mechanism, sasl_plain_username=settings.sasl_username,
+                      sasl_plain_password=settings.sasl_password)
+    return kwargs
+
+
+def faust_credentials(settings):
+    """The same security as Faust ``broker_credentials`` (None for PLAINTEXT)."""
+    import faust
+
+    kwargs = client_security(settings)
+    if settings.security_protocol.startswith("SASL"):
+        return faust.SASLCredentials(username=settings.sasl_username, password=settings.sasl_password,
+                                     ssl_context=kwargs.get("ssl_context"), mechanism=settings.sasl_mechanism)
+    if settings.security_protocol == "SSL":
+        return faust.SSLCredentials(kwargs["ssl_context"])
+    return None
+
+
+AUTH_ERRORS = (SaslAuthenticationFailed, AuthenticationFailedError, AuthenticationMethodNotSupported,
+               IllegalSaslStateError, ssl.SSLError)
+
+
+async def check_credentials(bootstrap: list[str], client_kwargs: dict) -> None:
+    """Raise CredentialsRejected if a reachable broker refuses our TLS or SASL.
+
+    aiokafka's clients report a refused login only as "Unable to bootstrap";
+    one direct connection tells a wrong password from a broker that is down.
+    """
+    if client_kwargs.get("security_protocol", "PLAINTEXT") == "PLAINTEXT":
+        return
+    for address in bootstrap:
+        host, _, port = address.rpartition(":")
+        try:
+            conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10000, **client_kwargs)
+        except AUTH_ERRORS as exc:
+            raise CredentialsRejected(f"{type(exc).__name__}: {exc}") from None
+        except (KafkaError, OSError, asyncio.TimeoutError):
+            continue  # not reachable: the caller retries
+        else:
+            conn.close()
+            return
 
 
 class TopicMismatch(Exception):
@@ -40,7 +105,11 @@ def mismatch_message(topic: str, actual: int, wanted: int, variable: str) -> str
 
 async def _admin(bootstrap: list[str], client_kwargs: dict) -> AIOKafkaAdminClient:
     client = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=10000, **client_kwargs)
-    await client.start()
+    try:
+        await client.start()
+    except BaseException:
+        await client.close()
+        raise
     return client
 
 
@@ -74,8 +143,9 @@ async def ensure_topics(
     started = loop.time()
     while True:
         try:
+            await check_credentials(bootstrap, client_kwargs or {})
             client = await _admin(bootstrap, client_kwargs or {})
-        except KafkaError as exc:
+        except (KafkaError, OSError) as exc:
             if give_up_after is not None and loop.time() - started >= give_up_after:
                 raise
             log.warning("Kafka at %s not reachable (%s); retrying in %.0f s", ",".join(bootstrap),

@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import app, settings
 from humidity.aggregate import IngestTotals, SensorTotals
+from humidity.kafka_admin import client_security
 from humidity.summary import INGEST, SENSORS, PartialsBook, partial_key, render_text
 from humidity.topics import partials_topic, results_topic
 from tables import ingest_totals, sensor_totals
@@ -99,6 +100,7 @@ async def _follow_once() -> None:
         group_id=None,
         enable_auto_commit=False,
         auto_offset_reset="earliest",
+        **client_security(settings),
     )
     await consumer.start()
     try:

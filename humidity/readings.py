@@ -18,6 +18,9 @@ HUMIDITY_FORMAT = "urn:example:sensor:humidity"
 DEVICE_KEYS = ("medicalImagingdevice", "medicalimagingdevice")
 MAX_ID_LENGTH = 200  # guid and device name: longer values are rejected
 MAX_TIME_LENGTH = 64
+#: Dead letters keep at most this much of the original message (base64 grows it
+#: by a third; Kafka's default message limit is 1 MB).
+MAX_DEAD_LETTER_ORIGINAL = 256 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,14 +140,22 @@ def parse_reading(raw: Any) -> Parsed:
 def dead_letter(
     reason: str, raw: bytes, *, topic: str, partition: int, offset: int, now: datetime
 ) -> dict:
-    """The JSON record written to the dead-letter topic for an invalid message."""
+    """The JSON record written to the dead-letter topic for an invalid message.
+
+    Originals over :data:`MAX_DEAD_LETTER_ORIGINAL` bytes keep only their
+    start (``original_truncated``); ``original_size`` is always the full size.
+    """
+    original = bytes(raw or b"")
+    kept = original[:MAX_DEAD_LETTER_ORIGINAL]
     return {
         "reason": reason,
-        "original_base64": base64.b64encode(bytes(raw or b"")).decode("ascii"),
+        "original_base64": base64.b64encode(kept).decode("ascii"),
         "topic": topic,
         "partition": partition,
         "offset": offset,
         "time": utc_iso(now),
+        "original_size": len(original),
+        "original_truncated": len(kept) < len(original),
     }
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Mapping, TypeVar
 from urllib.parse import urlsplit
@@ -36,6 +36,12 @@ class Settings:
     data_dir: Path = Path("./data")
     web_port: int = 6066
     web_bind: str = "127.0.0.1"
+    # Secured clusters (see README "Secured Kafka")
+    security_protocol: str = "PLAINTEXT"
+    sasl_mechanism: str = "SCRAM-SHA-512"
+    sasl_username: str = ""
+    sasl_password: str = field(default="", repr=False)
+    ca_file: str = ""
 
     @property
     def sightings_topic(self) -> str:
@@ -65,7 +71,17 @@ VARIABLES: dict[str, str] = {
     "HUMIDITY_DATA_DIR": "data_dir",
     "HUMIDITY_WEB_PORT": "web_port",
     "HUMIDITY_WEB_BIND": "web_bind",
+    "HUMIDITY_KAFKA_SECURITY_PROTOCOL": "security_protocol",
+    "HUMIDITY_KAFKA_SASL_MECHANISM": "sasl_mechanism",
+    "HUMIDITY_KAFKA_SASL_USERNAME": "sasl_username",
+    "HUMIDITY_KAFKA_SASL_PASSWORD": "sasl_password",
+    "HUMIDITY_KAFKA_CA_FILE": "ca_file",
 }
+
+#: Variables whose value must never be echoed (in errors or logs).
+SECRET_VARIABLES = {"HUMIDITY_KAFKA_SASL_PASSWORD"}
+PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
+MECHANISMS = ("SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN")
 
 
 def _host_port(url: str) -> str:
@@ -124,6 +140,27 @@ def _bind(text: str) -> str:
     return text
 
 
+def _one_of(choices: tuple[str, ...]) -> Callable[[str], str]:
+    def parse(text: str) -> str:
+        value = text.strip().upper()
+        if value not in choices:
+            raise ValueError("use one of " + ", ".join(choices))
+        return value
+
+    return parse
+
+
+def _readable_file(text: str) -> str:
+    path = Path(text)
+    if not path.is_file():
+        raise ValueError("no such file")
+    try:
+        path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"cannot be read ({exc.strerror})") from None
+    return text
+
+
 PARSERS: dict[str, Callable[[str], object]] = {
     "broker": _broker,
     "app_id": _name,
@@ -135,6 +172,11 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "data_dir": _path,
     "web_port": _int_between(1, 65535),
     "web_bind": _bind,
+    "security_protocol": _one_of(PROTOCOLS),
+    "sasl_mechanism": _one_of(MECHANISMS),
+    "sasl_username": str,
+    "sasl_password": str,
+    "ca_file": _readable_file,
 }
 
 
@@ -149,8 +191,26 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
             values[field] = PARSERS[field](raw)
         except ValueError as exc:
             detail = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else "not a number"
-            raise ConfigError(f"{variable}={raw!r} is not valid: {detail}") from None
+            shown = variable if variable in SECRET_VARIABLES else f"{variable}={raw!r}"
+            raise ConfigError(f"{shown} is not valid: {detail}") from None
+    password_file = environ.get("HUMIDITY_KAFKA_SASL_PASSWORD_FILE")
+    if password_file and "sasl_password" not in values:
+        try:
+            values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"HUMIDITY_KAFKA_SASL_PASSWORD_FILE={password_file!r} cannot be read: "
+                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
+    if settings.security_protocol.startswith("SASL"):
+        if not settings.sasl_username:
+            raise ConfigError(f"HUMIDITY_KAFKA_SASL_USERNAME is required with "
+                              f"HUMIDITY_KAFKA_SECURITY_PROTOCOL={settings.security_protocol}")
+        if not settings.sasl_password:
+            raise ConfigError(f"HUMIDITY_KAFKA_SASL_PASSWORD (or HUMIDITY_KAFKA_SASL_PASSWORD_FILE) is required with "
+                              f"HUMIDITY_KAFKA_SECURITY_PROTOCOL={settings.security_protocol}")
+    elif settings.sasl_username or settings.sasl_password:
+        raise ConfigError("HUMIDITY_KAFKA_SASL_USERNAME/PASSWORD are set but HUMIDITY_KAFKA_SECURITY_PROTOCOL="
+                          f"{settings.security_protocol} does not use them; set SASL_SSL or SASL_PLAINTEXT")
     topics = [settings.input_topic, settings.results_topic, settings.invalid_topic]
     if len(set(topics)) != len(topics):
         raise ConfigError(

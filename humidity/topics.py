@@ -8,7 +8,7 @@ worker (Faust co-partitions topics with equal partition counts).
 from __future__ import annotations
 
 from app import app, settings
-from humidity.kafka_admin import TopicSpec, ensure_topics
+from humidity.kafka_admin import TopicSpec, client_security, ensure_topics
 
 P = settings.partitions
 
@@ -55,4 +55,4 @@ def topic_specs() -> list[TopicSpec]:
 
 
 async def ensure_all_topics() -> None:
-    await ensure_topics(settings.bootstrap_servers, topic_specs())
+    await ensure_topics(settings.bootstrap_servers, topic_specs(), client_kwargs=client_security(settings))

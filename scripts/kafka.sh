@@ -8,6 +8,10 @@
 #
 # Environment: KAFKA_PORT (9092), KAFKA_DATA_DIR (./.kafka-data),
 # KAFKA_HEAP (-Xmx512m -Xms256m), KAFKA_START_TIMEOUT (90 s), PYTHON (.venv/bin/python).
+# A secured listener as well (used by the security tests):
+#   KAFKA_SASL_SSL_PORT    adds SASL_SSL://127.0.0.1:PORT with SCRAM-SHA-512
+#   KAFKA_SSL_KEYSTORE_PEM PEM file: the listener's private key (PKCS#8) and certificate chain
+#   KAFKA_SCRAM_USERS      "user:password[,user:password]" created when the storage is formatted
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -36,15 +40,23 @@ our_pid() {  # pid from the pid file if that process is still alive, else nothin
 }
 
 write_config() {
+  local listeners="PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port"
+  local advertised="PLAINTEXT://127.0.0.1:$port"
+  local protocols="CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT"
+  if [ -n "${KAFKA_SASL_SSL_PORT:-}" ]; then
+    listeners="$listeners,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    advertised="$advertised,SASL_SSL://127.0.0.1:$KAFKA_SASL_SSL_PORT"
+    protocols="$protocols,SASL_SSL:SASL_SSL"
+  fi
   cat >"$props" <<PROPS
 process.roles=broker,controller
 node.id=1
 controller.quorum.voters=1@127.0.0.1:$controller_port
-listeners=PLAINTEXT://127.0.0.1:$port,CONTROLLER://127.0.0.1:$controller_port
-advertised.listeners=PLAINTEXT://127.0.0.1:$port
+listeners=$listeners
+advertised.listeners=$advertised
 controller.listener.names=CONTROLLER
 inter.broker.listener.name=PLAINTEXT
-listener.security.protocol.map=CONTROLLER:PLAINTEXT,PLAINTEXT:PLAINTEXT
+listener.security.protocol.map=$protocols
 log.dirs=$data_dir/logs
 num.partitions=1
 auto.create.topics.enable=false
@@ -58,6 +70,15 @@ log.cleaner.dedupe.buffer.size=16777216
 num.network.threads=2
 num.io.threads=4
 PROPS
+  if [ -n "${KAFKA_SASL_SSL_PORT:-}" ]; then
+    cat >>"$props" <<PROPS
+sasl.enabled.mechanisms=SCRAM-SHA-512
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+ssl.keystore.type=PEM
+ssl.keystore.location=${KAFKA_SSL_KEYSTORE_PEM:?KAFKA_SSL_KEYSTORE_PEM is needed with KAFKA_SASL_SSL_PORT}
+ssl.client.auth=none
+PROPS
+  fi
   if [ -n "${KAFKA_EXTRA_PROPERTIES:-}" ] && [ -f "$KAFKA_EXTRA_PROPERTIES" ]; then
     cat "$KAFKA_EXTRA_PROPERTIES" >>"$props"
   fi
@@ -99,8 +120,16 @@ up() {
     if [ ! -f "$data_dir/cluster.id" ]; then
       "$python" -c 'import base64, uuid; print(base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("="))' >"$data_dir/cluster.id"
     fi
+    local scram=()
+    if [ -n "${KAFKA_SCRAM_USERS:-}" ]; then
+      local pair
+      IFS=',' read -ra pairs <<<"$KAFKA_SCRAM_USERS"
+      for pair in "${pairs[@]}"; do
+        scram+=(--add-scram "SCRAM-SHA-512=[name=${pair%%:*},password=${pair#*:}]")
+      done
+    fi
     java -Xmx256m -cp "$classpath" -Dlog4j2.configurationFile="$data_dir/log4j2.properties" \
-      kafka.tools.StorageTool format -t "$(cat "$data_dir/cluster.id")" -c "$props" --ignore-formatted \
+      kafka.tools.StorageTool format -t "$(cat "$data_dir/cluster.id")" -c "$props" --ignore-formatted "${scram[@]}" \
       >"$data_dir/format.log" 2>&1 || { echo "kafka: storage format failed:" >&2; tail -20 "$data_dir/format.log" >&2; exit 1; }
     # setsid: the broker gets its own process group, so Ctrl-C in a terminal
     # that ran `make run` does not hit it before `kafka-down` stops it cleanly.

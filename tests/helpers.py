@@ -39,6 +39,19 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def free_port_pair() -> int:
+    """A free port whose successor is free too (a broker and its controller)."""
+    for _ in range(50):
+        port = free_port()
+        try:
+            with socket.socket() as s:
+                s.bind(("127.0.0.1", port + 1))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError("no two consecutive free ports")
+
+
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:8]}"
 
@@ -155,8 +168,10 @@ async def create_topic(name: str, partitions: int, config: Optional[dict] = None
         await admin.close()
 
 
-async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = None) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap(), linger_ms=5, max_batch_size=262144)
+async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = None,
+                  bootstrap_servers: Optional[str] = None) -> int:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5,
+                                max_batch_size=262144, max_request_size=2_000_000)
     await producer.start()
     count = 0
     try:
@@ -172,9 +187,11 @@ async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = No
     return count
 
 
-async def read_topic(topic: str, timeout: float = 5.0, partitions: Optional[int] = None) -> list:
+async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: Optional[str] = None) -> list:
     """Every record currently in ``topic`` (all partitions), from the start."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers or bootstrap(), group_id=None,
+                                enable_auto_commit=False, fetch_max_bytes=4_000_000,
+                                max_partition_fetch_bytes=4_000_000)
     await consumer.start()
     try:
         parts = consumer.partitions_for_topic(topic)
@@ -206,16 +223,20 @@ async def read_topic(topic: str, timeout: float = 5.0, partitions: Optional[int]
         await consumer.stop()
 
 
-def summaries(topic: str) -> list[dict]:
-    records = run(read_topic(topic))
+def summaries(topic: str, bootstrap_servers: Optional[str] = None) -> list[dict]:
+    records = run(read_topic(topic, bootstrap_servers=bootstrap_servers))
     return sorted((orjson.loads(r.value) for r in records), key=lambda s: s["time"])
 
 
-def wait_for_summary(topic: str, predicate: Callable[[dict], bool], timeout: float) -> dict:
+def wait_for_summary(topic: str, predicate: Callable[[dict], bool], timeout: float,
+                     bootstrap_servers: Optional[str] = None) -> dict:
     last: list = [None]
 
     def check():
-        found = summaries(topic)
+        try:
+            found = summaries(topic, bootstrap_servers)
+        except Exception:  # noqa: BLE001 - e.g. the broker is restarting: try again
+            return None
         if found:
             last[0] = found[-1]
             if predicate(found[-1]):

@@ -110,8 +110,21 @@ def test_dead_letter_carries_reason_and_original_bytes():
     record = dead_letter("not UTF-8", b"\xff", topic="t", partition=2, offset=9,
                          now=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
     assert record == {"reason": "not UTF-8", "original_base64": "/w==", "topic": "t", "partition": 2,
-                      "offset": 9, "time": "2024-01-02T03:04:05.000000Z"}
+                      "offset": 9, "time": "2024-01-02T03:04:05.000000Z", "original_size": 1,
+                      "original_truncated": False}
     assert b64decode(record["original_base64"]) == b"\xff"
+
+
+def test_dead_letter_of_a_huge_message_keeps_its_start_and_size():
+    from base64 import b64decode
+    from datetime import datetime, timezone
+
+    huge = b"x" * 1_000_000
+    record = dead_letter("guid is longer than 200 characters", huge, topic="t", partition=0, offset=1,
+                         now=datetime(2024, 1, 2, tzinfo=timezone.utc))
+    assert record["original_truncated"] is True and record["original_size"] == 1_000_000
+    assert huge.startswith(b64decode(record["original_base64"]))
+    assert len(orjson.dumps(record)) < 400_000
 
 
 json_values = st.recursive(

@@ -44,3 +44,28 @@ def test_worker_stops_at_start_with_one_line_for_a_bad_setting(tmp_path):
     lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
     assert len(lines) == 1, lines
     assert "HUMIDITY_PARTITIONS" in lines[0] and "Traceback" not in lines[0]
+
+
+def test_sasl_needs_user_and_password_and_never_echoes_the_password(tmp_path):
+    with pytest.raises(ConfigError, match="HUMIDITY_KAFKA_SASL_USERNAME is required"):
+        from_environ({"HUMIDITY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL"})
+    with pytest.raises(ConfigError) as info:
+        from_environ({"HUMIDITY_KAFKA_SECURITY_PROTOCOL": "SASL_SSL", "HUMIDITY_KAFKA_SASL_USERNAME": "u"})
+    assert "HUMIDITY_KAFKA_SASL_PASSWORD" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        from_environ({"HUMIDITY_KAFKA_SASL_PASSWORD": "hunter2"})
+    assert "hunter2" not in str(info.value)
+    secret = tmp_path / "password"
+    secret.write_text("from-a-file\n")
+    s = from_environ({"HUMIDITY_KAFKA_SECURITY_PROTOCOL": "sasl_plaintext", "HUMIDITY_KAFKA_SASL_USERNAME": "u",
+                      "HUMIDITY_KAFKA_SASL_PASSWORD_FILE": str(secret)})
+    assert s.security_protocol == "SASL_PLAINTEXT" and s.sasl_password == "from-a-file"
+    assert "from-a-file" not in repr(s)
+
+
+@pytest.mark.parametrize("variable,value", [("HUMIDITY_KAFKA_SECURITY_PROTOCOL", "TLS"),
+                                            ("HUMIDITY_KAFKA_SASL_MECHANISM", "GSSAPI"),
+                                            ("HUMIDITY_KAFKA_CA_FILE", "/no/such/ca.pem")])
+def test_bad_security_settings_name_the_variable(variable, value):
+    with pytest.raises(ConfigError, match=variable):
+        from_environ({variable: value})

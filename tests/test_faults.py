@@ -1,0 +1,209 @@
+"""Nothing lost, nothing counted twice: kill -9, broker restarts, workers
+leaving and joining, hostile input at volume, an unreachable broker.
+
+Each test compares the final published summary with a reference computed
+independently from the generated input (tests/reference.py)."""
+
+import base64
+import os
+import random
+import subprocess
+import threading
+import time
+
+import orjson
+import pytest
+
+from tests import helpers
+from tests.reference import assert_matches, dataset, expected_summary, matches
+
+pytestmark = pytest.mark.kafka
+
+READY = r"\[\^Worker\]: Ready"
+
+
+class Feeder(threading.Thread):
+    """Produces records in chunks, pausing between them, in the background."""
+
+    def __init__(self, topic, records, chunks=10, pause=0.5):
+        super().__init__(daemon=True)
+        self.topic, self.records, self.chunks, self.pause = topic, records, chunks, pause
+        self.error = None
+
+    def run(self):
+        try:
+            size = -(-len(self.records) // self.chunks)
+            for start in range(0, len(self.records), size):
+                helpers.run(helpers.produce(self.topic, [raw for raw, _ in self.records[start:start + size]]))
+                time.sleep(self.pause)
+        except Exception as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def finish(self, timeout=300):
+        self.join(timeout)
+        assert not self.is_alive(), "feeding did not finish"
+        assert self.error is None, f"feeding failed: {self.error!r}"
+
+
+def peak_rss_mb(pid: int) -> float:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    return 0.0
+
+
+def test_kill_9_three_times_during_a_100k_stream_is_exact(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    records = dataset(100_000, seed=31)
+    expected = expected_summary(records)
+    rng = random.Random(int(os.environ.get("HUMIDITY_TEST_SEED", "5")))
+    worker = workers(env, "victim")
+    worker.wait_for_log(READY, timeout=120)
+    feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], records, chunks=20, pause=0.5)
+    feeder.start()
+    for round_ in range(3):
+        time.sleep(rng.uniform(1.0, 4.0))
+        worker.kill()  # SIGKILL: no shutdown, no final commit
+        worker = workers(env, f"restart{round_}")
+        worker.wait_for_log(READY, timeout=120)
+    feeder.finish()
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=300)
+    assert_matches(summary, expected)
+
+
+def _make(target):
+    subprocess.run(["make", "--no-print-directory", target], cwd=helpers.ROOT, check=True, timeout=180,
+                   env=os.environ.copy())
+
+
+def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    records = dataset(40_000, seed=41)
+    expected = expected_summary(records)
+    worker = workers(env)
+    worker.wait_for_log(READY, timeout=120)
+    half = len(records) // 2
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[:half]]))
+    time.sleep(1.0)  # mid-stream: the worker is busy with the first half
+    _make("kafka-down")
+    time.sleep(3.0)
+    _make("kafka-up")
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[half:]]))
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=240)
+    assert_matches(summary, expected)
+    assert worker.running(), "the worker must survive the broker restart"
+    noisy = [line for line in worker.log().splitlines() if "[ERROR]" in line or "[WARNING]" in line]
+    assert len(noisy) < 60, "an outage should read as a few lines per retry period:\n" + "\n".join(noisy[:80])
+    assert "Traceback" not in worker.log()
+
+
+def test_a_worker_killed_and_restarted_among_two_is_exact(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    records = dataset(60_000, seed=43)
+    expected = expected_summary(records)
+    first, second = workers(env, "steady"), workers(env2, "leaver")
+    first.wait_for_log(READY, timeout=120)
+    second.wait_for_log(READY, timeout=120)
+    feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], records, chunks=12, pause=1.0)
+    feeder.start()
+    time.sleep(3.0)
+    second.kill()
+    time.sleep(4.0)
+    again = workers(env2, "rejoined")
+    again.wait_for_log(READY, timeout=120)
+    feeder.finish()
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=300)
+    assert_matches(summary, expected)
+    assert first.running() and again.running()
+
+
+def hostile_messages(count: int, seed: int = 9) -> list[bytes]:
+    """Malformed messages of every kind the field produces, and some worse."""
+    rng = random.Random(seed)
+    good = {"guid": "0-ZZZ1-001A", "medicalImagingdevice": "MRI 1", "eventTime": "2024-01-01T00:00:00Z",
+            "payload": {"format": "urn:example:sensor:humidity", "data": {"humidity": 50.0}}}
+
+    def with_humidity(text: str) -> bytes:
+        return orjson.dumps(good).replace(b"50.0", text.encode())
+
+    def without(path):
+        doc = orjson.loads(orjson.dumps(good))
+        target = doc
+        for step in path[:-1]:
+            target = target[step]
+        del target[path[-1]]
+        return orjson.dumps(doc)
+
+    makers = [
+        lambda: bytes(rng.randrange(256) for _ in range(rng.randrange(1, 200))),
+        lambda: b'{"guid": "' + b"\xc3\x28" * 5 + b'"}',
+        lambda: b"[" * 10_000 + b"]" * 10_000,
+        lambda: b'{"a":' * 10_000 + b"1" + b"}" * 10_000,
+        lambda: with_humidity("1e400"), lambda: with_humidity("-1e400"), lambda: with_humidity("1e-400x"),
+        lambda: with_humidity("123456789012345678901234567890"), lambda: with_humidity("NaN"),
+        lambda: with_humidity("-0.5"), lambda: with_humidity("100.0001"), lambda: with_humidity('"55"'),
+        lambda: with_humidity("true"), lambda: with_humidity("null"), lambda: with_humidity("[50]"),
+        lambda: without(("guid",)), lambda: without(("payload", "data")), lambda: without(("eventTime",)),
+        lambda: orjson.dumps({**good, "guid": 7}), lambda: orjson.dumps({**good, "eventTime": "soon"}),
+        lambda: orjson.dumps([good]), lambda: b"", lambda: b"null", lambda: b'"x"', lambda: b"{",
+    ]
+    out = [makers[i % len(makers)]() for i in range(count - 5)]
+    out += [b'{"guid": "' + b"A" * 1_000_000 + b'"}' for _ in range(3)]  # ~1 MB values
+    out += [b"\xff" * 900_000, orjson.dumps({**good, "medicalImagingdevice": "x" * 900_000})]
+    return out
+
+
+def test_hostile_input_at_volume(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    valid = [r for r in dataset(60_000, invalid_ratio=0.0, seed=47)][:50_000]
+    bad = hostile_messages(10_000)
+    rng = random.Random(3)
+    mixed = [(raw, doc) for raw, doc in valid] + [(raw, None) for raw in bad]
+    rng.shuffle(mixed)
+    expected = expected_summary(mixed)
+    assert expected["invalid_messages"] == 10_000
+    worker = workers(env)
+    worker.wait_for_log(READY, timeout=120)
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in mixed]))
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=300)
+    assert_matches(summary, expected)
+
+    letters = [orjson.loads(r.value) for r in helpers.run(helpers.read_topic(env["HUMIDITY_INVALID_TOPIC"], 60))]
+    assert len(letters) == 10_000
+    assert all(letter["reason"] for letter in letters)
+    by_size = {len(raw) for raw in bad}
+    for letter in letters:
+        original = base64.b64decode(letter["original_base64"])
+        if letter.get("original_truncated"):
+            assert letter["original_size"] in by_size and len(original) < letter["original_size"]
+        else:
+            assert len(original) in by_size
+    assert peak_rss_mb(worker.proc.pid) < 700, "the worker's memory must stay bounded"
+    assert worker.running()
+
+
+def test_unreachable_broker_one_line_per_retry_then_carries_on(kafka, tmp_path, workers):
+    port = helpers.free_port_pair()
+    env = helpers.service_env(tmp_path, HUMIDITY_BROKER=f"kafka://127.0.0.1:{port}")
+    worker = workers(env, "patient")
+    time.sleep(16)
+    log = worker.log()
+    retries = [line for line in log.splitlines() if "not reachable" in line]
+    assert 2 <= len(retries) <= 5, retries
+    assert "Traceback" not in log
+    assert worker.running()
+
+    broker_env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_DATA_DIR=str(tmp_path / "late-kafka"))
+    try:
+        subprocess.run([str(helpers.ROOT / "scripts" / "kafka.sh"), "up"], env=broker_env, check=True, timeout=180)
+        worker.wait_for_log(READY, timeout=120)
+        records = dataset(2_000, seed=5)
+        helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records],
+                                    bootstrap_servers=f"127.0.0.1:{port}"))
+        helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected_summary(records)), timeout=120,
+                                 bootstrap_servers=f"127.0.0.1:{port}")
+    finally:
+        worker.stop(timeout=30)
+        subprocess.run([str(helpers.ROOT / "scripts" / "kafka.sh"), "down"], env=broker_env, timeout=120)
