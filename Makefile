@@ -7,13 +7,21 @@ KAFKA_PORT ?= 9092
 KAFKA_DATA_DIR ?= .kafka-data
 export KAFKA_PORT KAFKA_DATA_DIR
 
-.PHONY: run test venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
+.PHONY: run test bench venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
 
 run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 	@scripts/run.sh
 
 test: venv kafka-jars chromium ## set up, start a throwaway broker, run the whole test suite
 	@scripts/test.sh $(PYTEST_ARGS)
+
+bench: venv kafka-jars bench/.venv-quix/.installed ## throughput, latency and memory, side by side
+	@scripts/bench.sh $(BENCH_ARGS)
+
+bench/.venv-quix/.installed: bench/requirements.txt
+	@test -x bench/.venv-quix/bin/python || $(PYTHON) -m venv bench/.venv-quix
+	bench/.venv-quix/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@touch $@
 
 venv: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt

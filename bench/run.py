@@ -1,0 +1,445 @@
+"""`make bench`: throughput, latency and memory of the service, side by side.
+
+Against the local real Kafka, in one run:
+  (a) plain aiokafka + orjson, the same four aggregates in dicts: the Python limit
+  (b) a bare Faust agent that only iterates the topic: Faust's ceiling
+  (c) the full app, one worker, until its published summary shows all N
+  (d) the full app, two workers
+  (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
+then the summary latency under a steady 3,334 msg/s, and the worker's peak RSS
+after 100,000 distinct sensors. Prints a table with ratios and writes
+bench/results/latest.json. The machine is shared and noisy: each throughput
+figure is the median of --repeat runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import re
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+import orjson  # noqa: E402
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition  # noqa: E402
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic  # noqa: E402
+
+from humidity.simulation import Simulator  # noqa: E402
+
+BIN = Path(sys.executable).parent
+QUIX_PYTHON = ROOT / "bench" / ".venv-quix" / "bin" / "python"
+PARTITIONS = 4
+
+
+def log(*args) -> None:
+    print(*args, file=sys.stderr, flush=True)
+
+
+# --- Kafka helpers -----------------------------------------------------------
+
+async def create_topic(bootstrap: str, name: str, partitions: int = PARTITIONS) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        await admin.create_topics([NewTopic(name, partitions, 1)])
+    finally:
+        await admin.close()
+
+
+def messages(n: int, loggers: int = 2000, devices: int = 50, seed: int = 1) -> list[bytes]:
+    sim = Simulator(loggers=loggers, devices=devices, seed=seed)
+    now = time.time()
+    return [sim.next_message(now) for _ in range(n)]
+
+
+async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024,
+                                compression_type=None)
+    await producer.start()
+    try:
+        for value in values:
+            await producer.send(topic, value)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+class SummaryWatcher:
+    """Reads a results topic from the start and hands back matching summaries."""
+
+    def __init__(self, bootstrap: str, topic: str) -> None:
+        self.bootstrap, self.topic = bootstrap, topic
+        self.consumer: AIOKafkaConsumer | None = None
+
+    async def __aenter__(self):
+        self.consumer = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, group_id=None,
+                                         enable_auto_commit=False, auto_offset_reset="earliest")
+        await self.consumer.start()
+        tps = [TopicPartition(self.topic, p) for p in range(PARTITIONS)]
+        self.consumer.assign(tps)
+        await self.consumer.seek_to_beginning(*tps)
+        return self
+
+    async def __aexit__(self, *exc):
+        await self.consumer.stop()
+
+    async def summaries(self, timeout_ms: int = 500) -> list[dict]:
+        batches = await self.consumer.getmany(timeout_ms=timeout_ms)
+        return [orjson.loads(r.value) for records in batches.values() for r in records]
+
+    async def wait_for(self, predicate, timeout: float) -> dict:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for summary in await self.summaries():
+                if predicate(summary):
+                    return summary
+        raise TimeoutError(f"no matching summary on {self.topic} within {timeout:.0f} s")
+
+
+def stamp(summary: dict) -> float:
+    return datetime.fromisoformat(summary["time"]).timestamp()
+
+
+# --- processes ---------------------------------------------------------------
+
+class Proc:
+    def __init__(self, args: list[str], env: dict, log_path: Path, cwd: Path = ROOT) -> None:
+        self.log_path = log_path
+        with open(log_path, "ab") as out:
+            self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, start_new_session=True)
+
+    def text(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+
+    def wait_log(self, pattern: str, timeout: float) -> float:
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if regex.search(self.text()):
+                return time.time()
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"process exited: {self.log_path}\n{self.text()[-2000:]}")
+            time.sleep(0.05)
+        raise TimeoutError(f"{pattern!r} not seen in {self.log_path}")
+
+    def peak_rss_mb(self) -> float:
+        with open(f"/proc/{self.proc.pid}/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+        return float("nan")
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+
+
+def wait_file(path: Path, proc: Proc, timeout: float) -> dict:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if path.exists() and path.stat().st_size:
+            return json.loads(path.read_text())
+        if proc.proc.poll() is not None:
+            raise RuntimeError(f"process exited early:\n{proc.text()[-3000:]}")
+        time.sleep(0.05)
+    raise TimeoutError(f"{path} not written")
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def app_env(bootstrap: str, work: Path, app_id: str, topic: str, interval: float, name: str) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_")}
+    env.update(HUMIDITY_BROKER=f"kafka://{bootstrap}", HUMIDITY_APP_ID=app_id, HUMIDITY_INPUT_TOPIC=topic,
+               HUMIDITY_RESULTS_TOPIC=f"{app_id}-summaries", HUMIDITY_INVALID_TOPIC=f"{app_id}-invalid",
+               HUMIDITY_PARTITIONS=str(PARTITIONS), HUMIDITY_INTERVAL=str(interval),
+               HUMIDITY_DATA_DIR=str(work / f"data-{name}"), HUMIDITY_WEB_PORT=str(free_port()),
+               PYTHONUNBUFFERED="1")
+    return env
+
+
+# --- the contenders ------------------------------------------------------------
+
+async def run_raw(bootstrap: str, topic: str, n: int) -> float:
+    """(a) plain aiokafka + orjson; the four aggregates in dicts."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                auto_offset_reset="earliest", max_partition_fetch_bytes=4 * 1024 * 1024,
+                                fetch_max_bytes=16 * 1024 * 1024)
+    await consumer.start()
+    sums: dict[str, float] = {}
+    counts: dict[str, int] = {}
+    sensors: dict[str, set] = {}
+    guids: set = set()
+    seen = 0
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        first = time.time()  # fetching counts: aiokafka prefetches in the background
+        while seen < n:
+            batches = await consumer.getmany(timeout_ms=1000, max_records=50_000)
+            for records in batches.values():
+                for record in records:
+                    doc = orjson.loads(record.value)
+                    device = doc.get("medicalImagingdevice") or doc.get("medicalimagingdevice")
+                    humidity = doc["payload"]["data"]["humidity"]
+                    sums[device] = sums.get(device, 0.0) + humidity
+                    counts[device] = counts.get(device, 0) + 1
+                    sensors.setdefault(device, set()).add(doc["guid"])
+                    guids.add(doc["guid"])
+                    seen += 1
+        last = time.time()
+    finally:
+        await consumer.stop()
+    sorted(((d, sums[d] / counts[d]) for d in sums), key=lambda x: -x[1])
+    return n / (last - first)
+
+
+def run_faust_bare(bootstrap: str, topic: str, n: int, work: Path) -> float:
+    """(b) a Faust agent that only iterates."""
+    result = work / f"bare-{uuid.uuid4().hex[:6]}.json"
+    env = dict(os.environ, BENCH_BROKER=f"kafka://{bootstrap}", BENCH_APP_ID=f"bench-bare-{uuid.uuid4().hex[:6]}",
+               BENCH_TOPIC=topic, BENCH_N=str(n), BENCH_RESULT=str(result), BENCH_DATA_DIR=str(work / "bare-data"),
+               BENCH_PARTITIONS=str(PARTITIONS), BENCH_WEB_PORT=str(free_port()), PYTHONPATH=str(ROOT))
+    proc = Proc([str(BIN / "faust"), "-A", "bench.faust_bare", "worker", "-l", "warn"], env,
+                work / "faust-bare.log")
+    try:
+        out = wait_file(result, proc, timeout=600)
+    finally:
+        proc.stop()
+    return n / (out["last"] - out["first"])
+
+
+async def run_app(bootstrap: str, topic: str, n: int, work: Path, workers: int) -> float:
+    """(c)/(d) the full app: from the moment every worker is Ready to the
+    publication time of the first summary that counts all N readings."""
+    app_id = f"bench-app-{uuid.uuid4().hex[:6]}"
+    procs = []
+    try:
+        for i in range(workers):
+            env = app_env(bootstrap, work, app_id, topic, interval=0.5, name=f"{app_id}-{i}")
+            procs.append(Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env,
+                              work / f"{app_id}-{i}.log"))
+        start = max(p.wait_log(r"\[\^Worker\]: Ready", 180) for p in procs)
+        async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
+            summary = await watcher.wait_for(lambda s: s["total_messages"] + s["invalid_messages"] >= n, 900)
+        return n / (stamp(summary) - start)
+    finally:
+        for p in procs:
+            p.stop()
+
+
+def run_quix(bootstrap: str, topic: str, n: int, work: Path) -> float | None:
+    """(e) Quix Streams, in its own virtual environment."""
+    if not QUIX_PYTHON.exists():
+        log("quix: bench/.venv-quix missing (make bench creates it); skipped")
+        return None
+    result = work / f"quix-{uuid.uuid4().hex[:6]}.json"
+    proc = Proc([str(QUIX_PYTHON), str(ROOT / "bench" / "quix_app.py"), bootstrap, topic, str(n), str(result),
+                 str(work / f"quix-state-{uuid.uuid4().hex[:6]}")], dict(os.environ), work / "quix.log")
+    try:
+        out = wait_file(result, proc, timeout=900)
+    finally:
+        proc.stop()
+    return n / (out["last"] - out["first"])
+
+
+async def run_latency(bootstrap: str, work: Path, rate: float, seconds: float) -> tuple[float, float, int]:
+    """Summary latency under steady load: for each summary, the age of the
+    newest reading it includes (the M-th reading sent, for M readings counted)."""
+    app_id = f"bench-lat-{uuid.uuid4().hex[:6]}"
+    topic = f"{app_id}-in"
+    await create_topic(bootstrap, topic)
+    env = app_env(bootstrap, work, app_id, topic, interval=3.0, name=app_id)
+    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    sent_at: list[float] = []
+    ages: list[float] = []
+    try:
+        proc.wait_log(r"\[\^Worker\]: Ready", 180)
+        sim = Simulator(seed=3)
+        producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
+        await producer.start()
+        async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
+            started = time.monotonic()
+            while time.monotonic() - started < seconds:
+                due = int((time.monotonic() - started) * rate) - len(sent_at)
+                for _ in range(max(0, due)):
+                    await producer.send(topic, sim.next_message(time.time()))
+                    sent_at.append(time.time())
+                for summary in await watcher.summaries(timeout_ms=1):
+                    m = summary["total_messages"]
+                    if 0 < m <= len(sent_at):
+                        ages.append(stamp(summary) - sent_at[m - 1])
+                await asyncio.sleep(0.01)
+        await producer.stop()
+    finally:
+        proc.stop()
+    ages.sort()
+    return statistics.median(ages), ages[min(len(ages) - 1, int(round(0.99 * (len(ages) - 1))))], len(ages)
+
+
+async def run_rss(bootstrap: str, work: Path, sensors: int) -> float:
+    app_id = f"bench-rss-{uuid.uuid4().hex[:6]}"
+    topic = f"{app_id}-in"
+    await create_topic(bootstrap, topic)
+    env = app_env(bootstrap, work, app_id, topic, interval=1.0, name=app_id)
+    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    try:
+        proc.wait_log(r"\[\^Worker\]: Ready", 180)
+        sim = Simulator(loggers=sensors, devices=500, seed=9)
+        values = []
+        now = time.time()
+        for i, guid in enumerate(sim.guids):  # every sensor at least once, then more readings
+            doc = sim.next_reading(now)
+            doc["guid"] = guid
+            doc["medicalImagingdevice"] = sim.device_of[i]
+            doc.pop("medicalimagingdevice", None)
+            values.append(orjson.dumps(doc))
+        values += [sim.next_message(now) for _ in range(sensors)]
+        await produce(bootstrap, topic, values)
+        async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
+            await watcher.wait_for(lambda s: s["total_sensors"] >= sensors and s["total_messages"] >= len(values), 900)
+        return proc.peak_rss_mb()
+    finally:
+        proc.stop()
+
+
+def machine() -> dict:
+    cpu = ""
+    try:
+        cpu = next(line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    mem = ""
+    try:
+        mem = next(line.split(":", 1)[1].strip() for line in open("/proc/meminfo") if line.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        pass
+    kafka = sorted(p.name for p in (ROOT / "kafka" / "lib").glob("kafka_2.13-*.jar"))
+    return {"cpus": os.cpu_count(), "cpu_model": cpu, "memory": mem, "python": platform.python_version(),
+            "platform": platform.platform(), "kafka": kafka[0].removeprefix("kafka_2.13-").removesuffix(".jar")
+            if kafka else "?", "note": "shared 2-core machine; throughput figures are medians"}
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", default=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs per throughput figure (median)")
+    parser.add_argument("--latency-seconds", type=float, default=60.0)
+    parser.add_argument("--rate", type=float, default=3334.0)
+    parser.add_argument("--sensors", type=int, default=100_000)
+    parser.add_argument("--skip", default="", help="comma-separated: raw,bare,app1,app2,quix,latency,rss")
+    parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
+    args = parser.parse_args()
+    skip = set(filter(None, args.skip.split(",")))
+    n = args.messages
+    work = Path(tempfile.mkdtemp(prefix="humidity-bench-"))
+    log(f"bench: {n} messages, {args.repeat} run(s) each, work dir {work}")
+    topic = f"bench-in-{uuid.uuid4().hex[:8]}"
+    await create_topic(args.bootstrap, topic)
+    payload = messages(n)
+    t = time.monotonic()
+    await produce(args.bootstrap, topic, payload)
+    log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
+
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app2", "quix")}
+    for round_ in range(args.repeat):
+        # interleaved, so that a noisy neighbour hits every contender alike
+        if "raw" not in skip:
+            runs["raw"].append(await run_raw(args.bootstrap, topic, n))
+        if "bare" not in skip:
+            runs["bare"].append(run_faust_bare(args.bootstrap, topic, n, work))
+        if "app1" not in skip:
+            runs["app1"].append(await run_app(args.bootstrap, topic, n, work, workers=1))
+        if "app2" not in skip:
+            runs["app2"].append(await run_app(args.bootstrap, topic, n, work, workers=2))
+        if "quix" not in skip:
+            value = run_quix(args.bootstrap, topic, n, work)
+            if value is not None:
+                runs["quix"].append(value)
+        log(f"bench: round {round_ + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}" for k, v in runs.items() if v))
+
+    med = {k: (statistics.median(v) if v else None) for k, v in runs.items()}
+    latency = (None, None, 0)
+    if "latency" not in skip:
+        latency = await run_latency(args.bootstrap, work, args.rate, args.latency_seconds)
+    rss = None if "rss" in skip else await run_rss(args.bootstrap, work, args.sensors)
+
+    def ratio(a, b):
+        return round(med[a] / med[b], 3) if med.get(a) and med.get(b) else None
+
+    result = {
+        "messages": n,
+        "raw_aiokafka_msgs_per_s": med["raw"],
+        "faust_bare_msgs_per_s": med["bare"],
+        "app_1_worker_msgs_per_s": med["app1"],
+        "app_2_workers_msgs_per_s": med["app2"],
+        "quix_streams_msgs_per_s": med["quix"],
+        "latency_p50_s": latency[0],
+        "latency_p99_s": latency[1],
+        "latency_summaries": latency[2],
+        "rss_mb_100k_sensors": rss,
+        "runs": runs,
+        "ratios": {"c_over_b": ratio("app1", "bare"), "d_over_c": ratio("app2", "app1"),
+                   "c_over_a": ratio("app1", "raw"), "c_over_e": ratio("app1", "quix")},
+        "machine": machine(),
+        "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+
+    def fmt(v, unit=""):
+        return "-" if v is None else (f"{v:,.0f}{unit}" if isinstance(v, float) and v > 100 else f"{v:.3g}{unit}")
+
+    rows = [
+        ("(a) aiokafka + orjson, dicts", fmt(med["raw"], " msg/s")),
+        ("(b) bare Faust agent", fmt(med["bare"], " msg/s")),
+        ("(c) full app, 1 worker", fmt(med["app1"], " msg/s")),
+        ("(d) full app, 2 workers", fmt(med["app2"], " msg/s")),
+        ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
+        ("(c)/(b)   target >= 0.8", fmt(result["ratios"]["c_over_b"])),
+        ("(d)/(c)   target >= 1.5", fmt(result["ratios"]["d_over_c"])),
+        ("(c)/(a)", fmt(result["ratios"]["c_over_a"])),
+        ("(c)/(e)   target > 1", fmt(result["ratios"]["c_over_e"])),
+        (f"latency p50 at {args.rate:,.0f} msg/s", fmt(latency[0], " s")),
+        ("latency p99   target <= 3.5 s", fmt(latency[1], " s")),
+        (f"peak RSS, {args.sensors:,} sensors   target <= 400 MB", fmt(rss, " MB")),
+    ]
+    width = max(len(r[0]) for r in rows)
+    print(f"\nhumidity benchmark: {n:,} readings, medians of {args.repeat} run(s), "
+          f"{result['machine']['cpus']} CPUs, Kafka {result['machine']['kafka']}")
+    for name, value in rows:
+        print(f"  {name.ljust(width)}  {value}")
+    print(f"\nwritten to {args.output}")
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))
