@@ -14,12 +14,14 @@ import sys
 import faust
 from faust.web import drivers as web_drivers
 
+from humidity.alarms import AlarmConfigError, load_config
 from humidity.kafka_admin import CredentialsRejected, TopicMismatch, faust_credentials
 from humidity.settings import ConfigError, from_environ
 
 try:
     settings = from_environ(os.environ)
-except ConfigError as exc:
+    alarm_config = load_config(settings.alarms_file)
+except (ConfigError, AlarmConfigError) as exc:
     sys.exit(f"humidity: configuration error: {exc}")
 
 log = logging.getLogger("humidity")
@@ -89,6 +91,9 @@ app = HumidityApp(
     table_standby_replicas=0,
     # A worker that died (kill -9, lost host) leaves the group after 10 s, not
     # Faust's default 60 s, so its partitions move to the others quickly.
+    stream_buffer_maxsize=32768,
+    broker_max_poll_records=10000,
+    consumer_max_fetch_size=4 * 1024 * 1024,
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
     # Faust's own pages would expose table contents, assignments and debug data.

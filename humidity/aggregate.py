@@ -116,6 +116,7 @@ class IngestOutcome:
     new_sightings: dict[str, int] = field(default_factory=dict)  # sighting key -> offset
     forwards: list[tuple[str, str]] = field(default_factory=list)  # (guid, device)
     dead_letters: list[tuple[int, str, bytes]] = field(default_factory=list)  # (offset, reason, raw)
+    readings: list[Reading] = field(default_factory=list)  # every valid one, redelivered too (for alarms)
 
 
 def ingest(
@@ -142,6 +143,7 @@ def ingest(
                 totals.offset = offset
             continue
         _note_sighting(out, parsed, offset, sighting_offset)
+        out.readings.append(parsed)
         if replay:
             continue
         totals.valid += 1

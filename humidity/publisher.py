@@ -25,15 +25,22 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 from app import app, settings
 from humidity.aggregate import IngestTotals, SensorTotals
 from humidity.kafka_admin import client_security
-from humidity.summary import INGEST, SENSORS, PartialsBook, partial_key, render_text
+from humidity.summary import ALARMS, INGEST, SENSORS, PartialsBook, partial_key, render_text
 from humidity.topics import partials_topic, results_topic
-from tables import ingest_totals, sensor_totals
+from tables import alarm_totals, ingest_totals, sensor_totals
 
 log = logging.getLogger(__name__)
 
 PARTIALS_EVERY = min(0.5, settings.interval / 2)
 RESEND_AFTER = 30.0  # seconds: re-share unchanged partials now and then
-EMPTY = {INGEST: orjson.dumps(IngestTotals().to_json()), SENSORS: orjson.dumps(SensorTotals().to_json())}
+EMPTY = {INGEST: orjson.dumps(IngestTotals().to_json()), SENSORS: orjson.dumps(SensorTotals().to_json()),
+         ALARMS: b'{"offset":-1,"active":{}}'}
+
+
+def _alarm_partial(value: bytes) -> bytes:
+    """Only what the summary needs: the offset and the active alarms."""
+    doc = orjson.loads(value)
+    return orjson.dumps({"offset": doc["offset"], "active": list(doc["active"].values())})
 
 
 @dataclass
@@ -68,9 +75,12 @@ async def share_partials() -> None:
     for kind, topic, table in (
         (INGEST, settings.input_topic, ingest_totals),
         (SENSORS, settings.sightings_topic, sensor_totals),
+        (ALARMS, settings.alarm_readings_topic, alarm_totals),
     ):
         for partition in _owned(topic):
             value = table.get(str(partition)) or EMPTY[kind]
+            if kind == ALARMS:
+                value = _alarm_partial(value)
             key = partial_key(kind, partition)
             previous = state.sent.get(key)
             if previous and previous[0] == value and now - previous[1] < RESEND_AFTER:

@@ -17,6 +17,9 @@ from urllib.parse import urlsplit
 
 T = TypeVar("T")
 
+#: The alarm limits shipped with the project (see the file's comments).
+DEFAULT_ALARMS_FILE = Path(__file__).resolve().parent / "alarms.toml"
+
 _TOPIC_RE = re.compile(r"^[A-Za-z0-9._-]{1,200}$")
 
 
@@ -42,11 +45,19 @@ class Settings:
     sasl_username: str = ""
     sasl_password: str = field(default="", repr=False)
     ca_file: str = ""
+    # Alarms
+    alerts_topic: str = "humidity-alerts"
+    alarms_file: Path = DEFAULT_ALARMS_FILE
 
     @property
     def sightings_topic(self) -> str:
         """Internal: first sighting of a (device, sensor) pair, keyed by guid."""
         return f"{self.app_id}-sensor-sightings"
+
+    @property
+    def alarm_readings_topic(self) -> str:
+        """Internal: valid readings bundled per alarm partition (by guid)."""
+        return f"{self.app_id}-alarm-readings"
 
     @property
     def partials_topic(self) -> str:
@@ -76,6 +87,8 @@ VARIABLES: dict[str, str] = {
     "HUMIDITY_KAFKA_SASL_USERNAME": "sasl_username",
     "HUMIDITY_KAFKA_SASL_PASSWORD": "sasl_password",
     "HUMIDITY_KAFKA_CA_FILE": "ca_file",
+    "HUMIDITY_ALERTS_TOPIC": "alerts_topic",
+    "HUMIDITY_ALARMS_FILE": "alarms_file",
 }
 
 #: Variables whose value must never be echoed (in errors or logs).
@@ -177,6 +190,8 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "sasl_username": str,
     "sasl_password": str,
     "ca_file": _readable_file,
+    "alerts_topic": _name,
+    "alarms_file": lambda text: Path(_readable_file(text)),
 }
 
 
@@ -211,9 +226,8 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     elif settings.sasl_username or settings.sasl_password:
         raise ConfigError("HUMIDITY_KAFKA_SASL_USERNAME/PASSWORD are set but HUMIDITY_KAFKA_SECURITY_PROTOCOL="
                           f"{settings.security_protocol} does not use them; set SASL_SSL or SASL_PLAINTEXT")
-    topics = [settings.input_topic, settings.results_topic, settings.invalid_topic]
+    topics = [settings.input_topic, settings.results_topic, settings.invalid_topic, settings.alerts_topic]
     if len(set(topics)) != len(topics):
-        raise ConfigError(
-            "HUMIDITY_INPUT_TOPIC, HUMIDITY_RESULTS_TOPIC and HUMIDITY_INVALID_TOPIC must all differ"
-        )
+        raise ConfigError("HUMIDITY_INPUT_TOPIC, HUMIDITY_RESULTS_TOPIC, HUMIDITY_INVALID_TOPIC and "
+                          "HUMIDITY_ALERTS_TOPIC must all differ")
     return settings

@@ -13,10 +13,13 @@ from datetime import datetime
 from typing import Optional
 
 from humidity.aggregate import IngestTotals, SensorTotals, exact_total
+from humidity.alarms import sort_alarms
 from humidity.readings import utc_iso
 
 INGEST = "ingest"
 SENSORS = "sensors"
+ALARMS = "alarms"
+KINDS = (INGEST, SENSORS, ALARMS)
 
 
 def partial_key(kind: str, partition: int) -> str:
@@ -25,7 +28,7 @@ def partial_key(kind: str, partition: int) -> str:
 
 def parse_partial_key(key: str) -> Optional[tuple[str, int]]:
     kind, _, number = key.partition("/")
-    if kind not in (INGEST, SENSORS) or not number.isdigit():
+    if kind not in KINDS or not number.isdigit():
         return None
     return kind, int(number)
 
@@ -37,6 +40,7 @@ class PartialsBook:
     partitions: int
     ingest: dict[int, IngestTotals] = field(default_factory=dict)
     sensors: dict[int, SensorTotals] = field(default_factory=dict)
+    alarms: dict[int, dict] = field(default_factory=dict)  # {"offset", "active": [alarm, ...]}
 
     def update(self, key: str, doc: dict) -> bool:
         """Record one partial; an older one (lower offset) never replaces a newer."""
@@ -46,6 +50,12 @@ class PartialsBook:
         kind, partition = parsed
         if partition >= self.partitions:
             return False  # left over from a run with more partitions
+        if kind == ALARMS:
+            current_alarms = self.alarms.get(partition)
+            if current_alarms is not None and current_alarms["offset"] > doc["offset"]:
+                return False
+            self.alarms[partition] = {"offset": int(doc["offset"]), "active": list(doc["active"])}
+            return True
         book: dict = self.ingest if kind == INGEST else self.sensors
         totals = IngestTotals.from_json(doc) if kind == INGEST else SensorTotals.from_json(doc)
         current = book.get(partition)
@@ -56,12 +66,12 @@ class PartialsBook:
 
     def missing(self) -> list[str]:
         """Partitions with no partial yet: the summary would not be global."""
-        return [partial_key(INGEST, p) for p in range(self.partitions) if p not in self.ingest] + [
-            partial_key(SENSORS, p) for p in range(self.partitions) if p not in self.sensors
-        ]
+        books = {INGEST: self.ingest, SENSORS: self.sensors, ALARMS: self.alarms}
+        return [partial_key(kind, p) for kind in KINDS for p in range(self.partitions) if p not in books[kind]]
 
     def summary(self, published_at: datetime, interval: float) -> dict:
-        return build_summary(self.ingest.values(), self.sensors.values(), published_at, interval)
+        active = [alarm for part in self.alarms.values() for alarm in part["active"]]
+        return build_summary(self.ingest.values(), self.sensors.values(), published_at, interval, active)
 
 
 def build_summary(
@@ -69,6 +79,7 @@ def build_summary(
     sensors: "list[SensorTotals] | object",
     published_at: datetime,
     interval: float,
+    active_alarms: "list[dict] | None" = None,
 ) -> dict:
     """Merge partition totals into the published summary (the exact JSON shape)."""
     partials: dict[str, list[float]] = {}
@@ -101,6 +112,7 @@ def build_summary(
         "sensors_by_device": [{"device": d, "sensors": per_device[d]} for d in sorted(per_device)],
         "total_sensors": total_sensors,
         "invalid_messages": invalid,
+        "active_alarms": sort_alarms(list(active_alarms or [])),
     }
 
 
@@ -117,6 +129,10 @@ def render_text(summary: dict) -> str:
          [f"({row['device']!r}, {row['sensors']})" for row in summary["sensors_by_device"]]),
         ("Total number of sensors", [f"Total number of sensors: {summary['total_sensors']}"]),
     ]
+    alarms = summary.get("active_alarms", [])
+    blocks.insert(0, (f"Active alarms ({len(alarms)}, newest first)",
+                      [f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} limit={a['limit']} "
+                       f"since {a['since']}" for a in alarms]))
     lines = []
     for title, rows in blocks:
         lines += [rule, f"Time: {summary['time']}  {title}", rule]

@@ -25,6 +25,15 @@ invalid_topic = app.topic(settings.invalid_topic, partitions=P, key_serializer="
 #: guid (value: device), so that each sensor is counted on one partition.
 sightings_topic = app.topic(settings.sightings_topic, partitions=P, key_serializer="raw", value_serializer="raw")
 
+#: Valid readings bundled per alarm partition (a guid's readings always go to
+#: partition crc32(guid) % P); ``{"r": [[guid, device, event time, humidity], ...]}``,
+#: and ``{"tick": wall time}`` messages that drive the OFFLINE check.
+alarm_readings_topic = app.topic(settings.alarm_readings_topic, partitions=P, key_serializer="raw",
+                                 value_serializer="raw")
+
+#: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state", "value", "limit", "since"}``.
+alerts_topic = app.topic(settings.alerts_topic, partitions=P, key_serializer="raw", value_serializer="raw")
+
 #: Per-partition totals shared by the workers that own them (compacted;
 #: keys ``ingest/<p>``, ``sensors/<p>``). Every worker reads all of it.
 partials_topic = app.topic(settings.partials_topic, partitions=P, key_serializer="raw", value_serializer="raw")
@@ -38,7 +47,7 @@ PARTIALS_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 
-CHANGELOG_TABLES = ("ingest-totals", "sightings", "sensor-totals", "sensors")
+CHANGELOG_TABLES = ("ingest-totals", "sightings", "sensor-totals", "sensors", "alarm-states", "alarm-totals")
 
 
 def topic_specs() -> list[TopicSpec]:
@@ -48,6 +57,8 @@ def topic_specs() -> list[TopicSpec]:
         TopicSpec(settings.sightings_topic, P),
         TopicSpec(settings.partials_topic, P, PARTIALS_CONFIG),
         TopicSpec(settings.results_topic, P),
+        TopicSpec(settings.alarm_readings_topic, P),
+        TopicSpec(settings.alerts_topic, P),
     ]
     # Faust creates table changelogs itself; an old one with another count is fatal.
     specs += [TopicSpec(f"{settings.app_id}-{name}-changelog", P, create=False) for name in CHANGELOG_TABLES]

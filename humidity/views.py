@@ -60,3 +60,16 @@ async def api_summary(self, request):
     age = summary_age_seconds(latest.summary, datetime.now(timezone.utc))
     return self.bytes(latest.raw, content_type="application/json",
                       headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
+
+
+@app.page("/api/alarms")
+async def api_alarms(self, request):
+    """The active alarms of the latest summary, newest first."""
+    latest = state.latest
+    if latest.summary is None:
+        return self.json(
+            {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
+            status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
+        )
+    return self.json({"time": latest.summary["time"], "active_alarms": latest.summary.get("active_alarms", [])},
+                     headers=dict(API_HEADERS))

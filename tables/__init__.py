@@ -45,3 +45,31 @@ sensors = app.Table(
     "sensors", partitions=P, **RAW,
     help="Per sensor (guid): the devices it was seen on.",
 )
+
+#: key: :func:`humidity.aggregate.sighting_key` of (device, guid); value: JSON
+#: of :class:`humidity.alarms.LoggerState` (limits breached since when, active
+#: alarms, the hour's trend sums, when the logger was last heard from).
+#: Written by agent ``evaluate_alarms``, once per logger per batch.
+alarm_states = app.Table(
+    "alarm-states", partitions=P, **RAW,
+    help="Per datalogger: alarm state.",
+)
+
+#: key: alarm-readings partition number; value: JSON ``{"offset", "active":
+#: {alarm key: raise event}, "recent": [[offset, event], ...]}``: the active
+#: alarms of the partition's loggers and the latest events (re-sent if a crash
+#: cut their delivery). Written by agent ``evaluate_alarms`` once per batch.
+alarm_totals = app.Table(
+    "alarm-totals", partitions=P, **RAW,
+    help="Per alarm partition: active alarms and recent alarm events.",
+)
+
+
+def partition_items(table, partition: int):
+    """(key, value) bytes of one partition of a RocksDB table.
+
+    Faust's table iterates all active partitions at once; the OFFLINE check
+    needs one partition, so this reads that partition's RocksDB directly.
+    """
+    store = table.data
+    return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001

@@ -306,3 +306,19 @@ def wait_for_web(env: dict, timeout: float = 90.0) -> None:
             return False
 
     wait_until(answers, timeout, what="the worker's web server")
+
+
+async def produce_pairs(topic: str, pairs, bootstrap_servers: Optional[str] = None) -> None:
+    """Produce (key, value) pairs in order (one key: one partition, in order)."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5)
+    await producer.start()
+    try:
+        for key, value in pairs:
+            await producer.send(topic, value=value, key=key)
+        await producer.flush()
+    finally:
+        await producer.stop()
+
+
+def alerts(topic: str) -> list[dict]:
+    return [orjson.loads(r.value) for r in run(read_topic(topic))]

@@ -25,6 +25,14 @@ def readings(start: int, count: int, devices: list[str]):
     return [(orjson.dumps(d), d) for d in docs]
 
 
+def breach(guid: str, device: str, humidity: float):
+    """Two minutes of readings above the limit: raises HIGH."""
+    start = datetime(2024, 3, 1, 13, tzinfo=timezone.utc).timestamp()
+    docs = [reading_doc(guid, device, datetime.fromtimestamp(start + t, timezone.utc), humidity)
+            for t in range(0, 130, 10)]
+    return [(orjson.dumps(d), d) for d in docs]
+
+
 def page_numbers(page) -> dict:
     return page.evaluate("""() => ({
         messages: document.getElementById('total-messages').textContent,
@@ -34,6 +42,8 @@ def page_numbers(page) -> dict:
         chartLabels: window.humidityDashboard.chart() ? window.humidityDashboard.chart().data.labels : null,
         chartValues: window.humidityDashboard.chart() ? window.humidityDashboard.chart().data.datasets[0].data : null,
         imgs: document.querySelectorAll('img').length,
+        alarms: [...document.querySelectorAll('#alarm-table tbody tr')].map(tr => [...tr.cells].map(td => td.textContent)),
+        alarmsFirst: document.getElementById('alarms').compareDocumentPosition(document.getElementById('chart')) === 4,
         stale: !document.getElementById('stale').hidden,
     })""")
 
@@ -64,9 +74,11 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
     worker = workers(env)
     helpers.wait_for_web(env)
     devices = ["MRI 1", "CT 2", HOSTILE, "SPECT 3"]
-    first = readings(0, 200, devices)
+    first = readings(0, 200, devices) + breach("0-ALARM-0001", HOSTILE, 64.0)
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in first]))
-    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected_summary(first)), timeout=90)
+    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"],
+                             lambda s: matches(expected_summary(first))(s) and len(s["active_alarms"]) == 1,
+                             timeout=90)
 
     artifacts = helpers.ARTIFACTS
     artifacts.mkdir(exist_ok=True)
@@ -88,7 +100,9 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
             assert shown["chartValues"] == [r["average"] for r in api["average_humidity_by_device"]]
             assert [label.removeprefix("⚠ ") for label in shown["chartLabels"]] == \
                    [r["device"] for r in api["average_humidity_by_device"]]
-            assert [HOSTILE, "50"] in shown["rows"], "the device name is shown literally"
+            assert [HOSTILE, "51"] in shown["rows"], "the device name is shown literally"
+            assert shown["alarmsFirst"], "active alarms come first on the page"
+            assert [row[:4] for row in shown["alarms"]] == [["HIGH", HOSTILE, "0-ALARM-0001", "64 % RH"]]
             assert shown["imgs"] == 0 and dialogs == []
             assert not shown["stale"]
 

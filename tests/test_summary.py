@@ -32,22 +32,31 @@ def test_summary_shape_and_orders():
                               {"device": "SPECT 7", "sensors": 1}],
         "total_sensors": 3,
         "invalid_messages": 2,
+        "active_alarms": [],
     }
 
 
 def test_book_needs_every_partition_and_keeps_the_newest():
     book = PartialsBook(partitions=2)
-    assert book.missing() == ["ingest/0", "ingest/1", "sensors/0", "sensors/1"]
+    assert book.missing() == ["ingest/0", "ingest/1", "sensors/0", "sensors/1", "alarms/0", "alarms/1"]
     book.update("ingest/0", ingest_totals(5, {"MRI 1": [50.0]}).to_json())
     book.update("ingest/0", ingest_totals(2, {"MRI 1": [10.0]}).to_json())  # stale: ignored
     book.update("ingest/1", IngestTotals().to_json())
     book.update("sensors/0", SensorTotals(0, 1, {"MRI 1": 1}).to_json())
     book.update("ingest/7", IngestTotals().to_json())  # partition beyond the count: ignored
-    assert book.missing() == ["sensors/1"]
+    assert book.missing() == ["sensors/1", "alarms/0", "alarms/1"]
     book.update("sensors/1", SensorTotals().to_json())
+    old = {"time": "2024-01-01T00:00:00.000000Z", "since": "2024-01-01T00:00:00.000000Z", "device": "MRI 1",
+           "guid": "g", "kind": "HIGH", "state": "raised", "value": 63, "limit": 60}
+    new = dict(old, since="2024-01-02T00:00:00.000000Z", time="2024-01-02T00:00:00.000000Z", guid="h")
+    book.update("alarms/0", {"offset": 3, "active": [old]})
+    book.update("alarms/1", {"offset": 1, "active": [new]})
+    book.update("alarms/1", {"offset": 0, "active": []})  # stale: ignored
+    assert book.missing() == []
     s = book.summary(NOW, 3.0)
     assert s["average_humidity_by_device"] == [{"device": "MRI 1", "average": 50.0}]
     assert s["total_sensors"] == 1
+    assert s["active_alarms"] == [new, old]  # newest first
 
 
 def test_text_form_has_four_titled_blocks_and_escapes_names():

@@ -94,6 +94,21 @@
       [r.device], [r.average.toFixed(2), "num"], [inside(r.average) ? "inside" : "⚠ outside", inside(r.average) ? "" : "outside"],
     ]);
     fillTable(document.querySelector("#sensors tbody"), s.sensors_by_device, (r) => [[r.device], [number.format(r.sensors), "num"]]);
+    renderAlarms(s.active_alarms || []);
+  }
+
+  const UNITS = { HIGH: " % RH", LOW: " % RH", RATE: " % RH/h", OFFLINE: " s" };
+
+  function renderAlarms(alarms) {
+    $("alarm-count").textContent = alarms.length ? "(" + alarms.length + ", newest first)" : "";
+    $("no-alarms").hidden = alarms.length > 0;
+    $("alarm-box").hidden = alarms.length === 0;
+    fillTable(document.querySelector("#alarm-table tbody"), alarms, (a) => [
+      [a.kind, "kind"], [a.device], [a.guid],
+      [a.value === null || a.value === undefined ? "–" : String(a.value) + (a.kind === "OFFLINE" ? " % RH" : UNITS[a.kind]), "num"],
+      [String(a.limit) + UNITS[a.kind], "num"],
+      [new Date(a.since).toLocaleString() + " (" + a.since + ")"],
+    ]);
   }
 
   function showRate(s) {

@@ -1,0 +1,265 @@
+"""Humidity alarm rules per datalogger (pure: no Faust, no I/O).
+
+Kinds, per (device, guid):
+
+* HIGH / LOW: readings outside the type's limits continuously for at least the
+  activation delay of *event time*; cleared only once back inside by the
+  hysteresis margin (an MRI HIGH at 60 % clears at 58 % or below).
+* RATE: the trend over the sliding hour of event time (least-squares slope of
+  the readings, in % RH per hour) is steeper than the type's maximum change
+  per hour (only types that have one). Judged only once the hour's readings
+  span at least ``rate_min_span_seconds`` (default 15 min), so a short spike
+  or sensor noise does not raise it. Cleared once back at or below the limit
+  minus the hysteresis.
+* OFFLINE: no reading for longer than the timeout of *wall-clock* time;
+  cleared by the logger's next reading.
+
+A reading older than (or as old as) the newest one already applied for its
+logger is ignored by the rules: readings that arrive out of event-time order
+cannot raise or clear anything. The same makes a redelivered reading harmless.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Optional
+
+from humidity.readings import utc_iso
+
+HIGH, LOW, RATE, OFFLINE = "HIGH", "LOW", "RATE", "OFFLINE"
+KINDS = (HIGH, LOW, RATE, OFFLINE)
+HOUR = 3600.0
+
+
+class AlarmConfigError(ValueError):
+    """The alarms file cannot be used; the message says where and why."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    low: float
+    high: float
+    max_change_per_hour: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class AlarmConfig:
+    types: dict[str, Limits]
+    default: Limits
+    activation_delay: float = 60.0
+    hysteresis: float = 2.0
+    offline_timeout: float = 300.0
+    rate_min_span: float = 900.0
+    rate_bucket: float = 60.0  # readings are summed per minute for the slope
+
+    def type_of(self, device: str) -> str:
+        """Device type from the name's prefix: ``MRI 12`` -> MRI, ``PETCT10`` -> PETCT."""
+        letters = re.sub(r"[^A-Z0-9]", "", device.upper())
+        best = ""
+        for name in self.types:
+            if letters.startswith(name) and len(name) > len(best):
+                best = name
+        return best or "default"
+
+    def limits_for(self, device: str) -> Limits:
+        return self.types.get(self.type_of(device), self.default)
+
+
+def _number(table: dict, key: str, where: str, default=None, positive=False) -> Optional[float]:
+    value = table.get(key, default)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AlarmConfigError(f"{where}.{key} must be a number")
+    if positive and value <= 0:
+        raise AlarmConfigError(f"{where}.{key} must be positive")
+    return float(value)
+
+
+def parse_config(text: str, source: str = "alarms file") -> AlarmConfig:
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise AlarmConfigError(f"{source} is not valid TOML: {exc}") from None
+    defaults = doc.get("defaults", {})
+    types_doc = doc.get("types", {})
+    if not isinstance(defaults, dict) or not isinstance(types_doc, dict):
+        raise AlarmConfigError(f"{source}: [defaults] and [types.*] must be tables")
+    types: dict[str, Limits] = {}
+    for name, table in types_doc.items():
+        where = f"types.{name}"
+        if not isinstance(table, dict):
+            raise AlarmConfigError(f"{source}: [{where}] must be a table")
+        low = _number(table, "low", where)
+        high = _number(table, "high", where)
+        if low is None or high is None:
+            raise AlarmConfigError(f"{source}: [{where}] needs low and high")
+        if not 0 <= low < high <= 100:
+            raise AlarmConfigError(f"{source}: [{where}] needs 0 <= low < high <= 100")
+        rate = _number(table, "max_change_per_hour", where, positive=True)
+        types[re.sub(r"[^A-Z0-9]", "", name.upper()) if name != "default" else "default"] = Limits(low, high, rate)
+    default = types.pop("default", Limits(30.0, 60.0))
+    return AlarmConfig(
+        types=types,
+        default=default,
+        activation_delay=_number(defaults, "activation_delay_seconds", "defaults", 60.0),
+        hysteresis=_number(defaults, "hysteresis_percent", "defaults", 2.0),
+        offline_timeout=_number(defaults, "offline_timeout_seconds", "defaults", 300.0, positive=True),
+        rate_min_span=_number(defaults, "rate_min_span_seconds", "defaults", 900.0, positive=True),
+    )
+
+
+def load_config(path: Path) -> AlarmConfig:
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise AlarmConfigError(f"alarms file {str(path)!r} cannot be read: {exc.strerror}") from None
+    return parse_config(text, f"alarms file {str(path)!r}")
+
+
+def _iso(epoch: float) -> str:
+    return utc_iso(datetime.fromtimestamp(epoch, timezone.utc))
+
+
+@dataclass
+class LoggerState:
+    """Alarm state of one datalogger on one device; stored as JSON."""
+
+    device: str
+    guid: str
+    last_time: Optional[float] = None  # event time of the newest reading applied
+    last_value: Optional[float] = None
+    seen_wall: Optional[float] = None  # wall clock when the newest reading arrived
+    breach: dict = field(default_factory=dict)  # kind -> event time the breach began
+    active: dict = field(default_factory=dict)  # kind -> alarm (the raise event)
+    buckets: dict = field(default_factory=dict)  # minute start -> [n, sum x, sum v, sum xv, sum xx], x from start
+
+    def to_json(self) -> dict:
+        return {"device": self.device, "guid": self.guid, "last_time": self.last_time,
+                "last_value": self.last_value, "seen_wall": self.seen_wall, "breach": self.breach,
+                "active": self.active, "buckets": self.buckets}
+
+    @classmethod
+    def from_json(cls, doc: dict) -> "LoggerState":
+        return cls(**doc)
+
+
+def _event(state: LoggerState, kind: str, change: str, at: float, value, limit, since: float) -> dict:
+    return {"time": _iso(at), "device": state.device, "guid": state.guid, "kind": kind, "state": change,
+            "value": value, "limit": limit, "since": _iso(since)}
+
+
+def _raise(state, kind, at, value, limit, since) -> dict:
+    event = _event(state, kind, "raised", at, value, limit, since)
+    state.active[kind] = event
+    return event
+
+
+def _clear(state, kind, at, value) -> dict:
+    raised = state.active.pop(kind)
+    return _event(state, kind, "cleared", at, value, raised["limit"], datetime.fromisoformat(raised["since"]).timestamp())
+
+
+def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: float, limit: float,
+               outside: bool, back_inside: bool) -> list[dict]:
+    events = []
+    if kind in state.active:
+        if back_inside:
+            events.append(_clear(state, kind, t, v))
+            state.breach.pop(kind, None)
+        return events
+    if outside:
+        since = state.breach.setdefault(kind, t)
+        if t - since >= config.activation_delay:
+            events.append(_raise(state, kind, t, v, limit, since))
+    else:
+        state.breach.pop(kind, None)  # the breach was not continuous: start again
+    return events
+
+
+def hourly_trend(buckets: dict, now: float) -> tuple[Optional[float], float]:
+    """(least-squares slope in % RH per hour, time span covered) of the buckets."""
+    n = sx = sy = sxy = sxx = 0.0
+    first = last = None
+    for key, (bn, bx, by, bxy, bxx) in buckets.items():
+        d = float(key) - now  # move each bucket's x origin to ``now``
+        n += bn
+        sx += bx + bn * d
+        sy += by
+        sxy += bxy + d * by
+        sxx += bxx + 2 * d * bx + bn * d * d
+        first = float(key) if first is None else min(first, float(key))
+        last = float(key) if last is None else max(last, float(key))
+    if n < 2:
+        return None, 0.0
+    denominator = n * sxx - sx * sx
+    if denominator <= 1e-9:
+        return None, 0.0
+    return (n * sxy - sx * sy) / denominator * HOUR, (last - first) if first is not None else 0.0
+
+
+def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: Optional[float]) -> list[dict]:
+    if limit is None:
+        return []
+    start = math.floor(t / config.rate_bucket) * config.rate_bucket
+    bucket = state.buckets.setdefault(repr(start), [0, 0.0, 0.0, 0.0, 0.0])
+    x = t - start
+    bucket[0] += 1
+    bucket[1] += x
+    bucket[2] += v
+    bucket[3] += x * v
+    bucket[4] += x * x
+    for key in [k for k in state.buckets if float(k) + config.rate_bucket <= t - HOUR]:
+        del state.buckets[key]  # outside the sliding hour
+    slope, span = hourly_trend(state.buckets, t)
+    if slope is None or span + config.rate_bucket < config.rate_min_span:
+        return []
+    change = round(abs(slope), 2)
+    if RATE in state.active:
+        if change <= limit - config.hysteresis:
+            return [_clear(state, RATE, t, change)]
+        return []
+    if change > limit:
+        return [_raise(state, RATE, t, change, limit, t)]
+    return []
+
+
+def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, wall: float) -> list[dict]:
+    """Apply one reading (event time ``t`` in epoch seconds, humidity ``v``)."""
+    events = []
+    state.seen_wall = wall if state.seen_wall is None else max(state.seen_wall, wall)
+    if OFFLINE in state.active:
+        events.append(_clear(state, OFFLINE, wall, v))
+    if state.last_time is not None and t <= state.last_time:
+        return events  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
+    state.last_time, state.last_value = t, v
+    limits = config.limits_for(state.device)
+    h = config.hysteresis
+    events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h)
+    events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h)
+    events += _rate(state, config, t, v, limits.max_change_per_hour)
+    return events
+
+
+def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[dict]:
+    """Raise OFFLINE when the logger has been silent longer than the timeout."""
+    if OFFLINE in state.active or state.seen_wall is None:
+        return []
+    if wall - state.seen_wall > config.offline_timeout:
+        return [_raise(state, OFFLINE, wall, state.last_value, config.offline_timeout, state.seen_wall)]
+    return []
+
+
+def active_alarms(states) -> list[dict]:
+    """Every active alarm of the given states, newest first."""
+    alarms = [alarm for state in states for alarm in state.active.values()]
+    return sort_alarms(alarms)
+
+
+def sort_alarms(alarms: list[dict]) -> list[dict]:
+    return sorted(alarms, key=lambda a: (a["since"], a["time"], a["device"], a["guid"], a["kind"]), reverse=True)

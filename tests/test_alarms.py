@@ -1,0 +1,117 @@
+"""Alarm rules, scripted sequences (no broker)."""
+
+import pytest
+
+from humidity.alarms import (
+    AlarmConfigError, LoggerState, apply_reading, check_offline, load_config, parse_config,
+)
+from humidity.settings import DEFAULT_ALARMS_FILE
+
+CONFIG = load_config(DEFAULT_ALARMS_FILE)
+T0 = 1_700_000_000.0
+
+
+def run(device, readings, state=None, wall=T0):
+    """readings: (seconds after T0, humidity); returns (state, events)."""
+    state = state or LoggerState(device, "g1")
+    events = []
+    for dt, value in readings:
+        events += apply_reading(state, CONFIG, T0 + dt, value, wall + dt)
+    return state, events
+
+
+def kinds(events):
+    return [(e["kind"], e["state"]) for e in events]
+
+
+def test_default_file_has_the_vendor_limits():
+    assert (CONFIG.limits_for("MRI 12").low, CONFIG.limits_for("MRI 12").high) == (30, 60)
+    assert CONFIG.limits_for("MRI 12").max_change_per_hour == 5
+    assert CONFIG.limits_for("CT 3").high == 70 and CONFIG.limits_for("CT 3").max_change_per_hour is None
+    assert CONFIG.limits_for("PETCT10").high == 60 and CONFIG.limits_for("SPECT 7").high == 60
+    assert CONFIG.limits_for("Ultrasound 2").high == 60
+    assert (CONFIG.activation_delay, CONFIG.hysteresis, CONFIG.offline_timeout) == (60, 2, 300)
+
+
+def test_a_30_second_spike_raises_nothing():
+    _, events = run("MRI 1", [(0, 50), (10, 65), (20, 66), (30, 65), (40, 50), (100, 50)])
+    assert events == []
+
+
+def test_a_sustained_breach_raises_once_and_clears_once():
+    readings = [(0, 50)] + [(t, 63) for t in range(10, 200, 10)] + [(t, 57) for t in range(200, 300, 10)]
+    state, events = run("MRI 1", readings)
+    assert kinds(events) == [("HIGH", "raised"), ("HIGH", "cleared")]
+    raised, cleared = events
+    assert raised["value"] == 63 and raised["limit"] == 60 and raised["since"] == "2023-11-14T22:13:30.000000Z"
+    assert raised["time"] == "2023-11-14T22:14:30.000000Z"  # 60 s of event time after the breach began
+    assert cleared["since"] == raised["since"] and cleared["value"] == 57
+    assert state.active == {}
+
+
+def test_oscillating_around_the_limit_after_a_raise_neither_clears_nor_re_raises():
+    readings = [(t, 62) for t in range(0, 100, 10)]
+    readings += [(100 + i * 10, 59.5 if i % 2 else 60.5) for i in range(60)]
+    _, events = run("MRI 1", readings)
+    assert kinds(events) == [("HIGH", "raised")]
+
+
+def test_a_ct_at_65_percent_stays_quiet():
+    _, events = run("CT 3", [(t, 65) for t in range(0, 3600, 30)])
+    assert events == []
+
+
+def test_low_humidity_raises_low_and_clears_with_hysteresis():
+    readings = [(t, 25) for t in range(0, 120, 10)] + [(130, 31), (140, 33)]
+    _, events = run("SPECT 7", readings)
+    assert kinds(events) == [("LOW", "raised"), ("LOW", "cleared")]
+    assert events[1]["value"] == 33
+
+
+def test_out_of_order_readings_cannot_raise_or_clear():
+    state, events = run("MRI 1", [(0, 50), (100, 50)])
+    # late readings from before t=100, all outside the limit: ignored
+    _, late = run("MRI 1", [(10, 70), (50, 70), (99, 70)], state)
+    assert late == []
+    state, events = run("MRI 1", [(t, 63) for t in range(200, 300, 10)], state)
+    assert kinds(events) == [("HIGH", "raised")]
+    _, late = run("MRI 1", [(150, 40), (160, 40)], state)  # late and inside: no clear
+    assert late == [] and "HIGH" in state.active
+
+
+def test_rate_of_change_on_mri_uses_averages_over_the_hour():
+    readings = [(t, 40 + (1 if (t // 30) % 2 else -1)) for t in range(0, 1800, 30)]  # noisy but flat
+    state, events = run("MRI 1", readings)
+    assert events == []
+    readings = [(1800 + t, 40 + t / 120) for t in range(0, 1800, 30)]  # +15 % RH in 30 min
+    state, events = run("MRI 1", readings, state)
+    assert kinds(events) == [("RATE", "raised")]
+    assert events[0]["limit"] == 5
+    _, events = run("CT 3", [(t, 40 + t / 120) for t in range(0, 1800, 30)])
+    assert events == []  # CT has no rate limit
+
+
+def test_offline_after_the_timeout_of_wall_time_and_cleared_by_the_next_reading():
+    state, _ = run("MRI 1", [(0, 50)])
+    assert check_offline(state, CONFIG, T0 + 299) == []
+    (raised,) = check_offline(state, CONFIG, T0 + 301)
+    assert (raised["kind"], raised["state"], raised["limit"]) == ("OFFLINE", "raised", 300)
+    assert check_offline(state, CONFIG, T0 + 400) == []  # once per episode
+    events = apply_reading(state, CONFIG, T0 + 500, 50, T0 + 500)
+    assert kinds(events) == [("OFFLINE", "cleared")]
+
+
+def test_state_round_trips_through_json():
+    state, _ = run("MRI 1", [(t, 63) for t in range(0, 100, 10)])
+    assert LoggerState.from_json(state.to_json()) == state
+
+
+@pytest.mark.parametrize("text,message", [
+    ("[types.MRI]\nlow = 70\nhigh = 60\n", "low < high"),
+    ("[types.MRI]\nlow = 'x'\nhigh = 60\n", "must be a number"),
+    ("[defaults]\noffline_timeout_seconds = 0\n", "must be positive"),
+    ("not toml ===", "not valid TOML"),
+])
+def test_bad_alarm_files_say_what_is_wrong(text, message):
+    with pytest.raises(AlarmConfigError, match=message):
+        parse_config(text)

@@ -1,0 +1,118 @@
+"""Alarms end to end on the real local Kafka: scripted sequences for every
+kind, a restart with an active alarm, two workers, and OFFLINE."""
+
+import time
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+
+from humidity.simulation import reading_doc
+from tests import helpers
+
+pytestmark = pytest.mark.kafka
+
+READY = r"\[\^Worker\]: Ready"
+T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
+
+
+def reading(guid, device, seconds, humidity):
+    when = datetime.fromtimestamp(T0 + seconds, timezone.utc)
+    return guid.encode(), orjson.dumps(reading_doc(guid, device, when, humidity))
+
+
+def send(env, rows):
+    """rows: (guid, device, seconds after T0, humidity). Keyed by guid here so
+    that each logger's readings stay in order; late ones are sent on purpose."""
+    helpers.run(helpers.produce_pairs(env["HUMIDITY_INPUT_TOPIC"], [reading(*row) for row in rows]))
+
+
+def events_of(env, guid):
+    return [(e["kind"], e["state"]) for e in helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"]) if e["guid"] == guid]
+
+
+def wait_events(env, guid, expected, timeout=90):
+    helpers.wait_until(lambda: events_of(env, guid) == expected, timeout,
+                       what=f"alarm events {expected} for {guid} (have {events_of(env, guid)})")
+
+
+def alarm_env(tmp_path, **extra):
+    return helpers.service_env(tmp_path, HUMIDITY_ALERTS_TOPIC=helpers.unique("alerts"), **extra)
+
+
+def test_scripted_sequences_for_every_kind_and_a_restart(kafka, tmp_path, workers):
+    env = alarm_env(tmp_path)
+    worker = workers(env, "alarms")
+    worker.wait_for_log(READY, timeout=120)
+    rows = []
+    rows += [("spike", "MRI 1", t, v) for t, v in [(0, 50), (10, 65), (20, 66), (30, 65), (40, 50), (100, 50)]]
+    rows += [("sustained", "MRI 2", t, 63) for t in range(0, 160, 10)]
+    rows += [("sustained", "MRI 2", t, 57) for t in range(160, 220, 10)]
+    rows += [("oscillating", "MRI 3", t, 62) for t in range(0, 100, 10)]
+    rows += [("oscillating", "MRI 3", 100 + i * 10, 59.5 if i % 2 else 60.5) for i in range(40)]
+    rows += [("ct-65", "CT 4", t, 65) for t in range(0, 1200, 30)]
+    rows += [("late", "MRI 5", t, 50) for t in range(0, 300, 10)]
+    rows += [("late", "MRI 5", t, 75) for t in range(5, 150, 10)]  # out of event-time order: must not raise
+    rows += [("low", "SPECT 6", t, 25) for t in range(0, 120, 10)] + [("low", "SPECT 6", 130, 33)]
+    rows += [("ramp", "MRI 7", t, 40 + t / 120) for t in range(0, 1860, 60)]  # +15 % RH in 31 min
+    send(env, rows)
+
+    wait_events(env, "sustained", [("HIGH", "raised"), ("HIGH", "cleared")])
+    wait_events(env, "oscillating", [("HIGH", "raised")])
+    wait_events(env, "low", [("LOW", "raised"), ("LOW", "cleared")])
+    wait_events(env, "ramp", [("RATE", "raised")])
+    summary = helpers.wait_for_summary(
+        env["HUMIDITY_RESULTS_TOPIC"],
+        lambda s: {(a["guid"], a["kind"]) for a in s["active_alarms"]} == {("oscillating", "HIGH"), ("ramp", "RATE")},
+        timeout=60)
+    assert summary["active_alarms"][0]["since"] >= summary["active_alarms"][1]["since"]  # newest first
+    status, _, body = helpers.http_get(helpers.web_url(env, "/api/alarms"))
+    assert status == 200 and len(orjson.loads(body)["active_alarms"]) == 2
+    time.sleep(3)  # a few more intervals: nothing else may appear
+    for quiet in ("spike", "ct-65", "late"):
+        assert events_of(env, quiet) == [], quiet
+    assert events_of(env, "sustained") == [("HIGH", "raised"), ("HIGH", "cleared")]
+    assert events_of(env, "oscillating") == [("HIGH", "raised")]
+    raised = [e for e in helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"]) if e["guid"] == "sustained"][0]
+    assert set(raised) == {"time", "device", "guid", "kind", "state", "value", "limit", "since"}
+    assert (raised["device"], raised["value"], raised["limit"]) == ("MRI 2", 63, 60)
+
+    # restart while "oscillating" is active: no second raise, and the clear still comes
+    assert worker.stop() == 0
+    again = workers(env, "alarms-again")
+    again.wait_for_log(READY, timeout=120)
+    send(env, [("oscillating", "MRI 3", 600 + t, 62) for t in range(0, 100, 10)])
+    send(env, [("oscillating", "MRI 3", 700 + t, 55) for t in range(0, 50, 10)])
+    wait_events(env, "oscillating", [("HIGH", "raised"), ("HIGH", "cleared")])
+
+
+def test_two_workers_each_logger_alarms_once(kafka, tmp_path, workers):
+    env = alarm_env(tmp_path)
+    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    first, second = workers(env, "a1"), workers(env2, "a2")
+    first.wait_for_log(READY, timeout=120)
+    second.wait_for_log(READY, timeout=120)
+    guids = [f"logger-{i}" for i in range(8)]
+    send(env, [(g, f"PETCT{i}", t, 64) for t in range(0, 130, 10) for i, g in enumerate(guids)])
+    for g in guids:
+        wait_events(env, g, [("HIGH", "raised")])
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: len(s["active_alarms"]) == 8,
+                                       timeout=60)
+    assert {a["guid"] for a in summary["active_alarms"]} == set(guids)
+    time.sleep(2)
+    assert all(events_of(env, g) == [("HIGH", "raised")] for g in guids)
+
+
+def test_offline_after_a_short_timeout_and_back(kafka, tmp_path, workers):
+    config = tmp_path / "alarms.toml"
+    config.write_text((helpers.ROOT / "humidity" / "alarms.toml").read_text()
+                      .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3"))
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=str(config))
+    worker = workers(env, "offline")
+    worker.wait_for_log(READY, timeout=120)
+    send(env, [("quiet-one", "MRI 9", 0, 45)])
+    wait_events(env, "quiet-one", [("OFFLINE", "raised")], timeout=30)
+    offline = [e for e in helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"]) if e["guid"] == "quiet-one"][0]
+    assert offline["limit"] == 3 and offline["value"] == 45
+    send(env, [("quiet-one", "MRI 9", 60, 46)])
+    wait_events(env, "quiet-one", [("OFFLINE", "raised"), ("OFFLINE", "cleared")], timeout=30)
