@@ -104,7 +104,8 @@ app = HumidityApp(
     web_metrics_enabled=False,
 )
 
-# The data flow, in order: topics, tables, agents, the publisher, commands.
+# The data flow, in order: metrics, topics, tables, agents, the publisher, views, commands.
+import humidity.metrics  # noqa: E402,F401  (Faust's Prometheus monitor must be set before start)
 import humidity.topics  # noqa: E402,F401
 import tables  # noqa: E402,F401
 import humidity.agents  # noqa: E402,F401

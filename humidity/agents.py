@@ -26,7 +26,7 @@ import orjson
 from faust.streams import _current_event  # the event table writes are partitioned by
 
 from app import alarm_config, app, settings
-from humidity import aggregate, alarms
+from humidity import aggregate, alarms, metrics
 from humidity.readings import dead_letter
 from humidity.topics import alarm_readings_topic, alerts_topic, input_topic, invalid_topic, sightings_topic
 from tables import (
@@ -103,6 +103,7 @@ def ingest_partition(partition: int, events: list) -> None:
 
     with writing_for(events[-1]):
         totals = aggregate.IngestTotals.from_json(_json(ingest_totals.get(str(partition))))
+        before = (totals.valid, totals.invalid)
         outcome = aggregate.ingest(totals, [(e.message.offset, e.value) for e in events], sighting_offset)
         for key, offset in outcome.new_sightings.items():
             sightings[key] = str(offset).encode()
@@ -111,6 +112,8 @@ def ingest_partition(partition: int, events: list) -> None:
     for guid, device in outcome.forwards:
         sightings_topic.send_soon(key=guid.encode(), value=device.encode())
     forward_for_alarms(outcome.readings)
+    metrics.readings_processed.labels(result="valid").inc(totals.valid - before[0])
+    metrics.readings_processed.labels(result="invalid").inc(totals.invalid - before[1])
     if outcome.dead_letters:
         now = datetime.now(timezone.utc)
         for offset, reason, raw in outcome.dead_letters:

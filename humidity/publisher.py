@@ -24,8 +24,9 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from app import app, settings
 from humidity.aggregate import IngestTotals, SensorTotals
+from humidity import metrics
 from humidity.kafka_admin import client_security
-from humidity.summary import ALARMS, INGEST, SENSORS, PartialsBook, partial_key, render_text
+from humidity.summary import ALARMS, INGEST, SENSORS, PartialsBook, partial_key, render_line, render_text
 from humidity.topics import partials_topic, results_topic
 from tables import alarm_totals, ingest_totals, sensor_totals
 
@@ -100,6 +101,7 @@ def _on_record(topic: str, key: Optional[bytes], value: Optional[bytes]) -> None
             latest = state.latest.summary
             if latest is None or summary.get("time", "") >= latest.get("time", ""):
                 state.latest = Latest(summary, bytes(value), time.monotonic())
+                metrics.observe_summary(summary)
     except (ValueError, KeyError, TypeError):
         log.warning("Ignoring a malformed record on %s", topic)
 
@@ -156,4 +158,12 @@ async def publish_summary() -> None:
     raw = orjson.dumps(summary)
     await results_topic.send(key=b"summary", value=raw)
     state.latest = Latest(summary, raw, time.monotonic())
-    log.info("Summary published to %s:\n%s", settings.results_topic, render_text(summary))
+    metrics.summaries_published.inc()
+    metrics.observe_summary(summary)
+    if settings.log_format == "line":
+        log.info("Summary published to %s: %s", settings.results_topic, render_line(summary))
+    else:
+        log.info("Summary published to %s:\n%s", settings.results_topic, render_text(summary))
+
+
+metrics.read_age_from(lambda: state.latest)

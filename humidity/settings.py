@@ -48,6 +48,7 @@ class Settings:
     # Alarms
     alerts_topic: str = "humidity-alerts"
     alarms_file: Path = DEFAULT_ALARMS_FILE
+    log_format: str = "blocks"  # "blocks": the summary as four titled blocks; "line": one line per event
 
     @property
     def sightings_topic(self) -> str:
@@ -89,6 +90,7 @@ VARIABLES: dict[str, str] = {
     "HUMIDITY_KAFKA_CA_FILE": "ca_file",
     "HUMIDITY_ALERTS_TOPIC": "alerts_topic",
     "HUMIDITY_ALARMS_FILE": "alarms_file",
+    "HUMIDITY_LOG_FORMAT": "log_format",
 }
 
 #: Variables whose value must never be echoed (in errors or logs).
@@ -192,6 +194,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "ca_file": _readable_file,
     "alerts_topic": _name,
     "alarms_file": lambda text: Path(_readable_file(text)),
+    "log_format": lambda text: _one_of(("BLOCKS", "LINE"))(text).lower(),
 }
 
 

@@ -139,3 +139,11 @@ def render_text(summary: dict) -> str:
         lines += rows or ["(none yet)"]
         lines.append("")
     return "\n".join(lines)
+
+
+def render_line(summary: dict) -> str:
+    """The summary in one log line (HUMIDITY_LOG_FORMAT=line)."""
+    alarms = summary.get("active_alarms", [])
+    return (f"time={summary['time']} messages={summary['total_messages']} invalid={summary['invalid_messages']} "
+            f"sensors={summary['total_sensors']} devices={len(summary['average_humidity_by_device'])} "
+            f"active_alarms={len(alarms)}")

@@ -15,6 +15,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from app import app, settings
+from humidity.health import health
+from humidity.metrics import summary_age_seconds
 from humidity.publisher import state
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -42,13 +44,6 @@ async def dashboard(self, request):
     return self.html(INDEX_HTML, headers=dict(PAGE_HEADERS))
 
 
-def summary_age_seconds(summary: dict, now: datetime) -> float:
-    try:
-        return max(0.0, (now - datetime.fromisoformat(summary["time"])).total_seconds())
-    except (KeyError, TypeError, ValueError):
-        return 0.0
-
-
 @app.page("/api/summary")
 async def api_summary(self, request):
     latest = state.latest
@@ -73,3 +68,13 @@ async def api_alarms(self, request):
         )
     return self.json({"time": latest.summary["time"], "active_alarms": latest.summary.get("active_alarms", [])},
                      headers=dict(API_HEADERS))
+
+
+@app.page("/health")
+async def api_health(self, request):
+    """200 while this worker consumes and summaries are fresh; 503 with the reasons."""
+    consumer = app.consumer
+    consuming = bool(consumer.started and not consumer.crashed and not app.should_stop)
+    summary = state.latest.summary
+    ok, body = health(datetime.now(timezone.utc), summary["time"] if summary else None, settings.interval, consuming)
+    return self.json(body, status=200 if ok else 503, headers=dict(API_HEADERS))

@@ -67,3 +67,12 @@ def test_text_form_has_four_titled_blocks_and_escapes_names():
         assert title in text
     assert "'MRI\\n1'" in text
     orjson.dumps(s)
+
+
+def test_one_line_form_for_deployments():
+    from humidity.summary import render_line
+
+    s = build_summary([ingest_totals(0, {"MRI 1": [50.0]}, invalid=3)], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
+    line = render_line(s)
+    assert "\n" not in line
+    assert line == "time=2024-05-06T07:08:09.123456Z messages=1 invalid=3 sensors=1 devices=1 active_alarms=0"

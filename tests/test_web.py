@@ -21,6 +21,8 @@ def test_before_the_first_summary_the_api_says_503_and_faust_debug_routes_are_of
     assert status == 503
     assert headers["Content-Type"].startswith("application/json")
     assert orjson.loads(body)["error"] == "no summary has been published yet"
+    status, _, body = helpers.http_get(helpers.web_url(env, "/health"))
+    assert status == 503 and orjson.loads(body)["reasons"] == ["no summary has been published yet"]
 
     status, headers, body = helpers.http_get(helpers.web_url(env, "/"))
     assert status == 200 and headers["Content-Type"].startswith("text/html")

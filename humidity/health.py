@@ -1,0 +1,27 @@
+"""Is this worker healthy? (pure; the /health view supplies the facts)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Optional
+
+
+def health(now: datetime, summary_time: Optional[str], interval: float, consuming: bool) -> tuple[bool, dict]:
+    """Healthy while the worker consumes and a summary came within two intervals."""
+    limit = 2 * interval
+    body: dict = {"consuming": consuming, "summary_time": summary_time, "max_age_seconds": limit}
+    reasons = []
+    if not consuming:
+        reasons.append("the Kafka consumer is not running")
+    if summary_time is None:
+        reasons.append("no summary has been published yet")
+        age = None
+    else:
+        age = (now - datetime.fromisoformat(summary_time)).total_seconds()
+        if age > limit:
+            reasons.append(f"the last summary is {age:.1f} s old (limit {limit:.1f} s)")
+    body["summary_age_seconds"] = None if age is None else round(age, 3)
+    body["status"] = "ok" if not reasons else "unhealthy"
+    if reasons:
+        body["reasons"] = reasons
+    return not reasons, body

@@ -1,0 +1,48 @@
+"""Prometheus metrics at GET /metrics: Faust's own (its Prometheus monitor)
+and the service's. Counters are per worker; gauges describe the latest
+summary this worker has seen (the same on every worker)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from faust.sensors.prometheus import setup_prometheus_sensors
+from prometheus_client import Counter, Gauge
+
+from app import app
+
+setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
+
+readings_processed = Counter(
+    "humidity_readings_processed_total", "Readings counted by this worker, by result.", ["result"])
+summaries_published = Counter(
+    "humidity_summaries_published_total", "Summaries this worker published (as leader).")
+active_alarms = Gauge(
+    "humidity_active_alarms", "Active alarms in the latest summary, by kind.", ["kind"])
+last_summary_age = Gauge(
+    "humidity_last_summary_age_seconds", "Seconds since the latest summary this worker has seen was published.")
+
+
+def observe_summary(summary: dict) -> None:
+    counts = {"HIGH": 0, "LOW": 0, "RATE": 0, "OFFLINE": 0}
+    for alarm in summary.get("active_alarms", []):
+        counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
+    for kind, n in counts.items():
+        active_alarms.labels(kind=kind).set(n)
+
+
+def summary_age_seconds(summary: dict, now: datetime) -> float:
+    try:
+        return max(0.0, (now - datetime.fromisoformat(summary["time"])).total_seconds())
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+
+
+def read_age_from(latest) -> None:
+    """The age gauge reads the latest summary when scraped."""
+
+    def age() -> float:
+        summary = latest().summary
+        return float("nan") if summary is None else summary_age_seconds(summary, datetime.now(timezone.utc))
+
+    last_summary_age.set_function(age)

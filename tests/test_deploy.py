@@ -1,0 +1,73 @@
+"""docker-compose.yml and the Dockerfile agree with the app (no Docker engine
+here, so the stack itself is not run; see README)."""
+
+import re
+import xml.etree.ElementTree as ET
+
+import yaml
+
+from humidity.settings import VARIABLES, Settings
+from tests import helpers
+
+ROOT = helpers.ROOT
+COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+EXTRA_VARIABLES = {"HUMIDITY_KAFKA_SASL_PASSWORD_FILE"}
+
+
+def kafka_version() -> str:
+    pom = ET.parse(ROOT / "kafka" / "pom.xml")
+    ns = {"m": "http://maven.apache.org/POM/4.0.0"}
+    return pom.getroot().find("m:properties/m:kafka.version", ns).text
+
+
+def test_kafka_image_is_the_pinned_local_version_with_health_and_volume():
+    kafka = COMPOSE["services"]["kafka"]
+    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
+    assert "healthcheck" in kafka and kafka["volumes"][0].startswith("kafka-data:")
+    assert "kafka-data" in COMPOSE["volumes"]
+    env = kafka["environment"]
+    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+    assert "INTERNAL://kafka:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_worker_uses_only_real_settings_with_defaults_that_match():
+    worker = COMPOSE["services"]["worker"]
+    assert worker["command"] == ["faust", "-A", "app", "worker", "-l", "info"]
+    assert "container_name" not in worker and "ports" not in worker, "must scale: no fixed name or host port"
+    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    env = worker["environment"]
+    unknown = set(env) - set(VARIABLES) - EXTRA_VARIABLES
+    assert not unknown, f"not settings of the app: {unknown}"
+    defaults = Settings()
+    for variable, value in env.items():
+        field = VARIABLES.get(variable)
+        if field in ("input_topic", "results_topic", "invalid_topic", "alerts_topic", "app_id", "partitions",
+                     "interval"):
+            assert str(value) == str(getattr(defaults, field)), variable
+    assert env["HUMIDITY_WEB_BIND"] == "0.0.0.0"
+    assert env["HUMIDITY_BROKER"] == "kafka://kafka:19092"
+    assert str(env["HUMIDITY_WEB_PORT"]) in [str(p) for p in worker["expose"]]
+
+
+def test_simulator_and_web_proxy():
+    sim = COMPOSE["services"]["simulator"]
+    assert sim["command"][:4] == ["faust", "-A", "app", "simulate"]
+    assert sim["environment"]["HUMIDITY_PARTITIONS"] == COMPOSE["services"]["worker"]["environment"]["HUMIDITY_PARTITIONS"]
+    web = COMPOSE["services"]["web"]
+    assert web["ports"] == ["127.0.0.1:8080:80"]
+    port = COMPOSE["services"]["worker"]["environment"]["HUMIDITY_WEB_PORT"]
+    assert f"http://worker:{port}" in (ROOT / "deploy" / "nginx.conf").read_text()
+
+
+def test_dockerfile_matches_the_worker():
+    assert re.search(r"^FROM python:3\.11", DOCKERFILE, re.M)
+    assert 'CMD ["faust", "-A", "app", "worker", "-l", "info"]' in DOCKERFILE
+    assert "HUMIDITY_WEB_BIND=0.0.0.0" in DOCKERFILE and "HUMIDITY_DATA_DIR=/data" in DOCKERFILE
+    assert "EXPOSE 6066" in DOCKERFILE and "/health" in DOCKERFILE
+    assert re.search(r"^USER \w+", DOCKERFILE, re.M), "the worker must not run as root"
+    for path in ("requirements.txt", "app.py", "humidity", "tables"):
+        assert f"COPY {path}" in DOCKERFILE
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    for path in (".venv", ".git", ".kafka-data", "data", "kafka/lib"):
+        assert path in ignored
