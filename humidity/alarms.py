@@ -203,19 +203,24 @@ def hourly_trend(buckets: dict, now: float) -> tuple[Optional[float], float]:
     return (n * sxy - sx * sy) / denominator * HOUR, (last - first) if first is not None else 0.0
 
 
-def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: Optional[float]) -> list[dict]:
-    if limit is None:
-        return []
+def _add_to_trend(state: LoggerState, config: AlarmConfig, t: float, v: float) -> None:
     start = math.floor(t / config.rate_bucket) * config.rate_bucket
-    bucket = state.buckets.setdefault(repr(start), [0, 0.0, 0.0, 0.0, 0.0])
+    bucket = state.buckets.get(repr(start))
+    if bucket is None:
+        bucket = state.buckets[repr(start)] = [0, 0.0, 0.0, 0.0, 0.0]
+        for key in [k for k in state.buckets if float(k) + config.rate_bucket <= t - HOUR]:
+            del state.buckets[key]  # outside the sliding hour
     x = t - start
     bucket[0] += 1
     bucket[1] += x
     bucket[2] += v
     bucket[3] += x * v
     bucket[4] += x * x
-    for key in [k for k in state.buckets if float(k) + config.rate_bucket <= t - HOUR]:
-        del state.buckets[key]  # outside the sliding hour
+
+
+def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: Optional[float]) -> list[dict]:
+    if limit is None:
+        return []
     slope, span = hourly_trend(state.buckets, t)
     if slope is None or span + config.rate_bucket < config.rate_min_span:
         return []
@@ -229,21 +234,34 @@ def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: Op
     return []
 
 
-def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, wall: float) -> list[dict]:
-    """Apply one reading (event time ``t`` in epoch seconds, humidity ``v``)."""
+def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: float) -> list[dict]:
+    """Apply a logger's readings, in arrival order: (event time in epoch
+    seconds, humidity) pairs. The hourly trend (RATE) is judged once, after
+    the last of them: per batch, not per reading."""
     events = []
     state.seen_wall = wall if state.seen_wall is None else max(state.seen_wall, wall)
-    if OFFLINE in state.active:
-        events.append(_clear(state, OFFLINE, wall, v))
-    if state.last_time is not None and t <= state.last_time:
-        return events  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
-    state.last_time, state.last_value = t, v
     limits = config.limits_for(state.device)
     h = config.hysteresis
-    events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h)
-    events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h)
-    events += _rate(state, config, t, v, limits.max_change_per_hour)
+    newest = None
+    for t, v in readings:
+        if OFFLINE in state.active:
+            events.append(_clear(state, OFFLINE, wall, v))
+        if state.last_time is not None and t <= state.last_time:
+            continue  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
+        state.last_time, state.last_value = t, v
+        events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h)
+        events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h)
+        if limits.max_change_per_hour is not None:
+            _add_to_trend(state, config, t, v)
+            newest = (t, v)
+    if newest is not None:
+        events += _rate(state, config, newest[0], newest[1], limits.max_change_per_hour)
     return events
+
+
+def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, wall: float) -> list[dict]:
+    """Apply one reading (event time ``t`` in epoch seconds, humidity ``v``)."""
+    return apply_readings(state, config, [(t, v)], wall)
 
 
 def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[dict]:

@@ -7,11 +7,18 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from faust.sensors.prometheus import setup_prometheus_sensors
-from prometheus_client import Counter, Gauge
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
-from app import app
+from app import app, settings
 
-setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
+if settings.faust_metrics:
+    # Faust's Prometheus monitor: per-event metrics (it costs throughput, see README "Performance")
+    setup_prometheus_sensors(app, pattern="/metrics", name_prefix="faust")
+else:
+
+    @app.page("/metrics")
+    async def metrics_page(self, request):
+        return self.bytes(generate_latest(REGISTRY), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 readings_processed = Counter(
     "humidity_readings_processed_total", "Readings counted by this worker, by result.", ["result"])

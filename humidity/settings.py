@@ -48,6 +48,7 @@ class Settings:
     # Alarms
     alerts_topic: str = "humidity-alerts"
     alarms_file: Path = DEFAULT_ALARMS_FILE
+    faust_metrics: bool = True  # Faust's own per-event Prometheus metrics at /metrics
     log_format: str = "blocks"  # "blocks": the summary as four titled blocks; "line": one line per event
 
     @property
@@ -91,6 +92,7 @@ VARIABLES: dict[str, str] = {
     "HUMIDITY_ALERTS_TOPIC": "alerts_topic",
     "HUMIDITY_ALARMS_FILE": "alarms_file",
     "HUMIDITY_LOG_FORMAT": "log_format",
+    "HUMIDITY_FAUST_METRICS": "faust_metrics",
 }
 
 #: Variables whose value must never be echoed (in errors or logs).
@@ -195,6 +197,7 @@ PARSERS: dict[str, Callable[[str], object]] = {
     "alerts_topic": _name,
     "alarms_file": lambda text: Path(_readable_file(text)),
     "log_format": lambda text: _one_of(("BLOCKS", "LINE"))(text).lower(),
+    "faust_metrics": lambda text: _one_of(("ON", "OFF"))(text) == "ON",
 }
 
 

@@ -11,15 +11,26 @@ from app import app, settings
 
 P = settings.partitions
 
-#: keys and values are bytes ("raw"), (de)serialised by the code that owns them
-RAW = {"key_type": bytes, "value_type": bytes}
+#: RocksDB per table and partition: Faust's defaults (64 MB write buffers x3,
+#: a 2 GB block cache each) are sized for a server with a few big tables; this
+#: worker has 6 tables x HUMIDITY_PARTITIONS databases and a 400 MB budget.
+ROCKSDB = {"write_buffer_size": 4 * 1024 * 1024, "max_write_buffer_number": 2,
+           "block_cache_size": 8 * 1024 * 1024, "block_cache_compressed_size": 1024 * 1024,
+           "target_file_size_base": 16 * 1024 * 1024}
+
+
+def _raw() -> dict:
+    """Keys and values are bytes ("raw"), (de)serialised by the code that owns them."""
+    return {"key_type": bytes, "value_type": bytes, "options": dict(ROCKSDB)}
+
+
 
 #: key: input partition number (``b"3"``); value: JSON of
 #: :class:`humidity.aggregate.IngestTotals` (valid / invalid counts, exact
 #: humidity sums and counts per device, offset of the last message included).
 #: Written by agent ``ingest``, once per partition per batch.
 ingest_totals = app.Table(
-    "ingest-totals", partitions=P, **RAW,
+    "ingest-totals", partitions=P, **_raw(),
     help="Per input partition: message counts and humidity sums per device.",
 )
 
@@ -27,7 +38,7 @@ ingest_totals = app.Table(
 #: input offset (ASCII) that first saw the pair in this partition.
 #: Written by agent ``ingest`` on a pair's first sighting only.
 sightings = app.Table(
-    "sightings", partitions=P, **RAW,
+    "sightings", partitions=P, **_raw(),
     help="Per input partition: (device, sensor) pairs already forwarded.",
 )
 
@@ -35,14 +46,14 @@ sightings = app.Table(
 #: :class:`humidity.aggregate.SensorTotals` (distinct sensors overall and per
 #: device among the guids of this partition). Written by agent ``count_sensors``.
 sensor_totals = app.Table(
-    "sensor-totals", partitions=P, **RAW,
+    "sensor-totals", partitions=P, **_raw(),
     help="Per sightings partition: distinct sensors overall and per device.",
 )
 
 #: key: guid; value: JSON ``{"first": offset, "devices": {device: offset}}``.
 #: Written by agent ``count_sensors`` when a sensor or one of its devices is new.
 sensors = app.Table(
-    "sensors", partitions=P, **RAW,
+    "sensors", partitions=P, **_raw(),
     help="Per sensor (guid): the devices it was seen on.",
 )
 
@@ -51,7 +62,7 @@ sensors = app.Table(
 #: alarms, the hour's trend sums, when the logger was last heard from).
 #: Written by agent ``evaluate_alarms``, once per logger per batch.
 alarm_states = app.Table(
-    "alarm-states", partitions=P, **RAW,
+    "alarm-states", partitions=P, **_raw(),
     help="Per datalogger: alarm state.",
 )
 
@@ -60,7 +71,7 @@ alarm_states = app.Table(
 #: alarms of the partition's loggers and the latest events (re-sent if a crash
 #: cut their delivery). Written by agent ``evaluate_alarms`` once per batch.
 alarm_totals = app.Table(
-    "alarm-totals", partitions=P, **RAW,
+    "alarm-totals", partitions=P, **_raw(),
     help="Per alarm partition: active alarms and recent alarm events.",
 )
 

@@ -87,6 +87,12 @@ def service_env(tmp_path: Path, **overrides: str) -> dict:
     return env
 
 
+def another_worker(env: dict, tmp_path: Path, name: str = "data2") -> dict:
+    """The environment of one more worker of the same service: same app and
+    topics, its own data directory and web port."""
+    return dict(env, HUMIDITY_DATA_DIR=str(tmp_path / name), HUMIDITY_WEB_PORT=str(free_port()))
+
+
 class Worker:
     """One ``faust -A app worker`` subprocess, stopped by pid."""
 

@@ -88,7 +88,7 @@ def test_scripted_sequences_for_every_kind_and_a_restart(kafka, tmp_path, worker
 
 def test_two_workers_each_logger_alarms_once(kafka, tmp_path, workers):
     env = alarm_env(tmp_path)
-    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    env2 = helpers.another_worker(env, tmp_path)
     first, second = workers(env, "a1"), workers(env2, "a2")
     first.wait_for_log(READY, timeout=120)
     second.wait_for_log(READY, timeout=120)

@@ -100,7 +100,7 @@ def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp
 
 def test_a_worker_killed_and_restarted_among_two_is_exact(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
-    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    env2 = helpers.another_worker(env, tmp_path)
     records = dataset(60_000, seed=43)
     expected = expected_summary(records)
     first, second = workers(env, "steady"), workers(env2, "leaver")

@@ -49,7 +49,7 @@ def test_one_worker_publishes_the_exact_summary_and_dead_letters(kafka, tmp_path
 
 def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
-    env2 = dict(env, HUMIDITY_DATA_DIR=str(tmp_path / "data2"), HUMIDITY_WEB_PORT=str(helpers.free_port()))
+    env2 = helpers.another_worker(env, tmp_path)
     records = dataset(10_000, seed=11)
     expected = expected_summary(records)
 
