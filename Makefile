@@ -7,7 +7,7 @@ KAFKA_PORT ?= 9092
 KAFKA_DATA_DIR ?= .kafka-data
 export KAFKA_PORT KAFKA_DATA_DIR
 
-.PHONY: run test bench venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
+.PHONY: run test bench profile venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
 
 run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 	@scripts/run.sh
@@ -17,6 +17,9 @@ test: venv kafka-jars chromium ## set up, start a throwaway broker, run the whol
 
 bench: venv kafka-jars bench/.venv-quix/.installed ## throughput, latency and memory, side by side
 	@scripts/bench.sh $(BENCH_ARGS)
+
+profile: venv kafka-jars bench/.venv-quix/.installed ## where one worker's CPU goes (py-spy)
+	@scripts/bench.sh --profile $(BENCH_ARGS)
 
 bench/.venv-quix/.installed: bench/requirements.txt
 	@test -x bench/.venv-quix/bin/python || $(PYTHON) -m venv bench/.venv-quix

@@ -91,9 +91,6 @@ app = HumidityApp(
     table_standby_replicas=0,
     # A worker that died (kill -9, lost host) leaves the group after 10 s, not
     # Faust's default 60 s, so its partitions move to the others quickly.
-    stream_buffer_maxsize=32768,
-    broker_max_poll_records=10000,
-    consumer_max_fetch_size=4 * 1024 * 1024,
     broker_session_timeout=10.0,
     broker_heartbeat_interval=2.0,
     # Faust's own pages would expose table contents, assignments and debug data.
@@ -109,6 +106,7 @@ import humidity.metrics  # noqa: E402,F401  (Faust's Prometheus monitor must be 
 import humidity.topics  # noqa: E402,F401
 import tables  # noqa: E402,F401
 import humidity.agents  # noqa: E402,F401
+import humidity.alarm_agents  # noqa: E402,F401
 import humidity.publisher  # noqa: E402,F401
 import humidity.views  # noqa: E402,F401
 import humidity.commands  # noqa: E402,F401

@@ -13,4 +13,6 @@ fi
 cleanup() { [ "$started" = 1 ] && scripts/kafka.sh down; }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
-.venv/bin/python bench/run.py --bootstrap "127.0.0.1:$port" "$@"
+script=bench/run.py
+if [ "${1:-}" = "--profile" ]; then script=bench/profile.py; shift; fi
+.venv/bin/python "$script" --bootstrap "127.0.0.1:$port" "$@"

@@ -16,9 +16,9 @@ os.environ.setdefault("HUMIDITY_DATA_DIR", tempfile.mkdtemp(prefix="humidity-age
 os.environ.setdefault("HUMIDITY_APP_ID", "agent-test")
 
 from app import app  # noqa: E402
-from humidity import agents  # noqa: E402
-from humidity.topics import invalid_topic, sightings_topic  # noqa: E402
-from tables import ingest_totals, sensor_totals, sensors  # noqa: E402
+from humidity import agents, alarm_agents  # noqa: E402
+from humidity.topics import alarm_readings_topic, alerts_topic, invalid_topic, sightings_topic  # noqa: E402
+from tables import alarm_totals, ingest_totals, sensor_totals, sensors  # noqa: E402
 
 
 def reading(guid, device, humidity, key="medicalImagingdevice"):
@@ -39,9 +39,11 @@ async def eventually(check, timeout=5.0):
 @pytest.fixture
 def sent(monkeypatch):
     """What the agents queue for other topics, instead of a producer."""
-    out = {"sightings": [], "invalid": []}
+    out = {"sightings": [], "invalid": [], "alarm_readings": [], "alerts": []}
     monkeypatch.setattr(sightings_topic, "send_soon", lambda **kw: out["sightings"].append(kw))
     monkeypatch.setattr(invalid_topic, "send_soon", lambda **kw: out["invalid"].append(kw))
+    monkeypatch.setattr(alarm_readings_topic, "send_soon", lambda **kw: out["alarm_readings"].append(kw))
+    monkeypatch.setattr(alerts_topic, "send_soon", lambda **kw: out["alerts"].append(kw))
     return out
 
 
@@ -58,6 +60,26 @@ async def test_ingest_counts_readings_and_dead_letters_bad_ones(sent):
     assert [(s["key"], s["value"]) for s in sent["sightings"]] == [(b"g1", b"MRI 12"), (b"g2", b"CT 3")]
     (letter,) = [orjson.loads(s["value"]) for s in sent["invalid"]]
     assert letter["reason"] == "not valid JSON" and letter["offset"] == 1
+
+
+async def test_ingest_bundles_valid_readings_per_alarm_partition(sent):
+    async with agents.ingest.test_context() as agent:
+        await agent.put(reading("g1", "MRI 12", 70.0))
+        await agent.put(reading("g2", "CT 3", 40.0))
+        await eventually(lambda: sum(len(orjson.loads(b["value"])["r"]) for b in sent["alarm_readings"]) == 2)
+    for bundle in sent["alarm_readings"]:
+        for guid, _device, _t, _h in orjson.loads(bundle["value"])["r"]:
+            assert bundle["partition"] == agents.alarm_partition_of(guid)
+
+
+async def test_evaluate_alarms_raises_high_after_the_delay(sent):
+    rows = [["g9", "MRI 1", 1_700_000_000.0 + t, 64.0] for t in range(0, 130, 10)]
+    async with alarm_agents.evaluate_alarms.test_context() as agent:
+        await agent.put(orjson.dumps({"r": rows}), key=b"r")
+        raw = await eventually(lambda: (v := alarm_totals.get("0")) and orjson.loads(v)["active"] and v)
+    (active,) = orjson.loads(raw)["active"].values()
+    assert (active["kind"], active["guid"], active["limit"]) == ("HIGH", "g9", 60.0)
+    assert [orjson.loads(a["value"])["state"] for a in sent["alerts"]] == ["raised"]
 
 
 async def test_count_sensors_counts_distinct_guids_per_device():

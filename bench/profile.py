@@ -1,0 +1,96 @@
+"""Where a worker's time goes: py-spy on one worker draining N readings.
+
+    make profile            (or: .venv/bin/python bench/profile.py --messages 200000 --seconds 14)
+
+Prints the inclusive share of CPU samples for the frames that matter
+(Faust's fetch loop and stream plumbing, the agents, the monitor) and writes
+the raw folded stacks to bench/results/profile.txt. py-spy comes from
+bench/requirements.txt (bench/.venv-quix/bin/py-spy).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections import Counter
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import run as bench  # noqa: E402
+
+FRAMES = [
+    ("_drain_messages@consumer.py", "Faust consumer: fetch loop, per message"),
+    ("wait_first@services.py", "  of which wait_first() per message"),
+    ("on_message@conductor.py", "  of which conductor delivery to streams"),
+    ("_passive_drainer@streams.py", "Faust take_events() plumbing (our batching)"),
+    ("_c_aiter@streams.py", "Faust stream iteration"),
+    ("ingest_partition@agents.py", "agent ingest: tables, forwards"),
+    ("ingest@aggregate.py", "  of which parsing + counting (pure)"),
+    ("alarm_partition@agents.py", "agent evaluate_alarms"),
+    ("count_partition@agents.py", "agent count_sensors"),
+    ("on_stream_event_in@prometheus.py", "Faust Prometheus monitor, stream events"),
+    ("on_message_in@prometheus.py", "Faust Prometheus monitor, messages"),
+    ("_handle_pending@producer.py", "Faust producer buffer"),
+]
+
+
+def summarise(folded: Path) -> list[tuple[str, str, float]]:
+    inclusive: Counter = Counter()
+    total = 0
+    for line in folded.read_text().splitlines():
+        if not line.strip():
+            continue
+        stack, _, count = line.rpartition(" ")
+        n = int(count)
+        total += n
+        seen = set()
+        for frame in stack.split(";"):
+            name, _, where = frame.partition(" (")
+            key = f"{name}@{where.split(':')[0].split('/')[-1]}"
+            if key not in seen:
+                inclusive[key] += n
+                seen.add(key)
+    return [(key, label, 100.0 * inclusive[key] / max(total, 1)) for key, label in FRAMES]
+
+
+async def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--bootstrap", default=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
+    parser.add_argument("--messages", type=int, default=200_000)
+    parser.add_argument("--seconds", type=int, default=14)
+    parser.add_argument("--output", default=str(bench.ROOT / "bench" / "results" / "profile.txt"))
+    args = parser.parse_args()
+    py_spy = bench.ROOT / "bench" / ".venv-quix" / "bin" / "py-spy"
+    work = Path(tempfile.mkdtemp(prefix="humidity-profile-"))
+    topic = f"profile-{uuid.uuid4().hex[:6]}"
+    await bench.create_topic(args.bootstrap, topic)
+    await bench.produce(args.bootstrap, topic, bench.messages(args.messages))
+    app_id = f"profile-{uuid.uuid4().hex[:6]}"
+    env = bench.app_env(args.bootstrap, work, app_id, topic, 0.5, "p")
+    env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST")})
+    worker = bench.Proc([str(bench.BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / "worker.log")
+    try:
+        start = worker.wait_log(r"\[\^Worker\]: Ready", 180)
+        spy = subprocess.Popen([str(py_spy), "record", "-p", str(worker.proc.pid), "-o", args.output, "-f", "raw",
+                                "-d", str(args.seconds), "-r", "200"], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+        async with bench.SummaryWatcher(args.bootstrap, f"{app_id}-summaries") as watcher:
+            summary = await watcher.wait_for(lambda s: s["total_messages"] >= args.messages, 900)
+        spy.wait(60)
+    finally:
+        worker.stop()
+    print(f"one worker drained {args.messages:,} readings at {args.messages / (bench.stamp(summary) - start):,.0f} msg/s")
+    print("share of the worker's CPU samples (inclusive):")
+    for _key, label, share in summarise(Path(args.output)):
+        print(f"  {share:5.1f} %  {label}")
+    print(f"folded stacks: {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(asyncio.run(main()))

@@ -1,0 +1,125 @@
+"""Alarm wiring: per-datalogger alarm state in RocksDB, events to the alerts
+topic (the rules are pure, in :mod:`humidity.alarms`).
+
+Readings arrive bundled per alarm partition from agent ``ingest``
+(:func:`humidity.agents.forward_for_alarms`); a timer drops OFFLINE ticks into
+each owned partition, because only the agent, with a current event, may write
+the tables.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from app import alarm_config, app, settings
+from humidity import aggregate, alarms
+from humidity.agents import in_partition_batches, load_json, writing_for
+from humidity.topics import alarm_readings_topic, alerts_topic
+from tables import alarm_states, alarm_totals, partition_items
+
+ALARM_BATCH_WITHIN = 1.0  # seconds; alarms judge spans of a minute or more
+
+
+def alarm_key(kind: str, device: str, guid: str) -> str:
+    """Key of an active alarm in the partition's totals."""
+    return orjson.dumps([kind, device, guid]).decode()
+
+
+class AlarmIndex:
+    """When each logger of a partition was last heard from (wall clock), and
+    whether it is known to be OFFLINE; rebuilt from RocksDB per generation."""
+
+    def __init__(self) -> None:
+        self.generation = None
+        self.partitions: dict[int, dict[str, list]] = {}
+
+    def for_partition(self, partition: int, generation) -> dict[str, list]:
+        if generation != self.generation:
+            self.generation, self.partitions = generation, {}
+        index = self.partitions.get(partition)
+        if index is None:
+            index = self.partitions[partition] = {}
+            for key, value in partition_items(alarm_states, partition):
+                state = orjson.loads(value)
+                index[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
+        return index
+
+
+alarm_index = AlarmIndex()
+RECENT_EVENTS = 500  # per partition: re-sent after a crash that may have cut their delivery
+
+
+def alarm_partition(partition: int, events: list) -> None:
+    wall = time.time()
+    index = alarm_index.for_partition(partition, events[-1].message.generation_id)
+    loaded: dict[str, alarms.LoggerState] = {}
+    out: list[dict] = []
+    with writing_for(events[-1]):
+        totals = load_json(alarm_totals.get(str(partition))) or {"offset": -1, "active": {}, "recent": []}
+
+        def state_of(key: str, device: str, guid: str) -> alarms.LoggerState:
+            if key not in loaded:
+                doc = load_json(alarm_states.get(key))
+                loaded[key] = alarms.LoggerState.from_json(doc) if doc else alarms.LoggerState(device, guid)
+            return loaded[key]
+
+        for event in events:
+            offset = event.message.offset
+            if offset <= totals["offset"]:  # redelivered: repeat what it sent
+                out += [e for o, e in totals["recent"] if o == offset]
+                continue
+            doc = orjson.loads(event.value)
+            produced: list[dict] = []
+            if "tick" in doc:
+                for key, (seen, offline) in index.items():
+                    if not offline and wall - seen > alarm_config.offline_timeout:
+                        state = state_of(key, "", "")
+                        produced += alarms.check_offline(state, alarm_config, wall)
+                        index[key][1] = True
+            else:
+                per_logger: dict[tuple[str, str], list] = {}
+                for guid, device, t, value in doc["r"]:
+                    per_logger.setdefault((device, guid), []).append((t, value))
+                for (device, guid), rows in per_logger.items():
+                    key = aggregate.sighting_key(device, guid)
+                    state = state_of(key, device, guid)
+                    produced += alarms.apply_readings(state, alarm_config, rows, wall)
+                    index[key] = [state.seen_wall, alarms.OFFLINE in state.active]
+            totals["recent"] += [[offset, e] for e in produced]
+            totals["offset"] = offset
+            out += produced
+        for key, state in loaded.items():
+            alarm_states[key] = orjson.dumps(state.to_json())
+            # the partition's active alarms follow its loggers' states
+            for kind in alarms.KINDS:
+                akey = alarm_key(kind, state.device, state.guid)
+                if kind in state.active:
+                    totals["active"][akey] = state.active[kind]
+                else:
+                    totals["active"].pop(akey, None)
+        totals["recent"] = totals["recent"][-RECENT_EVENTS:]
+        alarm_totals[str(partition)] = orjson.dumps(totals)
+    for alarm in out:
+        alerts_topic.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
+
+
+@app.agent(alarm_readings_topic)
+async def evaluate_alarms(stream):
+    """Apply the alarm rules per datalogger; raise and clear alarms."""
+    # Longer batches than the counting agents: a logger's state is written
+    # once per batch, so more readings share each write.
+    await in_partition_batches(stream, alarm_partition, within=ALARM_BATCH_WITHIN)
+
+
+@app.timer(max(1.0, min(5.0, alarm_config.offline_timeout / 4)))
+async def offline_ticks() -> None:
+    """A tick into each owned alarm partition drives its OFFLINE check (the
+    agent, not this timer, may write the tables)."""
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
+        return
+    for tp in app.assignor.assigned_actives():
+        if tp.topic == settings.alarm_readings_topic:
+            alarm_readings_topic.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
+                                           partition=tp.partition)
