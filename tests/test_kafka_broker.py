@@ -59,10 +59,17 @@ async def test_restart_keeps_messages_and_committed_offsets(kafka):
 
     records = await helpers.read_topic(topic, timeout=30)
     assert [r.value for r in records] == [b"before-restart-1", b"before-restart-2"]
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
-    await consumer.start()
-    try:
-        committed = await consumer.committed(TopicPartition(topic, 0))
-    finally:
-        await consumer.stop()
+    # The group coordinator loads the offsets topic after a restart; ask until
+    # it answers with an offset (bounded).
+    committed = None
+    deadline = asyncio.get_running_loop().time() + 30
+    while committed is None and asyncio.get_running_loop().time() < deadline:
+        consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group, enable_auto_commit=False)
+        await consumer.start()
+        try:
+            committed = await consumer.committed(TopicPartition(topic, 0))
+        finally:
+            await consumer.stop()
+        if committed is None:
+            await asyncio.sleep(0.5)
     assert committed == 1
