@@ -35,7 +35,7 @@ class TopicSpec:
     name: str
     partitions: int
     config: dict = field(default_factory=dict)
-    create: bool = True  # False: only check the count if it exists (e.g. table changelogs)
+    create: bool = True  # False: only check the count if it exists
 
 
 class CredentialsRejected(Exception):
@@ -113,6 +113,16 @@ async def _admin(bootstrap: list[str], client_kwargs: dict) -> AIOKafkaAdminClie
     return client
 
 
+async def partitions_ready(client: AIOKafkaAdminClient, names: list[str]) -> bool:
+    """Every topic is known to the broker's metadata, each partition with a leader."""
+    for desc in await client.describe_topics(names):
+        if desc.get("error_code", 0) != 0 or not desc["partitions"]:
+            return False
+        if any(p.get("leader", -1) < 0 for p in desc["partitions"]):
+            return False
+    return True
+
+
 async def partition_counts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
     existing = set(await client.list_topics())
     wanted = [n for n in names if n in existing]
@@ -167,6 +177,16 @@ async def ensure_topics(
                     pass  # another worker created it at the same moment
                 for s in missing:
                     log.info("Created topic %r with %d partitions", s.name, s.partitions)
+                # A consumer that joins before new topics show in the metadata
+                # is assigned without them (Faust: "Ignoring missing topic"),
+                # and would wait for them until the next rebalance.
+                names = [s.name for s in missing]
+                ready_by = loop.time() + 30
+                while not await partitions_ready(client, names):
+                    if loop.time() > ready_by:
+                        log.warning("New topics are not in the metadata yet: %s", ", ".join(names))
+                        break
+                    await asyncio.sleep(0.2)
             return
         except KafkaConnectionError as exc:
             if give_up_after is not None and loop.time() - started >= give_up_after:

@@ -60,8 +60,10 @@ def topic_specs() -> list[TopicSpec]:
         TopicSpec(settings.alarm_readings_topic, P),
         TopicSpec(settings.alerts_topic, P),
     ]
-    # Faust creates table changelogs itself; an old one with another count is fatal.
-    specs += [TopicSpec(f"{settings.app_id}-{name}-changelog", P, create=False) for name in CHANGELOG_TABLES]
+    # Table changelogs: created here too (compacted, as Faust would), so that
+    # they are in the metadata before the consumer joins; another count is fatal.
+    specs += [TopicSpec(f"{settings.app_id}-{name}-changelog", P, {"cleanup.policy": "compact"})
+              for name in CHANGELOG_TABLES]
     return specs
 
 
