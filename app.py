@@ -16,6 +16,7 @@ from faust.web import drivers as web_drivers
 
 from humidity.alarms import AlarmConfigError, load_config
 from humidity.kafka_admin import CredentialsRejected, TopicMismatch, faust_credentials
+from humidity.logs import install as limit_repeated_log_lines
 from humidity.settings import ConfigError, from_environ
 
 try:
@@ -34,10 +35,8 @@ class HumidityApp(faust.App):
         await super().on_first_start()
         if self.producer_only or self.client_only:
             return
-        from humidity.logs import install as limit_repeated_log_lines
-
         limit_repeated_log_lines()
-        from humidity.topics import ensure_all_topics
+        from humidity.topics import ensure_all_topics  # it imports this module: late
 
         try:
             await ensure_all_topics()
@@ -55,7 +54,6 @@ class HumidityApp(faust.App):
         log.error("%s", line)
         logging.shutdown()
         os._exit(code)
-
 
     def _new_web(self):
         driver = web_drivers.by_url(self.conf.web)
@@ -88,6 +86,8 @@ app = HumidityApp(
     # Tables are read and written per partition in batches (humidity.agents);
     # finish in-flight batches before a partition is handed to another worker.
     stream_wait_empty=True,
+    # No standby copies of other workers' tables: on 2 cores they cost CPU, and
+    # a partition that moves is rebuilt from its (compacted) changelog.
     table_standby_replicas=0,
     # A worker that died (kill -9, lost host) leaves the group after 10 s, not
     # Faust's default 60 s, so its partitions move to the others quickly.
