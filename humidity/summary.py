@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Optional
+from typing import Iterable, Optional
 
 from humidity.aggregate import IngestTotals, SensorTotals, exact_total
 from humidity.alarms import sort_alarms
@@ -75,17 +75,17 @@ class PartialsBook:
 
 
 def build_summary(
-    ingest: "list[IngestTotals] | object",
-    sensors: "list[SensorTotals] | object",
+    ingest: Iterable[IngestTotals],
+    sensors: Iterable[SensorTotals],
     published_at: datetime,
     interval: float,
-    active_alarms: "list[dict] | None" = None,
+    active_alarms: Optional[Iterable[dict]] = None,
 ) -> dict:
     """Merge partition totals into the published summary (the exact JSON shape)."""
     partials: dict[str, list[float]] = {}
     counts: dict[str, int] = {}
     valid = invalid = 0
-    for totals in ingest:  # type: ignore[union-attr]
+    for totals in ingest:
         valid += totals.valid
         invalid += totals.invalid
         for device, sums in totals.devices.items():
@@ -100,7 +100,7 @@ def build_summary(
 
     per_device: dict[str, int] = {}
     total_sensors = 0
-    for totals in sensors:  # type: ignore[union-attr]
+    for totals in sensors:
         total_sensors += totals.sensors
         for device, n in totals.devices.items():
             per_device[device] = per_device.get(device, 0) + n
