@@ -19,7 +19,7 @@ import weakref
 import zlib
 from contextlib import contextmanager
 from datetime import datetime, timezone
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import orjson
 from faust.streams import _current_event  # the event table writes are partitioned by
@@ -61,23 +61,28 @@ def _offset(raw: Optional[bytes]) -> Optional[int]:
     return int(raw) if raw is not None else None
 
 
-class SightingCache:
-    """Sightings already known in each partition, so most readings need no
-    table read. Valid for one consumer generation only: within a generation a
-    partition does not change hands, and the cache is dropped at the next."""
+class GenerationCache:
+    """Per-partition state kept in memory for one consumer generation only:
+    within a generation a partition does not change hands; at the next one
+    everything is dropped and rebuilt on first use with ``build(partition)``."""
 
-    def __init__(self) -> None:
+    def __init__(self, build: Callable[[int], dict] = lambda partition: {}) -> None:
+        self.build = build
         self.generation = None
-        self.known: dict[int, dict[str, int]] = {}
+        self.partitions: dict[int, dict] = {}
 
-    def for_partition(self, partition: int, generation) -> dict[str, int]:
+    def for_partition(self, partition: int, generation) -> dict:
         if generation != self.generation:
-            self.generation = generation
-            self.known = {}
-        return self.known.setdefault(partition, {})
+            self.generation, self.partitions = generation, {}
+        cached = self.partitions.get(partition)
+        if cached is None:
+            cached = self.partitions[partition] = self.build(partition)
+        return cached
 
 
-sighting_cache = SightingCache()
+#: Sightings already known in each partition (key -> first offset), so most
+#: readings need no table read.
+sighting_cache = GenerationCache()
 
 
 def fatal(what: str) -> None:

@@ -15,7 +15,7 @@ import orjson
 
 from app import alarm_config, app, settings
 from humidity import aggregate, alarms
-from humidity.agents import in_partition_batches, load_json, writing_for
+from humidity.agents import GenerationCache, in_partition_batches, load_json, writing_for
 from humidity.topics import alarm_readings_topic, alerts_topic
 from tables import alarm_states, alarm_totals, partition_items
 
@@ -27,27 +27,17 @@ def alarm_key(kind: str, device: str, guid: str) -> str:
     return orjson.dumps([kind, device, guid]).decode()
 
 
-class AlarmIndex:
+def index_partition(partition: int) -> dict[str, list]:
     """When each logger of a partition was last heard from (wall clock), and
-    whether it is known to be OFFLINE; rebuilt from RocksDB per generation."""
-
-    def __init__(self) -> None:
-        self.generation = None
-        self.partitions: dict[int, dict[str, list]] = {}
-
-    def for_partition(self, partition: int, generation) -> dict[str, list]:
-        if generation != self.generation:
-            self.generation, self.partitions = generation, {}
-        index = self.partitions.get(partition)
-        if index is None:
-            index = self.partitions[partition] = {}
-            for key, value in partition_items(alarm_states, partition):
-                state = orjson.loads(value)
-                index[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
-        return index
+    whether it is known to be OFFLINE, read from its RocksDB."""
+    index = {}
+    for key, value in partition_items(alarm_states, partition):
+        state = orjson.loads(value)
+        index[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
+    return index
 
 
-alarm_index = AlarmIndex()
+alarm_index = GenerationCache(index_partition)
 RECENT_EVENTS = 500  # per partition: re-sent after a crash that may have cut their delivery
 
 

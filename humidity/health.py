@@ -6,6 +6,14 @@ from datetime import datetime
 from typing import Optional
 
 
+def summary_age_seconds(summary: dict, now: datetime) -> float:
+    """Seconds since a summary was published (NaN if it carries no valid time)."""
+    try:
+        return max(0.0, (now - datetime.fromisoformat(summary["time"])).total_seconds())
+    except (KeyError, TypeError, ValueError):
+        return float("nan")
+
+
 def health(now: datetime, summary_time: Optional[str], interval: float, consuming: bool) -> tuple[bool, dict]:
     """Healthy while the worker consumes and a summary came within two intervals."""
     limit = 2 * interval
@@ -17,8 +25,8 @@ def health(now: datetime, summary_time: Optional[str], interval: float, consumin
         reasons.append("no summary has been published yet")
         age = None
     else:
-        age = (now - datetime.fromisoformat(summary_time)).total_seconds()
-        if age > limit:
+        age = summary_age_seconds({"time": summary_time}, now)
+        if not age <= limit:  # NaN (no valid time) is unhealthy too
             reasons.append(f"the last summary is {age:.1f} s old (limit {limit:.1f} s)")
     body["summary_age_seconds"] = None if age is None else round(age, 3)
     body["status"] = "ok" if not reasons else "unhealthy"

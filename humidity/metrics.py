@@ -10,6 +10,8 @@ from faust.sensors.prometheus import setup_prometheus_sensors
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, Counter, Gauge, generate_latest
 
 from app import app, settings
+from humidity.alarms import KINDS
+from humidity.health import summary_age_seconds
 
 if settings.faust_metrics:
     # Faust's Prometheus monitor: per-event metrics (it costs throughput, see README "Performance")
@@ -31,18 +33,11 @@ last_summary_age = Gauge(
 
 
 def observe_summary(summary: dict) -> None:
-    counts = {"HIGH": 0, "LOW": 0, "RATE": 0, "OFFLINE": 0}
+    counts = dict.fromkeys(KINDS, 0)
     for alarm in summary.get("active_alarms", []):
         counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
     for kind, n in counts.items():
         active_alarms.labels(kind=kind).set(n)
-
-
-def summary_age_seconds(summary: dict, now: datetime) -> float:
-    try:
-        return max(0.0, (now - datetime.fromisoformat(summary["time"])).total_seconds())
-    except (KeyError, TypeError, ValueError):
-        return float("nan")
 
 
 def read_age_from(latest) -> None:

@@ -15,8 +15,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 from app import app, settings
-from humidity.health import health
-from humidity.metrics import summary_age_seconds
+from humidity.health import health, summary_age_seconds
 from humidity.publisher import state
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -39,6 +38,14 @@ def add_static_files(web) -> None:
     web.add_static("/static", STATIC_DIR)
 
 
+def no_summary_yet(view):
+    """503 before the first summary: the service is starting or waiting for data."""
+    return view.json(
+        {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
+        status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
+    )
+
+
 @app.page("/")
 async def dashboard(self, request):
     return self.html(INDEX_HTML, headers=dict(PAGE_HEADERS))
@@ -48,10 +55,7 @@ async def dashboard(self, request):
 async def api_summary(self, request):
     latest = state.latest
     if latest.raw is None or latest.summary is None:
-        return self.json(
-            {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
-            status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
-        )
+        return no_summary_yet(self)
     age = summary_age_seconds(latest.summary, datetime.now(timezone.utc))
     return self.bytes(latest.raw, content_type="application/json",
                       headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
@@ -62,10 +66,7 @@ async def api_alarms(self, request):
     """The active alarms of the latest summary, newest first."""
     latest = state.latest
     if latest.summary is None:
-        return self.json(
-            {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
-            status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
-        )
+        return no_summary_yet(self)
     return self.json({"time": latest.summary["time"], "active_alarms": latest.summary.get("active_alarms", [])},
                      headers=dict(API_HEADERS))
 
