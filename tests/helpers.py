@@ -87,6 +87,19 @@ def service_env(tmp_path: Path, **overrides: str) -> dict:
     return env
 
 
+READY = r"\[\^Worker\]: Ready"  # Faust logs it once the worker consumes
+
+
+def two_ready_workers(start, env: dict, tmp_path: Path, names=("w1", "w2")):
+    """Start two workers of one service with the ``workers`` fixture and wait
+    until both are ready; returns them and the second one's environment."""
+    env2 = another_worker(env, tmp_path)
+    first, second = start(env, names[0]), start(env2, names[1])
+    first.wait_for_log(READY, timeout=120)
+    second.wait_for_log(READY, timeout=120)
+    return first, second, env2
+
+
 def another_worker(env: dict, tmp_path: Path, name: str = "data2") -> dict:
     """The environment of one more worker of the same service: same app and
     topics, its own data directory and web port."""

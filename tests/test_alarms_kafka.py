@@ -12,7 +12,7 @@ from tests import helpers
 
 pytestmark = pytest.mark.kafka
 
-READY = r"\[\^Worker\]: Ready"
+READY = helpers.READY
 T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
@@ -88,10 +88,7 @@ def test_scripted_sequences_for_every_kind_and_a_restart(kafka, tmp_path, worker
 
 def test_two_workers_each_logger_alarms_once(kafka, tmp_path, workers):
     env = alarm_env(tmp_path)
-    env2 = helpers.another_worker(env, tmp_path)
-    first, second = workers(env, "a1"), workers(env2, "a2")
-    first.wait_for_log(READY, timeout=120)
-    second.wait_for_log(READY, timeout=120)
+    helpers.two_ready_workers(workers, env, tmp_path, ("a1", "a2"))
     guids = [f"logger-{i}" for i in range(8)]
     send(env, [(g, f"PETCT{i}", t, 64) for t in range(0, 130, 10) for i, g in enumerate(guids)])
     for g in guids:

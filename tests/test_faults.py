@@ -19,7 +19,7 @@ from tests.reference import assert_matches, dataset, expected_summary, matches
 
 pytestmark = pytest.mark.kafka
 
-READY = r"\[\^Worker\]: Ready"
+READY = helpers.READY
 
 
 class Feeder(threading.Thread):
@@ -100,12 +100,9 @@ def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp
 
 def test_a_worker_killed_and_restarted_among_two_is_exact(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
-    env2 = helpers.another_worker(env, tmp_path)
     records = dataset(60_000, seed=43)
     expected = expected_summary(records)
-    first, second = workers(env, "steady"), workers(env2, "leaver")
-    first.wait_for_log(READY, timeout=120)
-    second.wait_for_log(READY, timeout=120)
+    first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path, ("steady", "leaver"))
     feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], records, chunks=12, pause=1.0)
     feeder.start()
     time.sleep(3.0)

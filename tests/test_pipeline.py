@@ -11,7 +11,7 @@ from tests.reference import assert_matches, dataset, expected_summary, matches
 
 pytestmark = pytest.mark.kafka
 
-READY = r"\[\^Worker\]: Ready"
+READY = helpers.READY
 
 
 def feed(env, records):
@@ -49,13 +49,10 @@ def test_one_worker_publishes_the_exact_summary_and_dead_letters(kafka, tmp_path
 
 def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
-    env2 = helpers.another_worker(env, tmp_path)
     records = dataset(10_000, seed=11)
     expected = expected_summary(records)
 
-    first, second = workers(env, "w1"), workers(env2, "w2")
-    first.wait_for_log(READY, timeout=120)
-    second.wait_for_log(READY, timeout=120)
+    first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path)
     feed(env, records)
     summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=150)
     assert_matches(summary, expected)
