@@ -1,6 +1,7 @@
 """Agents: readings in, per-partition totals out (Faust wiring, kept thin).
 
-Each agent takes a batch of events, and per partition: loads that partition's
+Each agent takes a batch of records of one partition (one event per fetched
+batch, see :mod:`humidity.batching`): loads that partition's
 totals, applies the pure rules of :mod:`humidity.aggregate`, writes the new
 values (one changelog message per changed key, not per reading) and queues
 what it sends. The batch is acknowledged only after that, so a committed
@@ -26,6 +27,7 @@ from faust.streams import _current_event  # the event table writes are partition
 
 from app import app, settings
 from humidity import aggregate, metrics
+from humidity.batching import records_of
 from humidity.readings import dead_letter
 from humidity.topics import alarm_readings_topic, input_topic, invalid_topic, sightings_topic
 from tables import ingest_totals, sensor_totals, sensors, sightings
@@ -92,8 +94,9 @@ def fatal(what: str) -> None:
     os._exit(70)
 
 
-def ingest_partition(partition: int, events: list) -> None:
-    known = sighting_cache.for_partition(partition, events[-1].message.generation_id)
+def ingest_batch(event) -> None:
+    partition = event.message.partition
+    known = sighting_cache.for_partition(partition, event.message.generation_id)
 
     def sighting_offset(key: str) -> Optional[int]:
         offset = known.get(key)
@@ -103,10 +106,11 @@ def ingest_partition(partition: int, events: list) -> None:
                 known[key] = offset
         return offset
 
-    with writing_for(events[-1]):
+    with writing_for(event):
         totals = aggregate.IngestTotals.from_json(load_json(ingest_totals.get(str(partition))))
         before = (totals.valid, totals.invalid)
-        outcome = aggregate.ingest(totals, [(e.message.offset, e.value) for e in events], sighting_offset)
+        outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in records_of(event)],
+                                   sighting_offset)
         for key, offset in outcome.new_sightings.items():
             sightings[key] = str(offset).encode()
             known[key] = offset
@@ -138,13 +142,14 @@ def forward_for_alarms(readings: list) -> None:
         alarm_readings_topic.send_soon(key=b"r", value=orjson.dumps({"r": rows}), partition=partition)
 
 
-def count_partition(partition: int, events: list) -> None:
-    with writing_for(events[-1]):
+def count_batch(event) -> None:
+    partition = event.message.partition
+    with writing_for(event):
         totals = aggregate.SensorTotals.from_json(load_json(sensor_totals.get(str(partition))))
         outcome = aggregate.count_sensors(
             totals,
-            [(e.message.offset, e.key.decode("utf-8", "replace"), e.value.decode("utf-8", "replace"))
-             for e in events if e.key is not None and e.value is not None],
+            [(offset, key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
+             for offset, key, value in records_of(event) if key is not None and value is not None],
             lambda guid: load_json(sensors.get(guid)),
         )
         for guid, entry in outcome.entries.items():
@@ -152,8 +157,19 @@ def count_partition(partition: int, events: list) -> None:
         sensor_totals[str(partition)] = orjson.dumps(totals.to_json())
 
 
+async def per_batch(stream, handle) -> None:
+    """The loop of the counting agents: one event per fetched record batch of
+    a partition (:mod:`humidity.batching`), acknowledged when ``handle`` has
+    returned, so its offsets are committed only after the tables hold it."""
+    async for event in stream.events():
+        try:
+            handle(event)
+        except Exception:  # noqa: BLE001
+            fatal(handle.__name__)
+
+
 async def in_partition_batches(stream, handle, within: float = BATCH_WITHIN) -> None:
-    """The loop of every agent here: batches of events, handled per partition;
+    """The loop of the alarm agent: batches of events, handled per partition;
     the batch is acknowledged when ``handle`` has returned for every partition."""
     async for events in stream.take_events(BATCH_MAX, within=within):
         try:
@@ -166,10 +182,10 @@ async def in_partition_batches(stream, handle, within: float = BATCH_WITHIN) -> 
 @app.agent(input_topic)
 async def ingest(stream):
     """Parse readings, count them per partition, forward first sightings and readings for alarms."""
-    await in_partition_batches(stream, ingest_partition)
+    await per_batch(stream, ingest_batch)
 
 
 @app.agent(sightings_topic)
 async def count_sensors(stream):
     """Count distinct sensors per device and overall, per guid partition."""
-    await in_partition_batches(stream, count_partition)
+    await per_batch(stream, count_batch)

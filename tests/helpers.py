@@ -188,7 +188,7 @@ async def create_topic(name: str, partitions: int, config: Optional[dict] = None
 
 
 async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = None,
-                  bootstrap_servers: Optional[str] = None) -> int:
+                  bootstrap_servers: Optional[str] = None, partition: Optional[int] = None) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5,
                                 max_batch_size=262144, max_request_size=2_000_000)
     await producer.start()
@@ -196,7 +196,7 @@ async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = No
     try:
         futures = []
         for value in values:
-            futures.append(await producer.send(topic, value=value, key=key))
+            futures.append(await producer.send(topic, value=value, key=key, partition=partition))
             count += 1
         await producer.flush()
         for fut in futures:
@@ -299,6 +299,22 @@ async def group_members(group: str) -> dict:
                         parts.append(("?", -1))
                 members[member_id] = parts
     return members
+
+
+async def lag(group: str, topic: str, partitions: int = 4) -> dict[int, int]:
+    """partition -> end offset minus the group's committed offset (all of it if none)."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None, enable_auto_commit=False)
+    await admin.start()
+    await consumer.start()
+    try:
+        committed = await admin.list_consumer_group_offsets(group)
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        ends = await consumer.end_offsets(tps)
+    finally:
+        await consumer.stop()
+        await admin.close()
+    return {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps}
 
 
 def http_get(url: str, timeout: float = 10.0):
