@@ -24,19 +24,24 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import run as bench  # noqa: E402
 
 FRAMES = [
-    ("_drain_messages@consumer.py", "Faust consumer: fetch loop, per message"),
-    ("wait_first@services.py", "  of which wait_first() per message"),
-    ("on_message@conductor.py", "  of which conductor delivery to streams"),
-    ("_passive_drainer@streams.py", "Faust take_events() plumbing (our batching)"),
+    ("_drain_messages@consumer.py", "Faust consumer: fetch loop (one message per record batch)"),
+    ("_getmany@batching.py", "  of which turning fetched records into batches"),
+    ("on_message@conductor.py", "Faust conductor: delivery to the streams"),
+    ("_bootstrap_inner@threading.py", "aiokafka consumer thread (fetching, record parsing)"),
     ("_c_aiter@streams.py", "Faust stream iteration"),
-    ("ingest_partition@agents.py", "agent ingest: tables, forwards"),
+    ("ingest_batch@agents.py", "agent ingest: tables, forwards"),
     ("ingest@aggregate.py", "  of which parsing + counting (pure)"),
+    ("parse_reading@readings.py", "    of which parsing and validating (pure)"),
     ("forward_for_alarms@agents.py", "  of which bundling readings for alarms"),
     ("alarm_partition@alarm_agents.py", "agent evaluate_alarms"),
-    ("count_partition@agents.py", "agent count_sensors"),
+    ("apply_readings@alarms.py", "  of which the alarm rules (pure)"),
+    ("count_batch@agents.py", "agent count_sensors"),
+    ("__setitem__@collections.py", "table writes (RocksDB + changelog), all agents"),
     ("on_stream_event_in@prometheus.py", "Faust Prometheus monitor, stream events"),
     ("on_message_in@prometheus.py", "Faust Prometheus monitor, messages"),
-    ("_handle_pending@producer.py", "Faust producer buffer"),
+    ("_handle_pending@producer.py", "Faust producer buffer (changelogs, bundles, forwards)"),
+    ("_sender_routine@sender.py", "aiokafka producer: sending"),
+    ("_send_produce_req@sender.py", "aiokafka producer: produce requests"),
 ]
 
 

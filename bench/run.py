@@ -43,6 +43,7 @@ from humidity.simulation import Simulator  # noqa: E402
 BIN = Path(sys.executable).parent
 QUIX_PYTHON = ROOT / "bench" / ".venv-quix" / "bin" / "python"
 PARTITIONS = 4
+BENCH_INTERVAL = 0.25  # seconds between summaries while measuring throughput
 
 
 def log(*args) -> None:
@@ -66,16 +67,53 @@ def messages(n: int, loggers: int = 2000, devices: int = 50, seed: int = 1) -> l
     return [sim.next_message(now) for _ in range(n)]
 
 
+_preloaded: dict[int, list[bytes]] = {}
+
+
+def preloaded(n: int) -> list[bytes]:
+    """The same N readings for every contender."""
+    if n not in _preloaded:
+        _preloaded[n] = messages(n)
+    return _preloaded[n]
+
+
 async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, max_batch_size=512 * 1024,
-                                compression_type=None)
+    """Write ``values`` round-robin over the partitions, in whole record
+    batches (about a million a second), so that preloading costs the
+    contenders next to no CPU when it overlaps their start."""
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, max_batch_size=1024 * 1024, compression_type=None)
     await producer.start()
     try:
-        for value in values:
-            await producer.send(topic, value)
-        await producer.flush()
+        sent = []
+        for partition in range(PARTITIONS):
+            batch = producer.create_batch()
+            for value in values[partition::PARTITIONS]:
+                if batch.append(key=None, value=value, timestamp=None) is None:
+                    sent.append(await producer.send_batch(batch, topic, partition=partition))
+                    batch = producer.create_batch()
+                    batch.append(key=None, value=value, timestamp=None)
+            if batch.record_count():
+                sent.append(await producer.send_batch(batch, topic, partition=partition))
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
+
+
+async def wait_group_stable(bootstrap: str, group: str, members: int, timeout: float) -> None:
+    """Until the consumer group is Stable with ``members`` members."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            (response,) = await admin.describe_consumer_groups([group])
+            _error, _group, state, _ptype, _protocol, group_members, *_ = response.groups[0]
+            if state == "Stable" and len(group_members) == members:
+                return
+            await asyncio.sleep(0.2)
+        raise TimeoutError(f"group {group} not Stable with {members} members within {timeout:.0f} s")
+    finally:
+        await admin.close()
 
 
 class SummaryWatcher:
@@ -165,6 +203,23 @@ def wait_file(path: Path, proc: Proc, timeout: float) -> dict:
     raise TimeoutError(f"{path} not written")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process (all its threads) so far."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def broker_pid() -> int | None:
+    """The local broker started by scripts/kafka.sh, if that is the one used."""
+    try:
+        return int((ROOT / ".kafka-data" / "kafka.pid").read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
 def free_port() -> int:
     import socket
 
@@ -235,21 +290,68 @@ def run_faust_bare(bootstrap: str, topic: str, n: int, work: Path) -> float:
     return n / (out["last"] - out["first"])
 
 
-async def run_app(bootstrap: str, topic: str, n: int, work: Path, workers: int, extra_env=None) -> float:
-    """(c)/(d) the full app: from the moment every worker is Ready to the
-    publication time of the first summary that counts all N readings."""
+def drain_rate(points: list[tuple[float, int]], n: int, start: float) -> float:
+    """Readings per second from the summaries seen while the worker drained.
+
+    ``points`` are (publication time, readings counted). The rate is taken
+    between the first and the last summary published mid-drain (0 < count < n),
+    so neither the start-up before the first reading nor the wait for the
+    summary after the last one is counted, as for (a), (b) and (e) (first to
+    last reading). With fewer than two such summaries (a very short run), it is
+    n over the time from ``start`` to the first summary showing all n.
+    """
+    mid = [(t, m) for t, m in points if 0 < m < n]
+    if len(mid) >= 2 and mid[-1][0] > mid[0][0]:
+        (t0, m0), (t1, m1) = mid[0], mid[-1]
+        return (m1 - m0) / (t1 - t0)
+    done = min(t for t, m in points if m >= n)
+    return n / (done - start)
+
+
+#: CPU used while the app drained, in cores: {"app1": [{"workers": .., "broker": ..}, ..], ..}
+cpu_use: dict[str, list[dict]] = {}
+
+
+async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=None, label: str = "") -> float:
+    """(c)/(d) the full app. The workers start on an empty fresh topic; once
+    their group is Stable (no rebalance left to happen mid-drain) and they
+    publish, the N readings are written (in ~0.2 s) and drained, until a
+    summary counts them all. The rate is taken from the summaries (drain_rate)."""
     app_id = f"bench-app-{uuid.uuid4().hex[:6]}"
+    topic = f"{app_id}-in"
+    await create_topic(bootstrap, topic)
     procs = []
     try:
         for i in range(workers):
-            env = app_env(bootstrap, work, app_id, topic, interval=0.5, name=f"{app_id}-{i}")
+            env = app_env(bootstrap, work, app_id, topic, interval=BENCH_INTERVAL, name=f"{app_id}-{i}")
             env.update(extra_env or {})
             procs.append(Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env,
                               work / f"{app_id}-{i}.log"))
-        start = max(p.wait_log(r"\[\^Worker\]: Ready", 180) for p in procs)
+        for p in procs:
+            p.wait_log(r"\[\^Worker\]: Ready", 180)
+        await wait_group_stable(bootstrap, app_id, workers, 180)
+        points: list[tuple[float, int]] = []
+
+        def counted(summary: dict) -> bool:
+            points.append((stamp(summary), summary["total_messages"] + summary["invalid_messages"]))
+            return points[-1][1] >= n
+
         async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
-            summary = await watcher.wait_for(lambda s: s["total_messages"] + s["invalid_messages"] >= n, 900)
-        return n / (stamp(summary) - start)
+            await watcher.wait_for(lambda s: True, 120)  # publishing: assigned and recovered
+            pids = [p.proc.pid for p in procs]
+            broker = broker_pid()
+            cpu0 = [cpu_seconds(pid) for pid in pids], broker and cpu_seconds(broker)
+            started = time.time()
+            await produce(bootstrap, topic, preloaded(n))
+            await watcher.wait_for(counted, 900)
+            wall = time.time() - started
+            cpu1 = [cpu_seconds(pid) for pid in pids], broker and cpu_seconds(broker)
+        cpu_use.setdefault(label, []).append({
+            "workers": round((sum(cpu1[0]) - sum(cpu0[0])) / wall, 2),
+            "broker": round((cpu1[1] - cpu0[1]) / wall, 2) if broker else None})
+        if os.environ.get("BENCH_DEBUG"):
+            log([(round(t - started, 2), m) for t, m in points], cpu_use[label][-1])
+        return drain_rate(points, n, started)
     finally:
         for p in procs:
             p.stop()
@@ -364,9 +466,8 @@ async def main() -> int:
     log(f"bench: {n} messages, {args.repeat} run(s) each, work dir {work}")
     topic = f"bench-in-{uuid.uuid4().hex[:8]}"
     await create_topic(args.bootstrap, topic)
-    payload = messages(n)
     t = time.monotonic()
-    await produce(args.bootstrap, topic, payload)
+    await produce(args.bootstrap, topic, preloaded(n))
     log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
 
     runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_lean", "app2", "quix")}
@@ -377,12 +478,12 @@ async def main() -> int:
         if "bare" not in skip:
             runs["bare"].append(run_faust_bare(args.bootstrap, topic, n, work))
         if "app1" not in skip:
-            runs["app1"].append(await run_app(args.bootstrap, topic, n, work, workers=1))
+            runs["app1"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1"))
         if "app1_lean" not in skip:  # the same without Faust's per-event Prometheus monitor
-            runs["app1_lean"].append(await run_app(args.bootstrap, topic, n, work, workers=1,
+            runs["app1_lean"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_lean",
                                                    extra_env={"HUMIDITY_FAUST_METRICS": "off"}))
         if "app2" not in skip:
-            runs["app2"].append(await run_app(args.bootstrap, topic, n, work, workers=2))
+            runs["app2"].append(await run_app(args.bootstrap, n, work, workers=2, label="app2"))
         if "quix" not in skip:
             value = run_quix(args.bootstrap, topic, n, work)
             if value is not None:
@@ -411,6 +512,7 @@ async def main() -> int:
         "latency_summaries": latency[2],
         "rss_mb_100k_sensors": rss,
         "runs": runs,
+        "cpu_cores_used_while_draining": cpu_use,
         "ratios": {"c_over_b": ratio("app1", "bare"), "d_over_c": ratio("app2", "app1"),
                    "c_over_a": ratio("app1", "raw"),
                    "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix")},
