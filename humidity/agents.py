@@ -14,6 +14,7 @@ acknowledged, so that nothing is committed for readings that were not counted.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import weakref
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 BATCH_MAX = 5000  # events per batch
 BATCH_WITHIN = 0.25  # seconds to wait for a batch to fill
+PRODUCER_BACKLOG_MAX = 5_000  # messages queued for the producer before agents wait
+PRODUCER_POLL = 0.005  # seconds between looks at the producer's queue while waiting
 
 
 def by_partition(events: list) -> dict[int, list]:
@@ -157,6 +160,21 @@ def count_batch(event) -> None:
         sensor_totals[str(partition)] = orjson.dumps(totals.to_json())
 
 
+async def producer_caught_up() -> None:
+    """Wait while more than PRODUCER_BACKLOG_MAX messages are still to be sent.
+
+    Table writes and ``send_soon`` only queue messages (changelogs, forwards,
+    bundles); Faust's producer buffer has no bound, and at full speed with a
+    large fleet (a first pass over 100,000 sensors writes several messages per
+    sensor) the agents queue faster than it sends: the queue, not the data,
+    then held most of a gigabyte. Each agent checks between batches, so memory
+    stays bounded and the pipeline runs at the producer's pace instead.
+    """
+    buffer = app.producer.buffer
+    while buffer.size > PRODUCER_BACKLOG_MAX:
+        await asyncio.sleep(PRODUCER_POLL)  # the producer task drains it meanwhile
+
+
 async def per_batch(stream, handle) -> None:
     """The loop of the counting agents: one event per fetched record batch of
     a partition (:mod:`humidity.batching`), acknowledged when ``handle`` has
@@ -166,6 +184,7 @@ async def per_batch(stream, handle) -> None:
             handle(event)
         except Exception:  # noqa: BLE001
             fatal(handle.__name__)
+        await producer_caught_up()
 
 
 async def in_partition_batches(stream, handle, within: float = BATCH_WITHIN) -> None:
@@ -177,6 +196,7 @@ async def in_partition_batches(stream, handle, within: float = BATCH_WITHIN) -> 
                 handle(partition, group)
         except Exception:  # noqa: BLE001
             fatal(handle.__name__)
+        await producer_caught_up()
 
 
 @app.agent(input_topic)
