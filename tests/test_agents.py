@@ -89,3 +89,16 @@ async def test_count_sensors_counts_distinct_guids_per_device():
         raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
     assert orjson.loads(raw) == {"offset": 3, "sensors": 2, "devices": {"MRI 12": 2, "CT 3": 1}}
     assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}}
+
+
+async def test_agents_wait_while_the_producer_is_behind(monkeypatch):
+    class Buffer:
+        size = agents.PRODUCER_BACKLOG_MAX + 1
+
+    buffer = Buffer()
+    monkeypatch.setattr(app.producer, "buffer", buffer)
+    waiter = asyncio.ensure_future(agents.producer_caught_up())
+    await asyncio.sleep(0.1)
+    assert not waiter.done(), "went on with more than PRODUCER_BACKLOG_MAX messages queued"
+    buffer.size = agents.PRODUCER_BACKLOG_MAX
+    await asyncio.wait_for(waiter, timeout=1.0)
