@@ -103,6 +103,10 @@ app = HumidityApp(
     web_bind=settings.web_bind,
     **({"web_host": settings.web_bind} if settings.web_bind not in ("0.0.0.0", "::") else {}),
     processing_guarantee="at_least_once",
+    # Table writes and forwards are many small messages and aiokafka keeps one
+    # produce request in flight per broker: waiting 5 ms lets each request
+    # carry more of them (make bench: one worker ~20 % faster, two ~50 %).
+    producer_linger=0.005,
     consumer_auto_offset_reset="earliest",
     # Tables are read and written per partition in batches (humidity.agents);
     # finish in-flight batches before a partition is handed to another worker.

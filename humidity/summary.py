@@ -116,6 +116,11 @@ def build_summary(
     }
 
 
+#: Active alarms listed in the log per summary; a fleet-wide outage (every
+#: logger OFFLINE) would otherwise put thousands of lines in the log each interval.
+LOGGED_ALARMS_MAX = 20
+
+
 def render_text(summary: dict) -> str:
     """Four titled blocks, like the old job's console output, for the log."""
     rule = "-" * 43
@@ -130,9 +135,11 @@ def render_text(summary: dict) -> str:
         ("Total number of sensors", [f"Total number of sensors: {summary['total_sensors']}"]),
     ]
     alarms = summary.get("active_alarms", [])
-    blocks.insert(0, (f"Active alarms ({len(alarms)}, newest first)",
-                      [f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} limit={a['limit']} "
-                       f"since {a['since']}" for a in alarms]))
+    rows = [f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} limit={a['limit']} since {a['since']}"
+            for a in alarms[:LOGGED_ALARMS_MAX]]
+    if len(alarms) > LOGGED_ALARMS_MAX:
+        rows.append(f"... and {len(alarms) - LOGGED_ALARMS_MAX} more (all of them: GET /api/alarms)")
+    blocks.insert(0, (f"Active alarms ({len(alarms)}, newest first)", rows))
     lines = []
     for title, rows in blocks:
         lines += [rule, f"Time: {summary['time']}  {title}", rule]

@@ -69,6 +69,18 @@ def test_text_form_has_four_titled_blocks_and_escapes_names():
     orjson.dumps(s)
 
 
+def test_text_form_lists_at_most_twenty_active_alarms():
+    from humidity.summary import LOGGED_ALARMS_MAX
+
+    s = build_summary([ingest_totals(0, {"MRI 1": [50.0]})], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
+    s["active_alarms"] = [{"kind": "OFFLINE", "device": "MRI 1", "guid": f"g{i}", "value": 50.0, "limit": 300.0,
+                           "since": "2024-01-01T00:00:00.000000Z"} for i in range(2000)]
+    lines = render_text(s).splitlines()
+    assert "Active alarms (2000, newest first)" in lines[1]
+    assert sum(line.startswith("OFFLINE") for line in lines) == LOGGED_ALARMS_MAX == 20
+    assert "... and 1980 more (all of them: GET /api/alarms)" in lines
+
+
 def test_one_line_form_for_deployments():
     from humidity.summary import render_line
 
