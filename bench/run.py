@@ -293,18 +293,18 @@ def run_faust_bare(bootstrap: str, topic: str, n: int, work: Path) -> float:
 def drain_rate(points: list[tuple[float, int]], n: int, start: float) -> float:
     """Readings per second from the summaries seen while the worker drained.
 
-    ``points`` are (publication time, readings counted). The rate is taken
-    between the first and the last summary published mid-drain (0 < count < n),
-    so neither the start-up before the first reading nor the wait for the
-    summary after the last one is counted, as for (a), (b) and (e) (first to
-    last reading). With fewer than two such summaries (a very short run), it is
-    n over the time from ``start`` to the first summary showing all n.
+    ``points`` are (publication time, readings counted). The rate runs from
+    the first summary that counts any reading to the first that counts all n,
+    so the start-up before the first reading is not counted, as for (a), (b)
+    and (e) (first to last reading); both ends lag the work they show by about
+    the same (up to a summary interval plus the partials' 0.125 s), which
+    mostly cancels. If one summary already counts all n, the rate runs from
+    ``start`` (when the readings were written).
     """
-    mid = [(t, m) for t, m in points if 0 < m < n]
-    if len(mid) >= 2 and mid[-1][0] > mid[0][0]:
-        (t0, m0), (t1, m1) = mid[0], mid[-1]
-        return (m1 - m0) / (t1 - t0)
-    done = min(t for t, m in points if m >= n)
+    first = next((t, m) for t, m in points if m > 0)
+    done = next(t for t, m in points if m >= n)
+    if done > first[0]:
+        return (n - first[1]) / (done - first[0])
     return n / (done - start)
 
 
