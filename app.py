@@ -71,10 +71,11 @@ class HumidityApp(faust.App):
         os._exit(code)
 
     def _new_transport(self):
-        # Readings and sightings reach their agents one fetched batch at a time.
-        from humidity.batching import transport_batching
+        # The topics declared with humidity.batching.batched_topic (readings,
+        # sightings) reach their agents one fetched batch at a time.
+        from humidity.batching import Transport
 
-        return transport_batching([settings.input_topic, settings.sightings_topic])(self.conf.broker_consumer, self)
+        return Transport(self.conf.broker_consumer, self)
 
     def _new_web(self):
         driver = web_drivers.by_url(self.conf.web)

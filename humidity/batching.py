@@ -4,8 +4,8 @@ Faust makes every Kafka record a Message, an Event, a trip through a channel
 queue and one step of a stream. On the development machine that plumbing
 costs about 60 microseconds per record, six times what the app itself does
 with a reading (the profile is in the README's Performance section). For the
-high-volume topics, this consumer hands Faust each fetched batch of one
-partition as a single message instead:
+high-volume topics, declared with :func:`batched_topic`, this consumer hands
+Faust each fetched batch of one partition as a single message instead:
 
 * ``value`` is a :class:`RecordBatch`: ``(offset, key, value)`` for every
   record of the batch, in offset order;
@@ -24,9 +24,21 @@ one-record event, so an agent works the same under ``test_context()``.
 from __future__ import annotations
 
 import dataclasses
-from typing import Iterable, Optional
+from typing import Optional
 
 from faust.transport.drivers import aiokafka as aiokafka_driver
+
+#: Batches (up to 1 MiB each) a worker buffers per batched topic.
+BATCHES_BUFFERED = 8
+#: Names of the topics read in record batches; filled by :func:`batched_topic`.
+BATCHED_TOPICS: set[str] = set()
+
+
+def batched_topic(app, name: str, **options):
+    """``app.topic(name, **options)``, read in record batches by its agent,
+    with at most :data:`BATCHES_BUFFERED` batches waiting in its buffer."""
+    BATCHED_TOPICS.add(name)
+    return app.topic(name, maxsize=BATCHES_BUFFERED, **options)
 
 
 class RecordBatch(list):
@@ -49,15 +61,12 @@ def batch_record(records: list):
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
-    """Faust's aiokafka consumer, handing over batches for ``batched_topics``."""
-
-    batched_topics: frozenset[str] = frozenset()
+    """Faust's aiokafka consumer, handing over batches for :data:`BATCHED_TOPICS`."""
 
     async def _getmany(self, active_partitions, timeout: float):
         records = await super()._getmany(active_partitions, timeout)
-        batched = self.batched_topics
         for tp, recs in records.items():
-            if recs and tp.topic in batched:
+            if recs and tp.topic in BATCHED_TOPICS:
                 last = recs[-1].offset
                 if self._read_offset[tp] == 0 and last > 1:
                     # Faust adds the gap itself unless the read offset is 0.
@@ -66,15 +75,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         return records
 
 
-def transport_batching(topics: Iterable[str]) -> type:
-    """Faust's aiokafka transport with a :class:`BatchingConsumer` for ``topics``."""
-    names = frozenset(topics)
+class Transport(aiokafka_driver.Transport):
+    """Faust's aiokafka transport with a :class:`BatchingConsumer`."""
 
-    class Consumer(BatchingConsumer):
-        batched_topics = names
-
-    class Transport(aiokafka_driver.Transport):
-        pass
-
-    Transport.Consumer = Consumer
-    return Transport
+    Consumer = BatchingConsumer

@@ -8,18 +8,15 @@ worker (Faust co-partitions topics with equal partition counts).
 from __future__ import annotations
 
 from app import app, settings
+from humidity.batching import batched_topic
 from humidity.kafka_admin import TopicSpec, client_security, ensure_topics
 
 P = settings.partitions
-#: The input and sightings topics are read in record batches (humidity.batching),
-#: up to 1 MiB each: a worker buffers at most this many per topic.
-BATCHES_BUFFERED = 8
 
 #: Readings from the dataloggers: unkeyed JSON, read as raw bytes so that a
 #: bad message becomes a dead letter rather than a decoding error.
-input_topic = app.topic(
-    settings.input_topic, partitions=P, key_serializer="raw", value_serializer="raw", allow_empty=True,
-    maxsize=BATCHES_BUFFERED,
+input_topic = batched_topic(
+    app, settings.input_topic, partitions=P, key_serializer="raw", value_serializer="raw", allow_empty=True,
 )
 
 #: Dead letters: ``{"reason", "original_base64", "topic", "partition", "offset", "time"}``.
@@ -27,8 +24,8 @@ invalid_topic = app.topic(settings.invalid_topic, partitions=P, key_serializer="
 
 #: First sighting of a (device, sensor) pair in an input partition, keyed by
 #: guid (value: device), so that each sensor is counted on one partition.
-sightings_topic = app.topic(settings.sightings_topic, partitions=P, key_serializer="raw", value_serializer="raw",
-                            maxsize=BATCHES_BUFFERED)
+sightings_topic = batched_topic(app, settings.sightings_topic, partitions=P, key_serializer="raw",
+                                value_serializer="raw")
 
 #: Valid readings bundled per alarm partition (a guid's readings always go to
 #: partition crc32(guid) % P); ``{"r": [[guid, device, event time, humidity], ...]}``,
