@@ -16,10 +16,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import weakref
 import zlib
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Callable, Iterator, Optional
 
@@ -28,7 +28,8 @@ from faust.streams import _current_event  # the event table writes are partition
 
 from app import app, settings
 from humidity import aggregate, metrics
-from humidity.batching import records_of
+from humidity.batching import RESUME_AT, contiguous, producing, records_of, stop_worker
+from humidity.ownership import claimed_epoch
 from humidity.readings import dead_letter
 from humidity.topics import alarm_readings_topic, input_topic, invalid_topic, sightings_topic
 from tables import ingest_totals, sensor_totals, sensors, sightings
@@ -36,7 +37,6 @@ from tables import ingest_totals, sensor_totals, sensors, sightings
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 5000  # events per batch
-BATCH_WITHIN = 0.25  # seconds to wait for a batch to fill
 PRODUCER_BACKLOG_MAX = 5_000  # messages queued for the producer before agents wait
 PRODUCER_POLL = 0.005  # seconds between looks at the producer's queue while waiting
 
@@ -88,32 +88,66 @@ class GenerationCache:
 #: Sightings already known in each partition (key -> first offset), so most
 #: readings need no table read.
 sighting_cache = GenerationCache()
+#: The epoch this worker owns each partition in (humidity.ownership), claimed
+#: at its first batch of a generation: topic -> partition -> epoch.
+owner_epochs = GenerationCache()
+
+
+@dataclass
+class Batches:
+    """The batch events of one partition that follow its state, as one."""
+
+    partition: int
+    events: list
+    through: int  # the last offset they cover
+
+    def rows(self) -> list:
+        return [row for event in self.events for row in records_of(event)]
+
+    def epoch(self, stored: int) -> int:
+        """This worker's epoch for the partition (claimed above ``stored``)."""
+        message = self.events[-1].message
+        claims = owner_epochs.for_partition(self.partition, message.generation_id)
+        if message.topic not in claims:
+            claims[message.topic] = claimed_epoch(stored, message.generation_id or 0)
+        return claims[message.topic]
+
+
+def following(events: list, recorded: int) -> tuple[Optional[Batches], Optional[int]]:
+    """The events that follow a state including offsets up to ``recorded``
+    (None if none do), and the offset to read again from if some do not."""
+    tp = events[-1].message.tp
+    usable, rewind_to = contiguous(events, recorded, app.consumer.deleted_before.get(tp))
+    if not usable:
+        return None, rewind_to
+    through = max(recorded, records_of(usable[-1]).end)
+    return Batches(events[-1].message.partition, usable, through), rewind_to
 
 
 def fatal(what: str) -> None:
-    log.critical("Stopping the worker: unexpected error in %s; the batch is not acknowledged", what,
-                 exc_info=True)
-    logging.shutdown()
-    os._exit(70)
+    stop_worker(f"unexpected error in {what}; the batch is not acknowledged")
 
 
-def ingest_batch(event) -> None:
-    partition = event.message.partition
-    known = sighting_cache.for_partition(partition, event.message.generation_id)
-
-    def sighting_offset(key: str) -> Optional[int]:
-        offset = known.get(key)
-        if offset is None:
-            offset = _offset(sightings.get(key))
-            if offset is not None:
-                known[key] = offset
-        return offset
-
-    with writing_for(event):
+def ingest_partition(partition: int, events: list) -> tuple[Optional[int], Optional[int]]:
+    with writing_for(events[-1]):
         totals = aggregate.IngestTotals.from_json(load_json(ingest_totals.get(str(partition))))
+        batches, rewind_to = following(events, totals.offset)
+        if batches is None:
+            return None, rewind_to
+        known = sighting_cache.for_partition(partition, events[-1].message.generation_id)
+
+        def sighting_offset(key: str) -> Optional[int]:
+            offset = known.get(key)
+            if offset is None:
+                offset = _offset(sightings.get(key))
+                if offset is not None:
+                    known[key] = offset
+            return offset
+
         before = (totals.valid, totals.invalid)
-        outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in records_of(event)],
-                                   sighting_offset)
+        totals.epoch = batches.epoch(totals.epoch)
+        outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in batches.rows()],
+                                   sighting_offset, through=batches.through)
         for key, offset in outcome.new_sightings.items():
             sightings[key] = str(offset).encode()
             known[key] = offset
@@ -129,6 +163,7 @@ def ingest_batch(event) -> None:
             record = dead_letter(reason, raw, topic=settings.input_topic, partition=partition,
                                  offset=offset, now=now)
             invalid_topic.send_soon(value=orjson.dumps(record))
+    return batches.through, rewind_to
 
 
 def alarm_partition_of(guid: str) -> int:
@@ -145,19 +180,24 @@ def forward_for_alarms(readings: list) -> None:
         alarm_readings_topic.send_soon(key=b"r", value=orjson.dumps({"r": rows}), partition=partition)
 
 
-def count_batch(event) -> None:
-    partition = event.message.partition
-    with writing_for(event):
+def count_partition(partition: int, events: list) -> tuple[Optional[int], Optional[int]]:
+    with writing_for(events[-1]):
         totals = aggregate.SensorTotals.from_json(load_json(sensor_totals.get(str(partition))))
+        batches, rewind_to = following(events, totals.offset)
+        if batches is None:
+            return None, rewind_to
+        totals.epoch = batches.epoch(totals.epoch)
         outcome = aggregate.count_sensors(
             totals,
             [(offset, key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-             for offset, key, value in records_of(event) if key is not None and value is not None],
+             for offset, key, value in batches.rows() if key is not None and value is not None],
             lambda guid: load_json(sensors.get(guid)),
+            through=batches.through, epoch=totals.epoch,
         )
         for guid, entry in outcome.entries.items():
             sensors[guid] = orjson.dumps(entry)
         sensor_totals[str(partition)] = orjson.dumps(totals.to_json())
+    return batches.through, rewind_to
 
 
 async def producer_caught_up() -> None:
@@ -175,37 +215,54 @@ async def producer_caught_up() -> None:
         await asyncio.sleep(PRODUCER_POLL)  # the producer task drains it meanwhile
 
 
-async def per_batch(stream, handle) -> None:
-    """The loop of the counting agents: one event per fetched record batch of
-    a partition (:mod:`humidity.batching`), acknowledged when ``handle`` has
-    returned, so its offsets are committed only after the tables hold it."""
-    async for event in stream.events():
-        try:
-            handle(event)
-        except Exception:  # noqa: BLE001
-            fatal(handle.__name__)
+async def per_batch(stream, handle, within: Optional[float] = None) -> None:
+    """The loop of every agent: one event per fetched record batch of a
+    partition (:mod:`humidity.batching`), or the batches of ``within``
+    seconds, handled per partition by ``handle(partition, events)``, which
+    returns (the last offset now in the state or None, the offset to read
+    again from or None). The handled offsets become committable once all
+    that ``handle`` produced is acknowledged by the broker."""
+    consumer = app.consumer
+    groups = stream.take_events(BATCH_MAX, within=within) if within else _singly(stream.events())
+    async for events in groups:
+        for partition, group in by_partition(events).items():
+            tp, generation = group[-1].message.tp, group[-1].message.generation_id
+            with producing() as produced:
+                try:
+                    through, rewind_to = handle(partition, group)
+                except Exception:  # noqa: BLE001
+                    fatal(handle.__name__)
+            if through is not None:
+                consumer.progress.handled(tp, through, produced)
+            if rewind_to is not None:
+                await consumer.rewind(tp, rewind_to, generation)
         await producer_caught_up()
 
 
-async def in_partition_batches(stream, handle, within: float = BATCH_WITHIN) -> None:
-    """The loop of the alarm agent: batches of events, handled per partition;
-    the batch is acknowledged when ``handle`` has returned for every partition."""
-    async for events in stream.take_events(BATCH_MAX, within=within):
-        try:
-            for partition, group in by_partition(events).items():
-                handle(partition, group)
-        except Exception:  # noqa: BLE001
-            fatal(handle.__name__)
-        await producer_caught_up()
+async def _singly(events):
+    async for event in events:
+        yield [event]
+
+
+def resume_at(table) -> Callable[[int], int]:
+    """The offset a partition's state resumes at: what its totals include, + 1."""
+    def resume_at(partition: int) -> int:
+        doc = load_json(table.get(str(partition)))
+        return (int(doc["offset"]) if doc else -1) + 1
+    return resume_at
+
+
+RESUME_AT[settings.input_topic] = resume_at(ingest_totals)
+RESUME_AT[settings.sightings_topic] = resume_at(sensor_totals)
 
 
 @app.agent(input_topic)
 async def ingest(stream):
     """Parse readings, count them per partition, forward first sightings and readings for alarms."""
-    await per_batch(stream, ingest_batch)
+    await per_batch(stream, ingest_partition)
 
 
 @app.agent(sightings_topic)
 async def count_sensors(stream):
     """Count distinct sensors per device and overall, per guid partition."""
-    await per_batch(stream, count_batch)
+    await per_batch(stream, count_partition)

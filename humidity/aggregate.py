@@ -66,6 +66,7 @@ class IngestTotals:
     valid: int = 0
     invalid: int = 0
     devices: dict[str, DeviceSum] = field(default_factory=dict)
+    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
 
     def to_json(self) -> dict:
         return {
@@ -73,6 +74,7 @@ class IngestTotals:
             "valid": self.valid,
             "invalid": self.invalid,
             "devices": {d: [s.partials, s.count] for d, s in self.devices.items()},
+            "epoch": self.epoch,
         }
 
     @classmethod
@@ -84,6 +86,7 @@ class IngestTotals:
             valid=int(doc["valid"]),
             invalid=int(doc["invalid"]),
             devices={d: DeviceSum(list(p), int(c)) for d, (p, c) in doc["devices"].items()},
+            epoch=int(doc.get("epoch", 0)),
         )
 
 
@@ -94,15 +97,17 @@ class SensorTotals:
     offset: int = -1
     sensors: int = 0
     devices: dict[str, int] = field(default_factory=dict)
+    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, "sensors": self.sensors, "devices": dict(self.devices)}
+        return {"offset": self.offset, "sensors": self.sensors, "devices": dict(self.devices), "epoch": self.epoch}
 
     @classmethod
     def from_json(cls, doc: Optional[dict]) -> "SensorTotals":
         if not doc:
             return cls()
-        return cls(int(doc["offset"]), int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()})
+        return cls(int(doc["offset"]), int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
+                   int(doc.get("epoch", 0)))
 
 
 def sighting_key(device: str, guid: str) -> str:
@@ -123,6 +128,7 @@ def ingest(
     totals: IngestTotals,
     messages: Iterable[tuple[int, bytes]],
     sighting_offset: Callable[[str], Optional[int]],
+    through: Optional[int] = None,
 ) -> IngestOutcome:
     """Apply a partition's messages, in offset order, to its totals.
 
@@ -131,6 +137,8 @@ def ingest(
     ``totals.offset``) changes no count; it only repeats what it sent (its
     dead letter, or the forward of a sighting it made), in case that was lost
     with the crash: those outputs are at-least-once, the counts exactly-once.
+    A sighting whose table entry was lost is recorded again. ``through``: the
+    last offset the messages cover (offsets without a message included).
     """
     out = IngestOutcome(totals)
     for offset, raw in messages:
@@ -152,6 +160,8 @@ def ingest(
             device = totals.devices[parsed.device] = DeviceSum()
         device.add(parsed.humidity)
         totals.offset = offset
+    if through is not None:
+        totals.offset = max(totals.offset, through)
     return out
 
 
@@ -179,21 +189,29 @@ def count_sensors(
     totals: SensorTotals,
     sightings: Iterable[tuple[int, str, str]],
     sensor_entry: Callable[[str], Optional[dict]],
+    through: Optional[int] = None,
+    epoch: int = 0,
 ) -> SensorOutcome:
     """Count distinct sensors per device and overall from (offset, guid, device).
 
-    A sensor entry is ``{"first": offset, "devices": {device: offset}}``: the
-    offset at which the guid, and each of its devices, was counted. Something
-    counts when it is absent, or when its recorded offset is beyond
-    ``totals.offset`` (recorded just before a crash that lost the totals, and
-    now redelivered); it is then re-recorded at the counting offset, so it can
-    never count twice.
+    A sensor entry is ``{"first": offset, "devices": {device: offset},
+    "epoch": n}``: the offset at which the guid, and each of its devices, was
+    counted. Something counts when it is absent, or when its recorded offset is
+    beyond ``totals.offset`` (recorded just before a crash that lost the
+    totals, and now redelivered); it is then re-recorded at the counting
+    offset, so it can never count twice.
+
+    A redelivered sighting (offset at or below ``totals.offset``) counts
+    nothing, but re-records what its counting recorded if that entry is
+    missing (its changelog record was lost while the totals' was not): the
+    partition resumes at or before the first such sighting, so without this a
+    later sighting of the same sensor would count it again. Changed entries
+    are stamped with ``epoch``.
     """
     out = SensorOutcome(totals)
     loaded: dict[str, Optional[dict]] = {}
+    counted = totals.offset  # what the totals included before this batch
     for offset, guid, device in sightings:
-        if offset <= totals.offset:
-            continue
         if guid not in loaded:
             loaded[guid] = sensor_entry(guid)
         entry = loaded[guid]
@@ -201,18 +219,25 @@ def count_sensors(
             entry = loaded[guid] = {"first": None, "devices": {}}
         changed = False
         first = entry["first"]
-        if first is None or first > totals.offset:
-            totals.sensors += 1
+        if first is None or first > counted:
+            if offset > counted:
+                totals.sensors += 1
             if first != offset:
                 entry["first"] = offset
                 changed = True
         seen = entry["devices"].get(device)
-        if seen is None or seen > totals.offset:
-            totals.devices[device] = totals.devices.get(device, 0) + 1
+        if seen is None or seen > counted:
+            if offset > counted:
+                totals.devices[device] = totals.devices.get(device, 0) + 1
             if seen != offset:
                 entry["devices"][device] = offset
                 changed = True
-        totals.offset = offset
+        if offset > counted:
+            totals.offset = offset
+            counted = offset
         if changed:
+            entry["epoch"] = epoch
             out.entries[guid] = entry
+    if through is not None:
+        totals.offset = max(totals.offset, through)
     return out

@@ -138,11 +138,13 @@ class LoggerState:
     breach: dict = field(default_factory=dict)  # kind -> event time the breach began
     active: dict = field(default_factory=dict)  # kind -> alarm (the raise event)
     buckets: dict = field(default_factory=dict)  # minute start -> [n, sum x, sum v, sum xv, sum xx], x from start
+    offset: int = -1  # of the last alarm-readings message applied (a replay applies only what is newer)
+    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
 
     def to_json(self) -> dict:
         return {"device": self.device, "guid": self.guid, "last_time": self.last_time,
                 "last_value": self.last_value, "seen_wall": self.seen_wall, "breach": self.breach,
-                "active": self.active, "buckets": self.buckets}
+                "active": self.active, "buckets": self.buckets, "offset": self.offset, "epoch": self.epoch}
 
     @classmethod
     def from_json(cls, doc: dict) -> "LoggerState":

@@ -1,37 +1,65 @@
-"""Record batches: one Faust event per fetched batch of a partition (Faust wiring).
+"""Record batches, and where each partition resumes (Faust wiring: plumbing).
 
 Faust makes every Kafka record a Message, an Event, a trip through a channel
-queue and one step of a stream. On the development machine that plumbing
-costs about 60 microseconds per record, six times what the app itself does
-with a reading (the profile is in the README's Performance section). For the
-high-volume topics, declared with :func:`batched_topic`, this consumer hands
-Faust each fetched batch of one partition as a single message instead:
+queue and one step of a stream; for the high-volume topics, declared with
+:func:`batched_topic`, this consumer hands Faust each fetched batch of one
+partition as a single message instead. Its value is a :class:`RecordBatch`
+of ``(offset, key, value)`` rows that covers every offset from ``start`` to
+``end``: offsets in between that hold no row hold no record the topic can
+deliver (transaction markers, aborted or compacted records).
 
-* ``value`` is a :class:`RecordBatch`: ``(offset, key, value)`` for every
-  record of the batch, in offset order;
-* ``offset`` is the offset of the batch's last record.
+For these topics the tables, not Faust's in-memory bookkeeping, decide where
+a partition resumes. Faust's queues are cleared when flow resumes after a
+rebalance, its read offset is cleared at revoke and its flush gives up after
+0.1 s; with one event per batch each of these could skip or mis-commit
+thousands of readings. So:
 
-Faust then acknowledges and commits that message like any other, so the
-committed offset moves past a batch only once the agent has finished the
-whole batch. Faust itself records the offsets in between as a "gap" (it does
-so for compacted topics) and commits over it; the one case its check misses
-(the previous batch ended at offset 0, a falsy read offset) is filled here.
-
-Agents read batches with :func:`records_of`, which also accepts an ordinary
-one-record event, so an agent works the same under ``test_context()``.
+* every state value records the offset it includes; a batch that does not
+  start where the state ends (:func:`contiguous`) is not counted: the
+  partition is sought back (:meth:`BatchingConsumer.rewind`) and re-read;
+* after each assignment a partition is positioned at the lower of its
+  committed offset and its state's offset + 1 (``RESUME_AT``);
+* an offset is committed only when every message the batches up to it
+  produced (changelogs, forwards, dead letters) is acknowledged by the broker
+  (:mod:`humidity.progress`, fed by :func:`producing` and :class:`Producer`).
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
-from typing import Optional
+import logging
+import os
+import sys
+import time
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Callable, Iterator, Optional
 
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import aiokafka as aiokafka_driver
+from mode import Service
+
+from humidity.progress import NotDelivered, Progress
+
+log = logging.getLogger(__name__)
 
 #: Batches (up to 1 MiB each) a worker buffers per batched topic.
 BATCHES_BUFFERED = 8
 #: Names of the topics read in record batches; filled by :func:`batched_topic`.
 BATCHED_TOPICS: set[str] = set()
+#: topic -> function(partition) giving the offset the partition's state
+#: resumes at (its recorded offset + 1); registered by the flow that owns the state.
+RESUME_AT: dict[str, Callable[[int], int]] = {}
+#: Seconds to wait for a partition's outputs to be acknowledged before its
+#: final commit at a revoke or a shutdown.
+SETTLE_TIMEOUT = 5.0
+#: Seconds after which a rewind that has not taken effect is asked for again.
+REWIND_AGAIN_AFTER = 5.0
+#: Seconds a partition's state may stay behind what was fetched, with no
+#: batch arriving to show it, before the partition is read again from the
+#: state (a lost last batch is otherwise noticed only when more data comes).
+BEHIND_FOR = 10.0
 
 
 def batched_topic(app, name: str, **options):
@@ -42,40 +70,302 @@ def batched_topic(app, name: str, **options):
 
 
 class RecordBatch(list):
-    """``[(offset, key, value), ...]`` of one partition, in offset order."""
+    """``[(offset, key, value), ...]`` of one partition, in offset order,
+    covering every offset from ``start`` to ``end``."""
+
+    start: int
+    end: int
+
+    @classmethod
+    def of(cls, rows, start: int, end: int) -> "RecordBatch":
+        batch = cls(rows)
+        batch.start, batch.end = start, end
+        return batch
 
 
-def records_of(event) -> list[tuple[int, Optional[bytes], Optional[bytes]]]:
+def records_of(event) -> RecordBatch:
+    """The rows of a batch event; an ordinary one-record event (as under
+    ``test_context()``) is a batch of one."""
     value = event.value
     if isinstance(value, RecordBatch):
         return value
-    return [(event.message.offset, event.message.key, value)]
+    offset = event.message.offset
+    return RecordBatch.of([(offset, event.message.key, value)], offset, offset)
 
 
-def batch_record(records: list):
-    """One record standing for ``records`` (all of one partition)."""
+def batch_record(records: list, start: int, end: int):
+    """One record standing for ``records`` (all of one partition), which
+    cover the offsets ``start`` to ``end``."""
     last = records[-1]
-    rows = RecordBatch((r.offset, r.key, r.value) for r in records)
+    rows = RecordBatch.of([(r.offset, r.key, r.value) for r in records], start, end)
     size = sum(r.serialized_value_size for r in records if r.serialized_value_size > 0)
     return dataclasses.replace(last, key=None, value=rows, serialized_key_size=-1, serialized_value_size=size)
 
 
-class BatchingConsumer(aiokafka_driver.Consumer):
-    """Faust's aiokafka consumer, handing over batches for :data:`BATCHED_TOPICS`."""
+def contiguous(events: list, recorded: int, deleted_before: Optional[int] = None) -> tuple[list, Optional[int]]:
+    """Split a partition's batch events into those that follow a state which
+    includes every offset up to ``recorded``, and the offset to re-read from
+    when one does not (the rest are not counted).
 
-    async def _getmany(self, active_partitions, timeout: float):
-        records = await super()._getmany(active_partitions, timeout)
+    ``deleted_before``: the partition's first offset still in Kafka when the
+    state's next offset was deleted by retention (nothing else to read)."""
+    expected = recorded + 1
+    if deleted_before is not None:
+        expected = max(expected, deleted_before)
+    usable = []
+    for event in events:
+        batch = records_of(event)
+        if batch.start > expected:
+            return usable, expected
+        usable.append(event)
+        expected = max(expected, batch.end + 1)
+    return usable, None
+
+
+_produced: ContextVar[Optional[list]] = ContextVar("humidity_produced", default=None)
+
+
+@contextmanager
+def producing() -> Iterator[list]:
+    """Collect the futures of every message produced inside the block
+    (table changelogs and ``send_soon``), to know when they are durable."""
+    produced: list = []
+    token = _produced.set(produced)
+    try:
+        yield produced
+    finally:
+        _produced.reset(token)
+
+
+class Producer(aiokafka_driver.Producer):
+    """Faust's aiokafka producer; tells :func:`producing` what it queues."""
+
+    def send_soon(self, fut) -> None:
+        super().send_soon(fut)
+        produced = _produced.get()
+        if produced is not None:
+            produced.append(fut)
+
+
+class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
+    """Fetches as aiokafka does, and makes each batched partition's records
+    one :class:`RecordBatch` that knows the offsets it covers."""
+
+    async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
+        if not self.consumer.flow_active:
+            return {}
+        fetcher = consumer._fetcher  # noqa: SLF001 - as Faust's own implementation
+        if consumer._closed or fetcher._closed:  # noqa: SLF001
+            raise ConsumerStoppedError()
+        subscriptions = fetcher._subscriptions  # noqa: SLF001
+        deadline = time.monotonic() + (timeout or 0.0)
+        with subscriptions.fetch_context():
+            while True:
+                if subscriptions.reassignment_in_progress:
+                    await subscriptions.wait_for_assignment()
+                # Nothing awaits between reading the positions and draining
+                # (timeout=0), so each partition's records start at its position.
+                starts = self._positions(subscriptions)
+                records = await fetcher.fetched_records(active_partitions, timeout=0, max_records=max_records)
+                remaining = deadline - time.monotonic()
+                if records or remaining <= 0:
+                    records = self._batched(records, starts, self._positions(subscriptions))
+                    self.consumer.fetched(records)
+                    return records
+                waiter = fetcher._create_fetch_waiter()  # noqa: SLF001
+                done, pending = await asyncio.wait([waiter], timeout=remaining)
+                if not done or fetcher._closed:  # noqa: SLF001
+                    for fut in pending:
+                        fut.cancel()
+                    return {}
+                waiter.result()  # raises e.g. authorization errors, as aiokafka does
+
+    @staticmethod
+    def _positions(subscriptions) -> dict:
+        assignment = subscriptions.subscription.assignment if subscriptions.subscription else None
+        if assignment is None:
+            return {}
+        positions = {}
+        for tp in assignment.tps:
+            if tp.topic in BATCHED_TOPICS:
+                state = assignment.state_value(tp)
+                if state is not None and state.has_valid_position:
+                    positions[tp] = state.position
+        return positions
+
+    @staticmethod
+    def _batched(records: dict, starts: dict, ends: dict) -> dict:
         for tp, recs in records.items():
             if recs and tp.topic in BATCHED_TOPICS:
-                last = recs[-1].offset
-                if self._read_offset[tp] == 0 and last > 1:
-                    # Faust adds the gap itself unless the read offset is 0.
-                    await self._add_gap(tp, 1, last)
-                records[tp] = [batch_record(recs)]
+                first, last = recs[0].offset, recs[-1].offset
+                start = min(starts.get(tp, first), first)
+                end = max(ends.get(tp, last + 1) - 1, last)
+                records[tp] = [batch_record(recs, start, end)]
         return records
 
 
+class _ReadOffsets(dict):
+    """Faust's read offsets, ignored for batched topics: Faust drops a message
+    below the read offset and commits over what it thinks is a gap, and
+    neither holds for batches, which the state checks itself."""
+
+    def __missing__(self, tp):
+        return None
+
+    def __getitem__(self, tp):
+        if tp.topic in BATCHED_TOPICS:
+            return None
+        return super().__getitem__(tp)
+
+
+class BatchingConsumer(aiokafka_driver.Consumer):
+    """Faust's aiokafka consumer, with batches for :data:`BATCHED_TOPICS` and
+    their offsets taken from the state and the broker's acknowledgements."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.progress = Progress()
+        self._read_offset = _ReadOffsets()
+        self.deleted_before: dict = {}  # tp -> first offset left by retention, see rewind()
+        self._rewinds: dict = {}  # tp -> (generation, offset, when)
+        self._fetched_through: dict = {}  # tp -> last offset fetched in this generation
+        self._behind: dict = {}  # tp -> (the state's next offset, since when it has not moved)
+
+    def fetched(self, records: dict) -> None:
+        """Called by the consumer thread with each fetch."""
+        for tp, recs in records.items():
+            if tp.topic in BATCHED_TOPICS:
+                self._fetched_through[tp] = recs[-1].value.end
+
+    def _new_consumer_thread(self):
+        return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+    # -- commits: what the broker has acknowledged, not what Faust acked
+
+    def _new_offset(self, tp):
+        if tp.topic not in BATCHED_TOPICS:
+            return super()._new_offset(tp)
+        for bookkeeping in (self._acked, self._acked_index, self._gap):
+            bookkeeping.pop(tp, None)
+        try:
+            return self.progress.committable(tp)
+        except NotDelivered as exc:
+            stop_worker(f"a message the tables depend on was not delivered, so nothing past it is committed: {exc}")
+            return None
+
+    def _filter_tps_with_pending_acks(self, topics=None):
+        tps = set(super()._filter_tps_with_pending_acks(topics))
+        tps.update(tp for tp in self.progress.partitions()
+                   if topics is None or tp in topics or tp.topic in topics)
+        return iter(tps)
+
+    async def _commit_settled(self, tps) -> None:
+        """Commit what became durable of ``tps`` after waiting briefly for it."""
+        tps = [tp for tp in tps if tp.topic in BATCHED_TOPICS]
+        if not tps:
+            return
+        await self.progress.settle(tps, SETTLE_TIMEOUT)
+        offsets = {}
+        for tp in tps:
+            offset = self._new_offset(tp)
+            if offset is not None:
+                offsets[tp] = offset
+        if offsets:
+            try:
+                await self._commit(offsets)
+            except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
+                log.info("Final commit of %d partition(s) not made (%s)", len(offsets), exc)
+
+    # -- rebalances
+
+    async def on_partitions_revoked(self, revoked) -> None:
+        await super().on_partitions_revoked(revoked)  # the agents finish their batches first
+        if not self.app.should_stop:
+            await self._commit_settled(revoked)
+        self.progress.forget(revoked)
+
+    async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
+        self.progress.forget(self.progress.partitions())
+        for bookkeeping in (self._rewinds, self._fetched_through, self._behind):
+            bookkeeping.clear()
+        await super().on_partitions_assigned(assigned, generation_id)
+
+    @Service.task
+    async def _read_lost_batches_again(self) -> None:
+        """A partition whose state stays behind what was fetched, with no batch
+        arriving for it, lost its last batch: read it again from the state."""
+        while not self.should_stop:
+            await self.sleep(BEHIND_FOR / 4)
+            if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+                continue
+            now = time.monotonic()
+            for tp, fetched in list(self._fetched_through.items()):
+                state_next = RESUME_AT[tp.topic](tp.partition)
+                behind = self._behind.get(tp)
+                if fetched < state_next:
+                    self._behind.pop(tp, None)
+                elif behind is None or behind[0] != state_next:
+                    self._behind[tp] = (state_next, now)
+                elif now - behind[1] >= BEHIND_FOR:
+                    self._behind.pop(tp, None)
+                    await self.rewind(tp, state_next, self.app.consumer_generation_id,
+                                      f"the state stayed behind what was fetched for {BEHIND_FOR:.0f} s")
+
+    async def on_stop(self) -> None:
+        await super().on_stop()  # the agents finish; what is durable is committed
+        await self._commit_settled(self.progress.partitions())
+
+    async def perform_seek(self) -> None:
+        """Seek to the committed offsets, then back to the state's next offset
+        where the committed offset is past it (a commit of a previous owner or
+        version that the state does not include)."""
+        await super().perform_seek()
+        for tp in sorted(self.assignment()):
+            resume_at = RESUME_AT.get(tp.topic)
+            if resume_at is None:
+                continue
+            state_next = resume_at(tp.partition)
+            position = await self._thread.position(tp)
+            if position is not None and position > state_next:
+                log.warning("%s[%d]: committed offset %d is past what the state includes; reading again from %d",
+                            tp.topic, tp.partition, position, state_next)
+                await self.seek_wait({tp: state_next})
+
+    async def rewind(self, tp, offset: int, generation, why: str = "a batch did not follow the state") -> None:
+        """Read ``tp`` again from ``offset``: a batch did not follow its state.
+
+        Asked once per generation and offset (batches fetched before the seek
+        still arrive and are not counted either), and again if it has not
+        taken effect after a while. Where retention has deleted ``offset``,
+        the partition resumes at its first remaining offset, loudly."""
+        now = time.monotonic()
+        previous = self._rewinds.get(tp)
+        if previous and previous[:2] == (generation, offset) and now - previous[2] < REWIND_AGAIN_AFTER:
+            return
+        self._rewinds[tp] = (generation, offset, now)
+        try:
+            earliest = (await self.earliest_offsets(tp)).get(tp)
+            if earliest is not None and earliest > offset:
+                log.warning("%s[%d]: offsets %d to %d were deleted by retention before they were counted; "
+                            "counting resumes at %d", tp.topic, tp.partition, offset, earliest - 1, earliest)
+                self.deleted_before[tp] = offset = earliest
+            log.info("%s[%d]: %s; reading again from offset %d", tp.topic, tp.partition, why, offset)
+            await self.seek_wait({tp: offset})
+        except Exception as exc:  # noqa: BLE001 - revoked meanwhile: its next owner resumes from the state
+            log.info("%s[%d]: not sought back to %d (%s)", tp.topic, tp.partition, offset, exc)
+
+
 class Transport(aiokafka_driver.Transport):
-    """Faust's aiokafka transport with a :class:`BatchingConsumer`."""
+    """Faust's aiokafka transport with the batching consumer and the producer
+    that reports what it queues."""
 
     Consumer = BatchingConsumer
+    Producer = Producer
+
+
+def stop_worker(reason: str) -> None:
+    """Stop the process at once, before anything more is acknowledged or
+    committed: carrying on could commit offsets the tables do not include."""
+    log.critical("Stopping the worker: %s", reason, exc_info=sys.exc_info()[0] is not None)
+    logging.shutdown()
+    os._exit(70)

@@ -30,8 +30,8 @@ sightings_topic = batched_topic(app, settings.sightings_topic, partitions=P, key
 #: Valid readings bundled per alarm partition (a guid's readings always go to
 #: partition crc32(guid) % P); ``{"r": [[guid, device, event time, humidity], ...]}``,
 #: and ``{"tick": wall time}`` messages that drive the OFFLINE check.
-alarm_readings_topic = app.topic(settings.alarm_readings_topic, partitions=P, key_serializer="raw",
-                                 value_serializer="raw")
+alarm_readings_topic = batched_topic(app, settings.alarm_readings_topic, partitions=P, key_serializer="raw",
+                                     value_serializer="raw")
 
 #: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state", "value", "limit", "since"}``.
 alerts_topic = app.topic(settings.alerts_topic, partitions=P, key_serializer="raw", value_serializer="raw")

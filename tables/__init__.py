@@ -7,7 +7,14 @@ event from partition *p* is current lives in partition *p*.
 
 from __future__ import annotations
 
+import logging
+
+import faust
+
 from app import app, settings
+from humidity.ownership import epoch_of, newest_records
+
+log = logging.getLogger(__name__)
 
 P = settings.partitions
 
@@ -24,13 +31,33 @@ def _raw() -> dict:
     return {"key_type": bytes, "value_type": bytes, "options": dict(ROCKSDB)}
 
 
+class EpochTable(faust.Table):
+    """A table whose JSON values carry their writer's epoch: restoring from
+    the changelog, a record never replaces a value of a higher epoch (a late
+    write of a worker that lost the partition; see :mod:`humidity.ownership`)."""
+
+    def apply_changelog_batch(self, batch) -> None:
+        records, stale = newest_records(batch, self._stored_epoch)
+        if stale:
+            log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
+                        "left out (late writes of a previous owner)", self.name, stale)
+        super().apply_changelog_batch(records)
+
+    def _stored_epoch(self, partition: int, key: bytes) -> int:
+        return epoch_of(self.data._db_for_partition(partition).get(key))  # noqa: SLF001
+
+
+def epoch_table(name: str, *, help: str):
+    """An :class:`EpochTable` of raw JSON values with HUMIDITY_PARTITIONS partitions."""
+    return app.tables.add(EpochTable(app, name=name, beacon=app.tables.beacon, partitions=P, help=help, **_raw()))
+
 
 #: key: input partition number (``b"3"``); value: JSON of
 #: :class:`humidity.aggregate.IngestTotals` (valid / invalid counts, exact
 #: humidity sums and counts per device, offset of the last message included).
 #: Written by agent ``ingest``, once per partition per batch.
-ingest_totals = app.Table(
-    "ingest-totals", partitions=P, **_raw(),
+ingest_totals = epoch_table(
+    "ingest-totals",
     help="Per input partition: message counts and humidity sums per device.",
 )
 
@@ -45,15 +72,15 @@ sightings = app.Table(
 #: key: sightings partition number; value: JSON of
 #: :class:`humidity.aggregate.SensorTotals` (distinct sensors overall and per
 #: device among the guids of this partition). Written by agent ``count_sensors``.
-sensor_totals = app.Table(
-    "sensor-totals", partitions=P, **_raw(),
+sensor_totals = epoch_table(
+    "sensor-totals",
     help="Per sightings partition: distinct sensors overall and per device.",
 )
 
-#: key: guid; value: JSON ``{"first": offset, "devices": {device: offset}}``.
+#: key: guid; value: JSON ``{"first": offset, "devices": {device: offset}, "epoch": n}``.
 #: Written by agent ``count_sensors`` when a sensor or one of its devices is new.
-sensors = app.Table(
-    "sensors", partitions=P, **_raw(),
+sensors = epoch_table(
+    "sensors",
     help="Per sensor (guid): the devices it was seen on.",
 )
 
@@ -61,17 +88,17 @@ sensors = app.Table(
 #: of :class:`humidity.alarms.LoggerState` (limits breached since when, active
 #: alarms, the hour's trend sums, when the logger was last heard from).
 #: Written by agent ``evaluate_alarms``, once per logger per batch.
-alarm_states = app.Table(
-    "alarm-states", partitions=P, **_raw(),
+alarm_states = epoch_table(
+    "alarm-states",
     help="Per datalogger: alarm state.",
 )
 
 #: key: alarm-readings partition number; value: JSON ``{"offset", "active":
-#: {alarm key: raise event}, "recent": [[offset, event], ...]}``: the active
+#: {alarm key: raise event}, "recent": [[offset, event], ...], "epoch"}``: the active
 #: alarms of the partition's loggers and the latest events (re-sent if a crash
 #: cut their delivery). Written by agent ``evaluate_alarms`` once per batch.
-alarm_totals = app.Table(
-    "alarm-totals", partitions=P, **_raw(),
+alarm_totals = epoch_table(
+    "alarm-totals",
     help="Per alarm partition: active alarms and recent alarm events.",
 )
 

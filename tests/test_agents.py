@@ -87,8 +87,8 @@ async def test_count_sensors_counts_distinct_guids_per_device():
         for guid, device in [("g1", "MRI 12"), ("g1", "MRI 12"), ("g2", "MRI 12"), ("g1", "CT 3")]:
             await agent.put(device.encode(), key=guid.encode())
         raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
-    assert orjson.loads(raw) == {"offset": 3, "sensors": 2, "devices": {"MRI 12": 2, "CT 3": 1}}
-    assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}}
+    assert orjson.loads(raw) == {"offset": 3, "sensors": 2, "devices": {"MRI 12": 2, "CT 3": 1}, "epoch": 1}
+    assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}, "epoch": 1}
 
 
 async def test_agents_wait_while_the_producer_is_behind(monkeypatch):

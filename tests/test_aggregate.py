@@ -67,7 +67,7 @@ def test_count_sensors_counts_each_guid_once_and_each_device_once():
     out = count_sensors(totals, [(0, "g1", "MRI 1"), (1, "g1", "MRI 1"), (2, "g2", "MRI 1"), (3, "g1", "CT 1")],
                         {}.get)
     assert (totals.sensors, totals.devices, totals.offset) == (2, {"MRI 1": 2, "CT 1": 1}, 3)
-    assert out.entries["g1"] == {"first": 0, "devices": {"MRI 1": 0, "CT 1": 3}}
+    assert out.entries["g1"] == {"first": 0, "devices": {"MRI 1": 0, "CT 1": 3}, "epoch": 0}
 
 
 def test_count_sensors_after_a_crash_between_entry_and_totals_writes():
@@ -85,6 +85,30 @@ def test_count_sensors_skips_what_the_totals_already_include():
     entries = {"g1": {"first": 5, "devices": {"MRI 1": 5}}}
     count_sensors(totals, [(5, "g1", "MRI 1"), (6, "g1", "MRI 1")], entries.get)
     assert (totals.sensors, totals.devices, totals.offset) == (1, {"MRI 1": 1}, 6)
+
+
+def test_a_lost_sensor_entry_is_recorded_again_on_redelivery_so_it_never_counts_twice():
+    counted = count_sensors(SensorTotals(), [(0, "g1", "MRI 1"), (1, "g1", "CT 1")], {}.get, epoch=3)
+    saved_totals = counted.totals  # its changelog record arrived; the entry of g1 was lost
+    assert (saved_totals.sensors, saved_totals.devices) == (1, {"MRI 1": 1, "CT 1": 1})
+    entries = {}
+    # the partition moves; the new owner re-reads from the committed offset 0
+    again = count_sensors(SensorTotals.from_json(saved_totals.to_json()), [(0, "g1", "MRI 1"), (1, "g1", "CT 1")],
+                          entries.get, epoch=4)
+    assert (again.totals.sensors, again.totals.devices) == (1, {"MRI 1": 1, "CT 1": 1})
+    assert again.entries == {"g1": {"first": 0, "devices": {"MRI 1": 0, "CT 1": 1}, "epoch": 4}}
+    entries.update(again.entries)
+    later = count_sensors(again.totals, [(2, "g1", "CT 1"), (3, "g1", "MRI 1")], entries.get, epoch=4)
+    assert (later.totals.sensors, later.totals.devices, later.totals.offset) == (1, {"MRI 1": 1, "CT 1": 1}, 3)
+
+
+def test_the_offsets_a_batch_covers_are_included_even_without_a_message():
+    totals = IngestTotals()
+    ingest(totals, [(0, msg("g1", "MRI 1", 50.0))], {}.get, through=2)  # 1 and 2: transaction markers
+    assert (totals.offset, totals.valid) == (2, 1)
+    sensors = SensorTotals()
+    count_sensors(sensors, [(4, "g1", "MRI 1")], {}.get, through=6)
+    assert sensors.offset == 6
 
 
 def test_totals_round_trip_through_json():

@@ -1,0 +1,87 @@
+"""What may be committed (humidity.progress) and whose write wins a restore
+(humidity.ownership): pure rules, no broker."""
+
+import asyncio
+
+import orjson
+import pytest
+
+from humidity.ownership import claimed_epoch, epoch_of, newest_records
+from humidity.progress import NotDelivered, Progress
+
+
+async def test_an_offset_is_committable_only_once_everything_up_to_it_is_acknowledged():
+    loop = asyncio.get_running_loop()
+    progress = Progress()
+    first, second, third = (loop.create_future() for _ in range(3))
+    progress.handled("p0", 99, [first, second])
+    progress.handled("p0", 199, [third])
+    assert progress.committable("p0") is None
+    third.set_result("sent")  # a later batch's write arrived first: still nothing
+    assert progress.committable("p0") is None
+    first.set_result("sent")
+    assert progress.committable("p0") is None
+    second.set_result("sent")
+    assert progress.committable("p0") == 200
+    assert progress.committable("p1") is None
+
+
+async def test_a_failed_delivery_is_never_committed_over():
+    loop = asyncio.get_running_loop()
+    progress = Progress()
+    failed = loop.create_future()
+    failed.set_exception(RuntimeError("message too large"))
+    progress.handled("p0", 9, [failed])
+    with pytest.raises(NotDelivered, match="message too large"):
+        progress.committable("p0")
+
+
+async def test_settle_waits_boundedly_and_forget_drops_a_partition():
+    loop = asyncio.get_running_loop()
+    progress = Progress()
+    pending = loop.create_future()
+    progress.handled("p0", 9, [pending])
+    loop.call_later(0.05, pending.set_result, "sent")
+    await progress.settle(["p0"], timeout=5)
+    assert progress.committable("p0") == 10
+    progress.handled("p0", 19, [loop.create_future()])
+    await asyncio.wait_for(progress.settle(["p0"], timeout=0.05), 1)  # never answered: gives up
+    progress.forget(["p0"])
+    assert progress.committable("p0") is None and progress.partitions() == []
+
+
+def test_a_new_owner_claims_a_higher_epoch_than_any_before():
+    assert claimed_epoch(stored=0, generation=7) == 7
+    assert claimed_epoch(stored=7, generation=8) == 8
+    assert claimed_epoch(stored=7, generation=7) == 8  # same generation, already claimed: above it
+    assert claimed_epoch(stored=41, generation=2) == 42  # the group's generations started again
+
+
+class _Message:
+    def __init__(self, partition, key, value):
+        self.partition, self.key, self.value = partition, key, value
+
+
+class _Record:
+    def __init__(self, partition, key, value):
+        self.message = _Message(partition, key, value)
+
+
+def value(epoch, **fields):
+    return orjson.dumps({**fields, "epoch": epoch})
+
+
+def test_a_restore_keeps_the_value_of_the_highest_epoch_whatever_the_log_order():
+    new_owner = _Record(0, b"g1", value(5, devices=["MRI 1", "CT 1"]))
+    late_write = _Record(0, b"g1", value(4, devices=["MRI 1"]))  # a paused former owner, after the new one
+    same_owner_later = _Record(0, b"g1", value(5, devices=["MRI 1", "CT 1", "SPECT 1"]))
+    other_key = _Record(0, b"g2", value(4, devices=["MRI 2"]))
+    kept, stale = newest_records([new_owner, late_write, same_owner_later, other_key], lambda p, k: 0)
+    assert kept == [new_owner, same_owner_later, other_key] and stale == 1
+    # against what the local store already holds
+    kept, stale = newest_records([late_write], lambda p, k: 5)
+    assert kept == [] and stale == 1
+    # values written before epochs existed count as epoch 0 and never win over a stamped one
+    assert epoch_of(orjson.dumps({"offset": 3})) == 0 and epoch_of(b"17") == 0 and epoch_of(None) == 0
+    deletion = _Record(0, b"g1", None)
+    assert newest_records([deletion], lambda p, k: 9) == ([deletion], 0)
