@@ -7,13 +7,16 @@ KAFKA_PORT ?= 9092
 KAFKA_DATA_DIR ?= .kafka-data
 export KAFKA_PORT KAFKA_DATA_DIR
 
-.PHONY: run test bench profile venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
+.PHONY: run test soak bench profile venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
 
 run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 	@scripts/run.sh
 
 test: venv kafka-jars chromium ## set up, start a throwaway broker, run the whole test suite
 	@scripts/test.sh $(PYTEST_ARGS)
+
+soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings
+	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) $(SOAK_ARGS)
 
 bench: venv kafka-jars bench/.venv-quix/.installed ## throughput, latency and memory, side by side
 	@scripts/bench.sh $(BENCH_ARGS)

@@ -301,20 +301,47 @@ async def group_members(group: str) -> dict:
     return members
 
 
-async def lag(group: str, topic: str, partitions: int = 4) -> dict[int, int]:
-    """partition -> end offset minus the group's committed offset (all of it if none)."""
+async def committed_offsets(group: str, topic: str, partitions: int = 4) -> dict[int, Optional[int]]:
+    """partition -> the group's committed offset (None if none)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None, enable_auto_commit=False)
     await admin.start()
-    await consumer.start()
     try:
         committed = await admin.list_consumer_group_offsets(group)
-        tps = [TopicPartition(topic, p) for p in range(partitions)]
-        ends = await consumer.end_offsets(tps)
+    finally:
+        await admin.close()
+    found = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
+    return {p: found.get(p) for p in range(partitions)}
+
+
+async def end_offsets(topic: str, partitions: int = 4) -> dict[int, int]:
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap(), group_id=None, enable_auto_commit=False)
+    await consumer.start()
+    try:
+        ends = await consumer.end_offsets([TopicPartition(topic, p) for p in range(partitions)])
     finally:
         await consumer.stop()
-        await admin.close()
-    return {tp.partition: ends[tp] - (committed[tp].offset if tp in committed else 0) for tp in tps}
+    return {tp.partition: offset for tp, offset in ends.items()}
+
+
+async def lag(group: str, topic: str, partitions: int = 4) -> dict[int, int]:
+    """partition -> end offset minus the group's committed offset (all of it if none)."""
+    committed = await committed_offsets(group, topic, partitions)
+    ends = await end_offsets(topic, partitions)
+    return {p: ends[p] - (committed[p] or 0) for p in range(partitions)}
+
+
+def wait_for_no_lag(group: str, topics: Iterable[str], timeout: float = 60.0) -> None:
+    """Wait until the group's committed offsets equal the end of every partition of ``topics``."""
+    last: dict = {}
+
+    def caught_up():
+        last.update({topic: run(lag(group, topic)) for topic in topics})
+        return not any(n for lags in last.values() for n in lags.values())
+
+    try:
+        wait_until(caught_up, timeout, interval=0.5, what="committed offsets at the end of every partition")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; lag: {last}") from None
 
 
 def http_get(url: str, timeout: float = 10.0):
@@ -351,6 +378,15 @@ async def produce_pairs(topic: str, pairs, bootstrap_servers: Optional[str] = No
         for key, value in pairs:
             await producer.send(topic, value=value, key=key)
         await producer.flush()
+    finally:
+        await producer.stop()
+
+
+async def produce_to_partition(topic: str, partition: int, key: Optional[bytes], value: Optional[bytes]) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap())
+    await producer.start()
+    try:
+        await producer.send_and_wait(topic, value=value, key=key, partition=partition)
     finally:
         await producer.stop()
 

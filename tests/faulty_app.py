@@ -1,0 +1,67 @@
+"""The real app with one fault injected, for tests (never used in production):
+``faust -A tests.faulty_app worker``, the fault chosen by ``HUMIDITY_TEST_FAULT``:
+
+* ``drop-batch:<partition>:<offset>[,<partition>:<offset>...]``: the first
+  record batch fetched from that partition of the input topic that covers
+  the offset never reaches the agent, although the consumer's position has
+  moved past it (as when Faust clears its topic queues on resuming after a
+  rebalance).
+* ``slow-changelog:<seconds>``: every changelog write of the ingest totals
+  reaches the broker only that many seconds after it was handed to the
+  producer (a slow or overloaded broker), while everything else flows.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+
+from app import app, settings  # noqa: F401  (faust -A finds the app here)
+from humidity import batching
+
+FAULT = os.environ.get("HUMIDITY_TEST_FAULT", "")
+kind, _, arguments = FAULT.partition(":")
+
+if kind == "drop-batch":
+    to_drop = {int(p): int(o) for p, o in (spec.split(":") for spec in arguments.split(","))}
+    fetch = batching.BatchingConsumerThread._fetch_records
+
+    async def _dropping(self, *args, **kwargs):
+        records = await fetch(self, *args, **kwargs)
+        for tp in list(records):
+            offset = to_drop.get(tp.partition) if tp.topic == settings.input_topic else None
+            batch = records[tp][0].value
+            if offset is not None and batch.start <= offset <= batch.end:
+                print(f"FAULT: dropped batch {batch.start}-{batch.end} of partition {tp.partition}", flush=True)
+                del records[tp], to_drop[tp.partition]
+        return records
+
+    batching.BatchingConsumerThread._fetch_records = _dropping
+
+elif kind == "slow-changelog":
+    delay = float(arguments)
+    slow_topic = f"{settings.app_id}-ingest-totals-changelog"
+
+    class SlowProducer(batching.Producer):
+        async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+            if topic != slow_topic:
+                return await super().send(topic, key, value, partition, timestamp, headers,
+                                          transactional_id=transactional_id)
+            delivered = asyncio.get_running_loop().create_future()
+
+            async def later():
+                await asyncio.sleep(delay)
+                try:
+                    inner = await batching.Producer.send(self, topic, key, value, partition, timestamp, headers,
+                                                         transactional_id=transactional_id)
+                    delivered.set_result(await inner)
+                except Exception as exc:  # noqa: BLE001
+                    delivered.set_exception(exc)
+
+            asyncio.ensure_future(later())
+            return delivered
+
+    batching.Transport.Producer = SlowProducer
+
+elif FAULT:
+    raise SystemExit(f"unknown HUMIDITY_TEST_FAULT {FAULT!r}")
