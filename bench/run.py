@@ -6,6 +6,8 @@ Against the local real Kafka, in one run:
   (c) the full app, one worker, until its published summary shows all N
   (d) the full app, two workers
   (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
+  (c0) with --baseline REF: (c) for the app as committed at git REF, to show
+       a change's cost before/after in the same run
 then the summary latency under a steady 3,334 msg/s, and the worker's peak RSS
 after 100,000 distinct sensors. Prints a table with ratios and writes
 bench/results/latest.json. The machine is shared and noisy: each throughput
@@ -312,7 +314,8 @@ def drain_rate(points: list[tuple[float, int]], n: int, start: float) -> float:
 cpu_use: dict[str, list[dict]] = {}
 
 
-async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=None, label: str = "") -> float:
+async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=None, label: str = "",
+                  code: Path = ROOT) -> float:
     """(c)/(d) the full app. The workers start on an empty fresh topic; once
     their group is Stable (no rebalance left to happen mid-drain) and they
     publish, the N readings are written (in ~0.2 s) and drained, until a
@@ -324,9 +327,9 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
     try:
         for i in range(workers):
             env = app_env(bootstrap, work, app_id, topic, interval=BENCH_INTERVAL, name=f"{app_id}-{i}")
-            env.update(extra_env or {})
+            env.update(extra_env or {}, PYTHONPATH=str(code))
             procs.append(Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env,
-                              work / f"{app_id}-{i}.log"))
+                              work / f"{app_id}-{i}.log", cwd=code))
         for p in procs:
             p.wait_log(r"\[\^Worker\]: Ready", 180)
         await wait_group_stable(bootstrap, app_id, workers, 180)
@@ -432,6 +435,15 @@ async def run_rss(bootstrap: str, work: Path, sensors: int) -> float:
         proc.stop()
 
 
+def checkout(ref: str, work: Path) -> Path:
+    """The project's files as committed at ``ref``, for the baseline contender."""
+    target = work / f"baseline-{re.sub(r'[^A-Za-z0-9._-]', '_', ref)}"
+    target.mkdir()
+    archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    return target
+
+
 def machine() -> dict:
     cpu = ""
     try:
@@ -458,6 +470,8 @@ async def main() -> int:
     parser.add_argument("--rate", type=float, default=3334.0)
     parser.add_argument("--sensors", type=int, default=100_000)
     parser.add_argument("--skip", default="", help="comma-separated: raw,bare,app1,app1_lean,app2,quix,latency,rss")
+    parser.add_argument("--baseline", default=None, metavar="REF",
+                        help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     skip = set(filter(None, args.skip.split(",")))
@@ -470,7 +484,8 @@ async def main() -> int:
     await produce(args.bootstrap, topic, preloaded(n))
     log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
 
-    runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_lean", "app2", "quix")}
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_lean", "app2", "quix", "app1_base")}
+    baseline = checkout(args.baseline, work) if args.baseline else None
     for round_ in range(args.repeat):
         # interleaved, so that a noisy neighbour hits every contender alike
         if "raw" not in skip:
@@ -479,6 +494,9 @@ async def main() -> int:
             runs["bare"].append(run_faust_bare(args.bootstrap, topic, n, work))
         if "app1" not in skip:
             runs["app1"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1"))
+        if baseline is not None:
+            runs["app1_base"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_base",
+                                                   code=baseline))
         if "app1_lean" not in skip:  # the same without Faust's per-event Prometheus monitor
             runs["app1_lean"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_lean",
                                                    extra_env={"HUMIDITY_FAUST_METRICS": "off"}))
@@ -507,6 +525,7 @@ async def main() -> int:
         "app_2_workers_msgs_per_s": med["app2"],
         "app_1_worker_without_faust_metrics_msgs_per_s": med["app1_lean"],
         "quix_streams_msgs_per_s": med["quix"],
+        "baseline": {"ref": args.baseline, "app_1_worker_msgs_per_s": med["app1_base"]} if baseline else None,
         "latency_p50_s": latency[0],
         "latency_p99_s": latency[1],
         "latency_summaries": latency[2],
@@ -515,7 +534,8 @@ async def main() -> int:
         "cpu_cores_used_while_draining": cpu_use,
         "ratios": {"c_over_b": ratio("app1", "bare"), "d_over_c": ratio("app2", "app1"),
                    "c_over_a": ratio("app1", "raw"),
-                   "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix")},
+                   "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix"),
+                   "c_over_c0": ratio("app1", "app1_base")},
         "machine": machine(),
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
@@ -532,6 +552,8 @@ async def main() -> int:
         ("(c') (c) with HUMIDITY_FAUST_METRICS=off", fmt(med["app1_lean"], " msg/s")),
         ("(d) full app, 2 workers", fmt(med["app2"], " msg/s")),
         ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
+        *([(f"(c0) full app, 1 worker, at {args.baseline}", fmt(med["app1_base"], " msg/s")),
+           ("(c)/(c0)", fmt(result["ratios"]["c_over_c0"]))] if baseline else []),
         ("(c)/(b)   target >= 0.8", fmt(result["ratios"]["c_over_b"])),
         ("(d)/(c)   target >= 1.5", fmt(result["ratios"]["d_over_c"])),
         ("(c')/(b)", fmt(result["ratios"]["c_lean_over_b"])),
