@@ -10,6 +10,11 @@ from humidity.ownership import claimed_epoch, epoch_of, newest_records
 from humidity.progress import NotDelivered, Progress
 
 
+async def acknowledge(future):
+    future.set_result("sent")
+    await asyncio.sleep(0)  # its done-callbacks run on the loop
+
+
 async def test_an_offset_is_committable_only_once_everything_up_to_it_is_acknowledged():
     loop = asyncio.get_running_loop()
     progress = Progress()
@@ -17,13 +22,17 @@ async def test_an_offset_is_committable_only_once_everything_up_to_it_is_acknowl
     progress.handled("p0", 99, [first, second])
     progress.handled("p0", 199, [third])
     assert progress.committable("p0") is None
-    third.set_result("sent")  # a later batch's write arrived first: still nothing
+    await acknowledge(third)  # a later batch's write arrived first: still nothing
     assert progress.committable("p0") is None
-    first.set_result("sent")
+    await acknowledge(first)
     assert progress.committable("p0") is None
-    second.set_result("sent")
+    await acknowledge(second)
     assert progress.committable("p0") == 200
     assert progress.committable("p1") is None
+    done = loop.create_future()
+    done.set_result("sent")  # acknowledged before the batch was handed over
+    progress.handled("p0", 299, [done])
+    assert progress.committable("p0") == 300
 
 
 async def test_a_failed_delivery_is_never_committed_over():
