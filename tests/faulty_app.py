@@ -9,6 +9,10 @@
 * ``slow-changelog:<seconds>``: every changelog write of the ingest totals
   reaches the broker only that many seconds after it was handed to the
   producer (a slow or overloaded broker), while everything else flows.
+* ``forget-read-offsets``: after every seek to the committed offsets, Faust's
+  read offsets of the input partitions are forgotten, as when a batch fetched
+  before a rebalance is delivered after it (Faust then records no gap and,
+  on its own, would never commit past that batch).
 """
 
 from __future__ import annotations
@@ -62,6 +66,17 @@ elif kind == "slow-changelog":
             return delivered
 
     batching.Transport.Producer = SlowProducer
+
+elif kind == "forget-read-offsets":
+    seek = batching.BatchingConsumer.perform_seek
+
+    async def _forgetting(self):
+        await seek(self)
+        for tp in list(self._read_offset):
+            if tp.topic == settings.input_topic:
+                self._read_offset.pop(tp, None)
+
+    batching.BatchingConsumer.perform_seek = _forgetting
 
 elif FAULT:
     raise SystemExit(f"unknown HUMIDITY_TEST_FAULT {FAULT!r}")

@@ -111,7 +111,7 @@ def test_a_commit_never_passes_a_changelog_write_the_broker_has_not_acknowledged
 def test_committed_offsets_reach_the_end_after_workers_join_and_leave_mid_batch(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     records = dataset(150_000, seed=63)
-    first = workers(env, "first")
+    first = workers(faulty(env, "forget-read-offsets"), "first", app="tests.faulty_app")
     first.wait_for_log(READY, timeout=120)
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records]))
     helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: s["total_messages"] > 5_000, timeout=120)
