@@ -21,7 +21,7 @@ from collections import Counter
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import run as bench  # noqa: E402
+import run as bench
 
 FRAMES = [
     ("_drain_messages@consumer.py", "Faust consumer: fetch loop (one message per record batch)"),
@@ -29,13 +29,13 @@ FRAMES = [
     ("_bootstrap_inner@threading.py", "aiokafka consumer thread (fetching, record parsing)"),
     ("_fetch_records@batching.py", "  of which handing out record batches"),
     ("_c_aiter@streams.py", "Faust stream iteration"),
-    ("ingest_partition@agents.py", "agent ingest: tables, forwards"),
+    ("ingest_partition@ingest.py", "agent ingest: tables, forwards"),
     ("ingest@aggregate.py", "  of which parsing + counting (pure)"),
     ("parse_reading@readings.py", "    of which parsing and validating (pure)"),
-    ("forward_for_alarms@agents.py", "  of which bundling readings for alarms"),
-    ("alarm_partition@alarm_agents.py", "agent evaluate_alarms"),
+    ("forward_for_alarms@ingest.py", "  of which bundling readings for alarms"),
+    ("alarm_partition@alarms.py", "agent evaluate_alarms"),
     ("apply_readings@alarms.py", "  of which the alarm rules (pure)"),
-    ("count_partition@agents.py", "agent count_sensors"),
+    ("count_partition@sensors.py", "agent count_sensors"),
     ("__setitem__@collections.py", "table writes (RocksDB + changelog), all agents"),
     ("on_stream_event_in@prometheus.py", "Faust Prometheus monitor, stream events"),
     ("on_message_in@prometheus.py", "Faust Prometheus monitor, messages"),
@@ -90,7 +90,8 @@ async def main() -> int:
         spy.wait(60)
     finally:
         worker.stop()
-    print(f"one worker drained {args.messages:,} readings at {args.messages / (bench.stamp(summary) - start):,.0f} msg/s")
+    rate = args.messages / (bench.stamp(summary) - start)
+    print(f"one worker drained {args.messages:,} readings at {rate:,.0f} msg/s")
     print("share of the worker's CPU samples (inclusive):")
     for _key, label, share in summarise(Path(args.output)):
         print(f"  {share:5.1f} %  {label}")

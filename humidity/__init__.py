@@ -1,6 +1,8 @@
 """Real-time humidity analytics for medical imaging devices.
 
-Pure domain modules (no Faust imports): ``settings``, ``readings``,
-``aggregate``, ``summary``, ``simulation``.
-Faust wiring: ``topics``, ``agents``, ``publisher``, ``commands``.
+Layers, each importing only those before it: ``core`` (pure), ``plumbing``
+(record batches, commits, Kafka admin), ``application`` (the faust.App),
+``declare`` and the top-level ``tables`` (topics, tables, metrics), ``flow``
+(agents and timers), and the edge: ``web``, ``cli``, ``service`` (which
+composes them all). See :mod:`humidity.service`.
 """

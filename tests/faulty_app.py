@@ -21,7 +21,7 @@ import asyncio
 import os
 
 from app import app, settings  # noqa: F401  (faust -A finds the app here)
-from humidity import batching
+from humidity.plumbing import batching
 
 FAULT = os.environ.get("HUMIDITY_TEST_FAULT", "")
 kind, _, arguments = FAULT.partition(":")

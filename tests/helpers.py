@@ -12,8 +12,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import Callable, Iterable, Optional
 
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -24,7 +24,7 @@ FAUST = str(Path(sys.executable).parent / "faust")
 ARTIFACTS = ROOT / "test-artifacts"
 
 
-def kafka_port() -> Optional[int]:
+def kafka_port() -> int | None:
     port = os.environ.get("HUMIDITY_TEST_KAFKA_PORT")
     return int(port) if port else None
 
@@ -116,9 +116,9 @@ class Worker:
         self.cwd = cwd
         self.log_path = log_path
         self.args = list(args)
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Worker":
+    def start(self) -> Worker:
         log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
             [FAUST, "-A", self.app, *self.args], cwd=self.cwd, env=self.env, stdout=log, stderr=subprocess.STDOUT,
@@ -146,7 +146,7 @@ class Worker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
-    def stop(self, timeout: float = 60.0) -> Optional[int]:
+    def stop(self, timeout: float = 60.0) -> int | None:
         """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
         if self.proc is None:
             return None
@@ -178,7 +178,7 @@ def run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-async def create_topic(name: str, partitions: int, config: Optional[dict] = None) -> None:
+async def create_topic(name: str, partitions: int, config: dict | None = None) -> None:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
     await admin.start()
     try:
@@ -187,8 +187,8 @@ async def create_topic(name: str, partitions: int, config: Optional[dict] = None
         await admin.close()
 
 
-async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = None,
-                  bootstrap_servers: Optional[str] = None, partition: Optional[int] = None) -> int:
+async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
+                  bootstrap_servers: str | None = None, partition: int | None = None) -> int:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5,
                                 max_batch_size=262144, max_request_size=2_000_000)
     await producer.start()
@@ -206,7 +206,7 @@ async def produce(topic: str, values: Iterable[bytes], key: Optional[bytes] = No
     return count
 
 
-async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: Optional[str] = None) -> list:
+async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: str | None = None) -> list:
     """Every record currently in ``topic`` (all partitions), from the start."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers or bootstrap(), group_id=None,
                                 enable_auto_commit=False, fetch_max_bytes=4_000_000,
@@ -215,7 +215,7 @@ async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: Option
     try:
         parts = consumer.partitions_for_topic(topic)
         if parts is None:
-            await consumer._client.force_metadata_update()  # noqa: SLF001 - fresh metadata
+            await consumer._client.force_metadata_update()
             parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
         if not tps:
@@ -242,13 +242,13 @@ async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: Option
         await consumer.stop()
 
 
-def summaries(topic: str, bootstrap_servers: Optional[str] = None) -> list[dict]:
+def summaries(topic: str, bootstrap_servers: str | None = None) -> list[dict]:
     records = run(read_topic(topic, bootstrap_servers=bootstrap_servers))
     return sorted((orjson.loads(r.value) for r in records), key=lambda s: s["time"])
 
 
 def wait_for_summary(topic: str, predicate: Callable[[dict], bool], timeout: float,
-                     bootstrap_servers: Optional[str] = None) -> dict:
+                     bootstrap_servers: str | None = None) -> dict:
     last: list = [None]
 
     def check():
@@ -301,7 +301,7 @@ async def group_members(group: str) -> dict:
     return members
 
 
-async def committed_offsets(group: str, topic: str, partitions: int = 4) -> dict[int, Optional[int]]:
+async def committed_offsets(group: str, topic: str, partitions: int = 4) -> dict[int, int | None]:
     """partition -> the group's committed offset (None if none)."""
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
     await admin.start()
@@ -370,7 +370,7 @@ def wait_for_web(env: dict, timeout: float = 90.0) -> None:
     wait_until(answers, timeout, what="the worker's web server")
 
 
-async def produce_pairs(topic: str, pairs, bootstrap_servers: Optional[str] = None) -> None:
+async def produce_pairs(topic: str, pairs, bootstrap_servers: str | None = None) -> None:
     """Produce (key, value) pairs in order (one key: one partition, in order)."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5)
     await producer.start()
@@ -382,7 +382,7 @@ async def produce_pairs(topic: str, pairs, bootstrap_servers: Optional[str] = No
         await producer.stop()
 
 
-async def produce_to_partition(topic: str, partition: int, key: Optional[bytes], value: Optional[bytes]) -> None:
+async def produce_to_partition(topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap())
     await producer.start()
     try:

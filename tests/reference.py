@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from humidity.simulation import Simulator
+from humidity.core.simulation import Simulator
 
 
 def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, devices: int = 50, seed: int = 7):

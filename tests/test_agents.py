@@ -1,24 +1,21 @@
-"""The agents, driven through Faust's ``test_context()`` (no broker).
-
-The app module reads its settings when first imported, so this module points
-it at a throwaway data directory before importing it.
-"""
+"""The agents, driven through Faust's ``test_context()`` (no broker), on a
+service composed for each test with explicit settings."""
 
 import asyncio
-import os
-import tempfile
 import time
 
 import orjson
 import pytest
 
-os.environ.setdefault("HUMIDITY_DATA_DIR", tempfile.mkdtemp(prefix="humidity-agent-test-"))
-os.environ.setdefault("HUMIDITY_APP_ID", "agent-test")
+from humidity.core.alarms import alarm_partition_of, load_config
+from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
+from humidity.plumbing.stream import PRODUCER_BACKLOG_MAX, producer_caught_up
+from humidity.service import compose
 
-from app import app  # noqa: E402
-from humidity import agents, alarm_agents  # noqa: E402
-from humidity.topics import alarm_readings_topic, alerts_topic, invalid_topic, sightings_topic  # noqa: E402
-from tables import alarm_totals, ingest_totals, sensor_totals, sensors  # noqa: E402
+
+@pytest.fixture
+def service(tmp_path):
+    return compose(Settings(app_id="agent-test", data_dir=tmp_path / "data"), load_config(DEFAULT_ALARMS_FILE))
 
 
 def reading(guid, device, humidity, key="medicalImagingdevice"):
@@ -37,18 +34,20 @@ async def eventually(check, timeout=5.0):
 
 
 @pytest.fixture
-def sent(monkeypatch):
+def sent(service, monkeypatch):
     """What the agents queue for other topics, instead of a producer."""
     out = {"sightings": [], "invalid": [], "alarm_readings": [], "alerts": []}
-    monkeypatch.setattr(sightings_topic, "send_soon", lambda **kw: out["sightings"].append(kw))
-    monkeypatch.setattr(invalid_topic, "send_soon", lambda **kw: out["invalid"].append(kw))
-    monkeypatch.setattr(alarm_readings_topic, "send_soon", lambda **kw: out["alarm_readings"].append(kw))
-    monkeypatch.setattr(alerts_topic, "send_soon", lambda **kw: out["alerts"].append(kw))
+    topics = service.topics
+    monkeypatch.setattr(topics.sightings, "send_soon", lambda **kw: out["sightings"].append(kw))
+    monkeypatch.setattr(topics.invalid, "send_soon", lambda **kw: out["invalid"].append(kw))
+    monkeypatch.setattr(topics.alarm_readings, "send_soon", lambda **kw: out["alarm_readings"].append(kw))
+    monkeypatch.setattr(topics.alerts, "send_soon", lambda **kw: out["alerts"].append(kw))
     return out
 
 
-async def test_ingest_counts_readings_and_dead_letters_bad_ones(sent):
-    async with agents.ingest.test_context() as agent:
+async def test_ingest_counts_readings_and_dead_letters_bad_ones(service, sent):
+    ingest_totals = service.tables.ingest_totals
+    async with service.ingest.agent.test_context() as agent:
         await agent.put(reading("g1", "MRI 12", 70.0))
         await agent.put(b"not json")
         await agent.put(reading("g1", "MRI 12", 72.0, key="medicalimagingdevice"))
@@ -62,19 +61,20 @@ async def test_ingest_counts_readings_and_dead_letters_bad_ones(sent):
     assert letter["reason"] == "not valid JSON" and letter["offset"] == 1
 
 
-async def test_ingest_bundles_valid_readings_per_alarm_partition(sent):
-    async with agents.ingest.test_context() as agent:
+async def test_ingest_bundles_valid_readings_per_alarm_partition(service, sent):
+    async with service.ingest.agent.test_context() as agent:
         await agent.put(reading("g1", "MRI 12", 70.0))
         await agent.put(reading("g2", "CT 3", 40.0))
         await eventually(lambda: sum(len(orjson.loads(b["value"])["r"]) for b in sent["alarm_readings"]) == 2)
     for bundle in sent["alarm_readings"]:
         for guid, _device, _t, _h in orjson.loads(bundle["value"])["r"]:
-            assert bundle["partition"] == agents.alarm_partition_of(guid)
+            assert bundle["partition"] == alarm_partition_of(guid, service.app.settings.partitions)
 
 
-async def test_evaluate_alarms_raises_high_after_the_delay(sent):
+async def test_evaluate_alarms_raises_high_after_the_delay(service, sent):
     rows = [["g9", "MRI 1", 1_700_000_000.0 + t, 64.0] for t in range(0, 130, 10)]
-    async with alarm_agents.evaluate_alarms.test_context() as agent:
+    alarm_totals = service.tables.alarm_totals
+    async with service.alarms.agent.test_context() as agent:
         await agent.put(orjson.dumps({"r": rows}), key=b"r")
         raw = await eventually(lambda: (v := alarm_totals.get("0")) and orjson.loads(v)["active"] and v)
     (active,) = orjson.loads(raw)["active"].values()
@@ -82,8 +82,9 @@ async def test_evaluate_alarms_raises_high_after_the_delay(sent):
     assert [orjson.loads(a["value"])["state"] for a in sent["alerts"]] == ["raised"]
 
 
-async def test_count_sensors_counts_distinct_guids_per_device():
-    async with agents.count_sensors.test_context() as agent:
+async def test_count_sensors_counts_distinct_guids_per_device(service):
+    sensor_totals, sensors = service.tables.sensor_totals, service.tables.sensors
+    async with service.sensors.agent.test_context() as agent:
         for guid, device in [("g1", "MRI 12"), ("g1", "MRI 12"), ("g2", "MRI 12"), ("g1", "CT 3")]:
             await agent.put(device.encode(), key=guid.encode())
         raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
@@ -91,14 +92,15 @@ async def test_count_sensors_counts_distinct_guids_per_device():
     assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}, "epoch": 1}
 
 
-async def test_agents_wait_while_the_producer_is_behind(monkeypatch):
+async def test_agents_wait_while_the_producer_is_behind():
     class Buffer:
-        size = agents.PRODUCER_BACKLOG_MAX + 1
+        size = PRODUCER_BACKLOG_MAX + 1
 
-    buffer = Buffer()
-    monkeypatch.setattr(app.producer, "buffer", buffer)
-    waiter = asyncio.ensure_future(agents.producer_caught_up())
+    class Producer:
+        buffer = Buffer()
+
+    waiter = asyncio.ensure_future(producer_caught_up(Producer))
     await asyncio.sleep(0.1)
     assert not waiter.done(), "went on with more than PRODUCER_BACKLOG_MAX messages queued"
-    buffer.size = agents.PRODUCER_BACKLOG_MAX
+    Producer.buffer.size = PRODUCER_BACKLOG_MAX
     await asyncio.wait_for(waiter, timeout=1.0)

@@ -2,16 +2,22 @@
 
 import math
 import random
+from datetime import UTC, datetime
 
 import orjson
 
-from humidity.aggregate import (
-    IngestTotals, SensorTotals, count_sensors, exact_add, exact_total, ingest, sighting_key,
+from humidity.core.aggregate import (
+    IngestTotals,
+    SensorTotals,
+    count_sensors,
+    exact_add,
+    exact_total,
+    ingest,
+    sighting_key,
 )
-from humidity.simulation import reading_doc
-from datetime import datetime, timezone
+from humidity.core.simulation import reading_doc
 
-T0 = datetime(2022, 8, 16, tzinfo=timezone.utc)
+T0 = datetime(2022, 8, 16, tzinfo=UTC)
 
 
 def msg(guid, device, humidity):

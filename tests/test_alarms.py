@@ -2,10 +2,17 @@
 
 import pytest
 
-from humidity.alarms import (
-    AlarmConfigError, LoggerState, apply_reading, check_offline, load_config, parse_config,
+from humidity.core.alarms import (
+    AlarmConfigError,
+    AlarmPartition,
+    LoggerState,
+    alarm_key,
+    apply_reading,
+    check_offline,
+    load_config,
+    parse_config,
 )
-from humidity.settings import DEFAULT_ALARMS_FILE
+from humidity.core.settings import DEFAULT_ALARMS_FILE
 
 CONFIG = load_config(DEFAULT_ALARMS_FILE)
 T0 = 1_700_000_000.0
@@ -115,3 +122,54 @@ def test_state_round_trips_through_json():
 def test_bad_alarm_files_say_what_is_wrong(text, message):
     with pytest.raises(AlarmConfigError, match=message):
         parse_config(text)
+
+
+class Loggers:
+    """Logger states by (device, guid), as the alarm flow keeps them in its table."""
+
+    def __init__(self):
+        self.states = {}
+
+    def __call__(self, device, guid):
+        return self.states.setdefault((device, guid), LoggerState(device, guid))
+
+
+def bundle(guid, device, seconds, value):
+    return {"r": [[guid, device, T0 + t, value] for t in seconds]}
+
+
+def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
+    partition, loggers = AlarmPartition(), Loggers()
+    events = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
+    events += partition.apply(1, bundle("g2", "CT 1", range(0, 70, 10), 50), loggers, list, CONFIG, T0)
+    partition.settle(1, loggers.states.values(), epoch=3)
+    assert kinds(events) == [("HIGH", "raised")]
+    assert list(partition.active) == [alarm_key("HIGH", "MRI 1", "g1")] and partition.offset == 1
+    assert partition.recent == [[0, events[0]]]
+    assert {state.epoch for state in loggers.states.values()} == {3}
+    assert AlarmPartition.from_json(partition.to_json()) == partition
+
+
+def test_a_bundle_read_again_resends_its_events_and_applies_only_where_its_state_was_lost():
+    partition, loggers = AlarmPartition(), Loggers()
+    first = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
+    partition.settle(0, loggers.states.values(), epoch=1)
+    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
+    assert again == first, "the events of a re-read bundle are sent again (their delivery may have been cut)"
+    assert loggers.states[("MRI 1", "g1")].offset == 0
+    lost = Loggers()  # the logger's state write was lost, the partition's was not
+    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), lost, list, CONFIG, T0)
+    assert again == first, "its events are not made twice"
+    assert "HIGH" in lost.states[("MRI 1", "g1")].active, "but its state is rebuilt"
+
+
+def test_ticks_raise_offline_once_and_a_tick_read_again_only_resends_its_events():
+    partition, loggers = AlarmPartition(), Loggers()
+    partition.apply(0, bundle("g1", "MRI 1", [0], 45), loggers, list, CONFIG, T0)
+    state = loggers.states[("MRI 1", "g1")]
+    late = T0 + CONFIG.offline_timeout + 1
+    events = partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late)
+    assert kinds(events) == [("OFFLINE", "raised")]
+    partition.settle(1, [state], epoch=1)
+    assert partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late) == events
+    assert partition.apply(2, {"tick": late + 5}, loggers, lambda: [state], CONFIG, late + 5) == []

@@ -2,12 +2,12 @@
 kind, a restart with an active alarm, two workers, and OFFLINE."""
 
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from humidity.simulation import reading_doc
+from humidity.core.simulation import reading_doc
 from tests import helpers
 
 pytestmark = pytest.mark.kafka
@@ -17,7 +17,7 @@ T0 = 1_767_225_600.0  # 2026-01-01T00:00:00Z
 
 
 def reading(guid, device, seconds, humidity):
-    when = datetime.fromtimestamp(T0 + seconds, timezone.utc)
+    when = datetime.fromtimestamp(T0 + seconds, UTC)
     return guid.encode(), orjson.dumps(reading_doc(guid, device, when, humidity))
 
 
@@ -102,7 +102,7 @@ def test_two_workers_each_logger_alarms_once(kafka, tmp_path, workers):
 
 def test_offline_after_a_short_timeout_and_back(kafka, tmp_path, workers):
     config = tmp_path / "alarms.toml"
-    config.write_text((helpers.ROOT / "humidity" / "alarms.toml").read_text()
+    config.write_text((helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
                       .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3"))
     env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=str(config))
     worker = workers(env, "offline")

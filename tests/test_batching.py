@@ -1,10 +1,10 @@
-"""Record batches (humidity.batching): one Faust event per fetched batch, and
+"""Record batches (humidity.plumbing.batching): one Faust event per fetched batch, and
 offsets committed only over whole batches, to the end of the input."""
 
 import pytest
 from aiokafka.structs import ConsumerRecord
 
-from humidity.batching import RecordBatch, batch_record, contiguous, records_of
+from humidity.plumbing.batching import RecordBatch, batch_record, contiguous, records_of
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 

@@ -5,7 +5,7 @@ import subprocess
 import orjson
 import pytest
 
-from humidity.readings import Invalid, parse_reading
+from humidity.core.readings import Invalid, parse_reading
 from tests import helpers
 
 pytestmark = pytest.mark.kafka

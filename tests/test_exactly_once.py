@@ -191,7 +191,7 @@ def test_a_late_write_of_a_former_owner_does_not_win_a_restore(kafka, tmp_path, 
             doc["guid"], doc["medicalImagingdevice"] = guid, device
         raws = [orjson.dumps(doc) for doc in docs]
         helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], raws, partition=partition))
-        return [(raw, doc) for raw, doc in zip(raws, docs)]
+        return list(zip(raws, docs, strict=True))
 
     old_owner = workers(env, "old-owner")
     old_owner.wait_for_log(READY, timeout=120)

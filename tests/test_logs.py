@@ -2,7 +2,7 @@
 
 import logging
 
-from humidity.logs import RepeatFilter
+from humidity.core.logs import RepeatFilter
 
 
 def record(name, msg, *args, level=logging.ERROR):
@@ -26,5 +26,5 @@ def test_numbers_do_not_make_messages_different_and_others_pass():
     f = RepeatFilter(period=10.0, clock=lambda: 0.0)
     assert f.filter(record("faust.transport.producer", "producer buffer full size 533", level=logging.WARNING))
     assert not f.filter(record("faust.transport.producer", "producer buffer full size 432", level=logging.WARNING))
-    assert all(f.filter(record("humidity.publisher", "Summary published")) for _ in range(3))
+    assert all(f.filter(record("humidity.flow.publisher", "Summary published")) for _ in range(3))
     assert all(f.filter(record("aiokafka.conn", "connected", level=logging.INFO)) for _ in range(3))

@@ -1,15 +1,15 @@
 """Operations: /metrics (Faust's and the service's) and /health."""
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from humidity.health import health
+from humidity.core.health import health
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
-NOW = datetime(2026, 1, 1, 12, tzinfo=timezone.utc)
+NOW = datetime(2026, 1, 1, 12, tzinfo=UTC)
 
 
 def stamp(seconds_ago: float) -> str:

@@ -1,13 +1,13 @@
-"""What may be committed (humidity.progress) and whose write wins a restore
-(humidity.ownership): pure rules, no broker."""
+"""What may be committed (humidity.plumbing.progress) and whose write wins a restore
+(humidity.core.ownership): pure rules, no broker."""
 
 import asyncio
 
 import orjson
 import pytest
 
-from humidity.ownership import claimed_epoch, epoch_of, newest_records
-from humidity.progress import NotDelivered, Progress
+from humidity.core.ownership import claimed_epoch, epoch_of, newest_records
+from humidity.plumbing.progress import NotDelivered, Progress
 
 
 async def acknowledge(future):

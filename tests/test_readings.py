@@ -1,13 +1,16 @@
 """Parsing and validation of one datalogger message (no broker)."""
 
-import math
+
+from datetime import UTC
 
 import orjson
 import pytest
-from hypothesis import given, settings as hsettings, strategies as st
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from humidity.readings import Invalid, Reading, dead_letter, parse_reading
-from humidity.simulation import INVALID_KINDS
+from humidity.core.readings import Invalid, Reading, dead_letter, parse_reading
+from humidity.core.simulation import INVALID_KINDS
 
 GOOD = {
     "guid": "0-ZZZ12345678-08K", "destination": "0-AAA12345678", "medicalImagingdevice": "MRI 12",
@@ -105,10 +108,10 @@ def test_every_simulated_malformed_kind_is_invalid(kind):
 
 def test_dead_letter_carries_reason_and_original_bytes():
     from base64 import b64decode
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     record = dead_letter("not UTF-8", b"\xff", topic="t", partition=2, offset=9,
-                         now=datetime(2024, 1, 2, 3, 4, 5, tzinfo=timezone.utc))
+                         now=datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC))
     assert record == {"reason": "not UTF-8", "original_base64": "/w==", "topic": "t", "partition": 2,
                       "offset": 9, "time": "2024-01-02T03:04:05.000000Z", "original_size": 1,
                       "original_truncated": False}
@@ -117,11 +120,11 @@ def test_dead_letter_carries_reason_and_original_bytes():
 
 def test_dead_letter_of_a_huge_message_keeps_its_start_and_size():
     from base64 import b64decode
-    from datetime import datetime, timezone
+    from datetime import datetime
 
     huge = b"x" * 1_000_000
     record = dead_letter("guid is longer than 200 characters", huge, topic="t", partition=0, offset=1,
-                         now=datetime(2024, 1, 2, tzinfo=timezone.utc))
+                         now=datetime(2024, 1, 2, tzinfo=UTC))
     assert record["original_truncated"] is True and record["original_size"] == 1_000_000
     assert huge.startswith(b64decode(record["original_base64"]))
     assert len(orjson.dumps(record)) < 400_000

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from humidity.settings import ConfigError, Settings, from_environ
+from humidity.core.settings import SETTINGS, ConfigError, Settings, from_environ, markdown_table
 from tests import helpers
 
 
@@ -15,6 +15,21 @@ def test_defaults_match_the_documented_table():
     assert (s.broker, s.app_id, s.input_topic, s.results_topic, s.invalid_topic) == (
         "kafka://127.0.0.1:9092", "humidity", "humidityanalytics", "humidity-summaries", "humidityanalytics-invalid")
     assert (s.partitions, s.interval, s.data_dir, s.web_port, s.web_bind) == (4, 3.0, Path("./data"), 6066, "127.0.0.1")
+
+
+def test_the_readme_configuration_table_is_the_settings_rows():
+    readme = (helpers.ROOT / "README.md").read_text()
+    assert markdown_table() in readme, "README's configuration table differs from humidity/core/settings.py:\n" + \
+        markdown_table()
+    defaults = Settings()
+    for field in SETTINGS:  # every default the table shows is the default in force
+        value, shown = getattr(defaults, field.name), field.metadata["shown"]
+        if shown in ("(none)", "system CAs"):
+            assert value == "", field.name
+        elif isinstance(value, Path):
+            assert (helpers.ROOT / shown).resolve() == (helpers.ROOT / value).resolve(), field.name
+        else:
+            assert field.metadata["parse"](shown) == value, field.name
 
 
 def test_values_are_parsed():

@@ -1,13 +1,13 @@
 """Merging partition totals into the published summary (no broker)."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 
-from humidity.aggregate import DeviceSum, IngestTotals, SensorTotals
-from humidity.summary import PartialsBook, build_summary, render_text
+from humidity.core.aggregate import DeviceSum, IngestTotals, SensorTotals
+from humidity.core.summary import PartialsBook, build_summary, render_text
 
-NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=timezone.utc)
+NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 
 
 def ingest_totals(offset, devices, invalid=0):
@@ -70,7 +70,7 @@ def test_text_form_has_four_titled_blocks_and_escapes_names():
 
 
 def test_text_form_lists_at_most_twenty_active_alarms():
-    from humidity.summary import LOGGED_ALARMS_MAX
+    from humidity.core.summary import LOGGED_ALARMS_MAX
 
     s = build_summary([ingest_totals(0, {"MRI 1": [50.0]})], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
     s["active_alarms"] = [{"kind": "OFFLINE", "device": "MRI 1", "guid": f"g{i}", "value": 50.0, "limit": 300.0,
@@ -82,7 +82,7 @@ def test_text_form_lists_at_most_twenty_active_alarms():
 
 
 def test_one_line_form_for_deployments():
-    from humidity.summary import render_line
+    from humidity.core.summary import render_line
 
     s = build_summary([ingest_totals(0, {"MRI 1": [50.0]}, invalid=3)], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
     line = render_line(s)

@@ -1,7 +1,6 @@
 """A deployment made by an older version (fewer topics and tables) starts the
 new version: the new topics are created and assigned, and summaries flow."""
 
-import orjson
 import pytest
 
 from tests import helpers

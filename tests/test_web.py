@@ -1,11 +1,11 @@
 """HTTP endpoints of a worker fed through the real local Kafka."""
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import orjson
 import pytest
 
-from humidity.simulation import reading_doc
+from humidity.core.simulation import reading_doc
 from tests import helpers
 from tests.reference import expected_summary, matches
 
@@ -40,7 +40,7 @@ def test_api_serves_exactly_the_published_summary(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     workers(env)
     helpers.wait_for_web(env)
-    docs = [reading_doc(f"g{i}", f"MRI {i % 3}", datetime(2024, 1, 1, tzinfo=timezone.utc), 40.0 + i)
+    docs = [reading_doc(f"g{i}", f"MRI {i % 3}", datetime(2024, 1, 1, tzinfo=UTC), 40.0 + i)
             for i in range(30)]
     records = [(orjson.dumps(d), d) for d in docs]
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records]))

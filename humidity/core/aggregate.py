@@ -23,10 +23,10 @@ readings were split over partitions or workers.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Callable, Iterable, Optional
 
-from humidity.readings import Invalid, Reading, parse_reading
+from humidity.core.readings import Invalid, Reading, parse_reading
 
 
 def exact_add(partials: list[float], x: float) -> None:
@@ -66,7 +66,7 @@ class IngestTotals:
     valid: int = 0
     invalid: int = 0
     devices: dict[str, DeviceSum] = field(default_factory=dict)
-    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
+    epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
 
     def to_json(self) -> dict:
         return {
@@ -78,7 +78,7 @@ class IngestTotals:
         }
 
     @classmethod
-    def from_json(cls, doc: Optional[dict]) -> "IngestTotals":
+    def from_json(cls, doc: dict | None) -> IngestTotals:
         if not doc:
             return cls()
         return cls(
@@ -97,13 +97,13 @@ class SensorTotals:
     offset: int = -1
     sensors: int = 0
     devices: dict[str, int] = field(default_factory=dict)
-    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
+    epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
 
     def to_json(self) -> dict:
         return {"offset": self.offset, "sensors": self.sensors, "devices": dict(self.devices), "epoch": self.epoch}
 
     @classmethod
-    def from_json(cls, doc: Optional[dict]) -> "SensorTotals":
+    def from_json(cls, doc: dict | None) -> SensorTotals:
         if not doc:
             return cls()
         return cls(int(doc["offset"]), int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
@@ -127,8 +127,8 @@ class IngestOutcome:
 def ingest(
     totals: IngestTotals,
     messages: Iterable[tuple[int, bytes]],
-    sighting_offset: Callable[[str], Optional[int]],
-    through: Optional[int] = None,
+    sighting_offset: Callable[[str], int | None],
+    through: int | None = None,
 ) -> IngestOutcome:
     """Apply a partition's messages, in offset order, to its totals.
 
@@ -166,7 +166,7 @@ def ingest(
 
 
 def _note_sighting(
-    out: IngestOutcome, reading: Reading, offset: int, sighting_offset: Callable[[str], Optional[int]]
+    out: IngestOutcome, reading: Reading, offset: int, sighting_offset: Callable[[str], int | None]
 ) -> None:
     key = sighting_key(reading.device, reading.guid)
     first = out.new_sightings.get(key)
@@ -188,8 +188,8 @@ class SensorOutcome:
 def count_sensors(
     totals: SensorTotals,
     sightings: Iterable[tuple[int, str, str]],
-    sensor_entry: Callable[[str], Optional[dict]],
-    through: Optional[int] = None,
+    sensor_entry: Callable[[str], dict | None],
+    through: int | None = None,
     epoch: int = 0,
 ) -> SensorOutcome:
     """Count distinct sensors per device and overall from (offset, guid, device).
@@ -209,7 +209,7 @@ def count_sensors(
     are stamped with ``epoch``.
     """
     out = SensorOutcome(totals)
-    loaded: dict[str, Optional[dict]] = {}
+    loaded: dict[str, dict | None] = {}
     counted = totals.offset  # what the totals included before this batch
     for offset, guid, device in sightings:
         if guid not in loaded:

@@ -1,4 +1,4 @@
-"""Record batches, and where each partition resumes (Faust wiring: plumbing).
+"""Record batches, and where each partition resumes (plumbing).
 
 Faust makes every Kafka record a Message, an Event, a trip through a channel
 queue and one step of a stream; for the high-volume topics, declared with
@@ -18,10 +18,10 @@ thousands of readings. So:
   start where the state ends (:func:`contiguous`) is not counted: the
   partition is sought back (:meth:`BatchingConsumer.rewind`) and re-read;
 * after each assignment a partition is positioned at the lower of its
-  committed offset and its state's offset + 1 (``RESUME_AT``);
+  committed offset and its state's offset + 1 (:attr:`Batched.resume_at`);
 * an offset is committed only when every message the batches up to it
   produced (changelogs, forwards, dead letters) is acknowledged by the broker
-  (:mod:`humidity.progress`, fed by :func:`producing` and :class:`Producer`).
+  (:mod:`humidity.plumbing.progress`, fed by :func:`producing` and :class:`Producer`).
 """
 
 from __future__ import annotations
@@ -32,25 +32,21 @@ import logging
 import os
 import sys
 import time
+import weakref
+from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
-from typing import Callable, Iterator, Optional
 
 from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
 
-from humidity.progress import NotDelivered, Progress
+from humidity.plumbing.progress import NotDelivered, Progress
 
 log = logging.getLogger(__name__)
 
 #: Batches (up to 1 MiB each) a worker buffers per batched topic.
 BATCHES_BUFFERED = 8
-#: Names of the topics read in record batches; filled by :func:`batched_topic`.
-BATCHED_TOPICS: set[str] = set()
-#: topic -> function(partition) giving the offset the partition's state
-#: resumes at (its recorded offset + 1); registered by the flow that owns the state.
-RESUME_AT: dict[str, Callable[[int], int]] = {}
 #: Seconds to wait for a partition's outputs to be acknowledged before its
 #: final commit at a revoke or a shutdown.
 SETTLE_TIMEOUT = 5.0
@@ -62,10 +58,31 @@ REWIND_AGAIN_AFTER = 5.0
 BEHIND_FOR = 10.0
 
 
+@dataclasses.dataclass
+class Batched:
+    """The topics an app reads in record batches, and for each the offset a
+    partition's state resumes at (its recorded offset + 1), registered by the
+    flow that owns the state."""
+
+    topics: set = dataclasses.field(default_factory=set)
+    resume_at: dict = dataclasses.field(default_factory=dict)  # topic -> function(partition) -> offset
+
+
+_registries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def batched(app) -> Batched:
+    """The app's :class:`Batched` registry."""
+    registry = _registries.get(app)
+    if registry is None:
+        registry = _registries[app] = Batched()
+    return registry
+
+
 def batched_topic(app, name: str, **options):
     """``app.topic(name, **options)``, read in record batches by its agent,
     with at most :data:`BATCHES_BUFFERED` batches waiting in its buffer."""
-    BATCHED_TOPICS.add(name)
+    batched(app).topics.add(name)
     return app.topic(name, maxsize=BATCHES_BUFFERED, **options)
 
 
@@ -77,7 +94,7 @@ class RecordBatch(list):
     end: int
 
     @classmethod
-    def of(cls, rows, start: int, end: int) -> "RecordBatch":
+    def of(cls, rows, start: int, end: int) -> RecordBatch:
         batch = cls(rows)
         batch.start, batch.end = start, end
         return batch
@@ -102,7 +119,7 @@ def batch_record(records: list, start: int, end: int):
     return dataclasses.replace(last, key=None, value=rows, serialized_key_size=-1, serialized_value_size=size)
 
 
-def contiguous(events: list, recorded: int, deleted_before: Optional[int] = None) -> tuple[list, Optional[int]]:
+def contiguous(events: list, recorded: int, deleted_before: int | None = None) -> tuple[list, int | None]:
     """Split a partition's batch events into those that follow a state which
     includes every offset up to ``recorded``, and the offset to re-read from
     when one does not (the rest are not counted).
@@ -122,7 +139,7 @@ def contiguous(events: list, recorded: int, deleted_before: Optional[int] = None
     return usable, None
 
 
-_produced: ContextVar[Optional[list]] = ContextVar("humidity_produced", default=None)
+_produced: ContextVar[list | None] = ContextVar("humidity_produced", default=None)
 
 
 @contextmanager
@@ -165,11 +182,12 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                     await subscriptions.wait_for_assignment()
                 # Nothing awaits between reading the positions and draining
                 # (timeout=0), so each partition's records start at its position.
-                starts = self._positions(subscriptions)
+                topics = batched(self.app).topics
+                starts = self._positions(subscriptions, topics)
                 records = await fetcher.fetched_records(active_partitions, timeout=0, max_records=max_records)
                 remaining = deadline - time.monotonic()
                 if records or remaining <= 0:
-                    records = self._batched(records, starts, self._positions(subscriptions))
+                    records = self._batched(records, starts, self._positions(subscriptions, topics), topics)
                     self.consumer.fetched(records)
                     return records
                 waiter = fetcher._create_fetch_waiter()  # noqa: SLF001
@@ -181,22 +199,22 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 waiter.result()  # raises e.g. authorization errors, as aiokafka does
 
     @staticmethod
-    def _positions(subscriptions) -> dict:
+    def _positions(subscriptions, topics: set) -> dict:
         assignment = subscriptions.subscription.assignment if subscriptions.subscription else None
         if assignment is None:
             return {}
         positions = {}
         for tp in assignment.tps:
-            if tp.topic in BATCHED_TOPICS:
+            if tp.topic in topics:
                 state = assignment.state_value(tp)
                 if state is not None and state.has_valid_position:
                     positions[tp] = state.position
         return positions
 
     @staticmethod
-    def _batched(records: dict, starts: dict, ends: dict) -> dict:
+    def _batched(records: dict, starts: dict, ends: dict, topics: set) -> dict:
         for tp, recs in records.items():
-            if recs and tp.topic in BATCHED_TOPICS:
+            if recs and tp.topic in topics:
                 first, last = recs[0].offset, recs[-1].offset
                 start = min(starts.get(tp, first), first)
                 end = max(ends.get(tp, last + 1) - 1, last)
@@ -209,32 +227,38 @@ class _ReadOffsets(dict):
     below the read offset and commits over what it thinks is a gap, and
     neither holds for batches, which the state checks itself."""
 
+    def __init__(self, batched_topics: set) -> None:
+        super().__init__()
+        self.batched_topics = batched_topics
+
     def __missing__(self, tp):
         return None
 
     def __getitem__(self, tp):
-        if tp.topic in BATCHED_TOPICS:
+        if tp.topic in self.batched_topics:
             return None
         return super().__getitem__(tp)
 
 
 class BatchingConsumer(aiokafka_driver.Consumer):
-    """Faust's aiokafka consumer, with batches for :data:`BATCHED_TOPICS` and
+    """Faust's aiokafka consumer, with batches for the app's batched topics and
     their offsets taken from the state and the broker's acknowledgements."""
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
+        self.batched = batched(self.app)
         self.progress = Progress()
-        self._read_offset = _ReadOffsets()
+        self._read_offset = _ReadOffsets(self.batched.topics)
         self.deleted_before: dict = {}  # tp -> first offset left by retention, see rewind()
         self._rewinds: dict = {}  # tp -> (generation, offset, when)
         self._fetched_through: dict = {}  # tp -> last offset fetched in this generation
         self._behind: dict = {}  # tp -> (the state's next offset, since when it has not moved)
+        self.owner_epochs: dict = {}  # tp -> the epoch this worker owns it in (humidity.core.ownership)
 
     def fetched(self, records: dict) -> None:
         """Called by the consumer thread with each fetch."""
         for tp, recs in records.items():
-            if tp.topic in BATCHED_TOPICS:
+            if tp.topic in self.batched.topics:
                 self._fetched_through[tp] = recs[-1].value.end
 
     def _new_consumer_thread(self):
@@ -243,7 +267,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     # -- commits: what the broker has acknowledged, not what Faust acked
 
     def _new_offset(self, tp):
-        if tp.topic not in BATCHED_TOPICS:
+        if tp.topic not in self.batched.topics:
             return super()._new_offset(tp)
         for bookkeeping in (self._acked, self._acked_index, self._gap):
             bookkeeping.pop(tp, None)
@@ -254,7 +278,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             return None
 
     async def _commit_offsets(self, offsets, start_new_transaction: bool = True) -> bool:
-        if any(tp.topic not in BATCHED_TOPICS for tp in offsets):
+        if any(tp.topic not in self.batched.topics for tp in offsets):
             return await super()._commit_offsets(offsets, start_new_transaction)
         # Faust flushes its producer first, and that flush returns only after
         # 0.1 s without a message sent: while the agents keep the producer
@@ -278,7 +302,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     async def _commit_settled(self, tps) -> None:
         """Commit what became durable of ``tps`` after waiting briefly for it."""
-        tps = [tp for tp in tps if tp.topic in BATCHED_TOPICS]
+        tps = [tp for tp in tps if tp.topic in self.batched.topics]
         if not tps:
             return
         await self.progress.settle(tps, SETTLE_TIMEOUT)
@@ -303,7 +327,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
         self.progress.forget(self.progress.partitions())
-        for bookkeeping in (self._rewinds, self._fetched_through, self._behind):
+        for bookkeeping in (self._rewinds, self._fetched_through, self._behind, self.owner_epochs):
             bookkeeping.clear()
         await super().on_partitions_assigned(assigned, generation_id)
 
@@ -317,7 +341,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 continue
             now = time.monotonic()
             for tp, fetched in list(self._fetched_through.items()):
-                state_next = RESUME_AT[tp.topic](tp.partition)
+                state_next = self.batched.resume_at[tp.topic](tp.partition)
                 behind = self._behind.get(tp)
                 if fetched < state_next:
                     self._behind.pop(tp, None)
@@ -338,7 +362,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         version that the state does not include)."""
         await super().perform_seek()
         for tp in sorted(self.assignment()):
-            resume_at = RESUME_AT.get(tp.topic)
+            resume_at = self.batched.resume_at.get(tp.topic)
             if resume_at is None:
                 continue
             state_next = resume_at(tp.partition)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import base64
 import math
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Union
+from datetime import UTC, datetime
+from typing import Any
 
 import orjson
 
@@ -36,10 +36,10 @@ class Invalid:
     reason: str
 
 
-Parsed = Union[Reading, Invalid]
+Parsed = Reading | Invalid
 
 
-def _identifier(value: Any, name: str) -> Union[str, Invalid]:
+def _identifier(value: Any, name: str) -> str | Invalid:
     if value is None:
         return Invalid(f"{name} is missing")
     if not isinstance(value, str):
@@ -51,7 +51,7 @@ def _identifier(value: Any, name: str) -> Union[str, Invalid]:
     return value
 
 
-def _event_time(value: Any) -> Union[datetime, Invalid]:
+def _event_time(value: Any) -> datetime | Invalid:
     if value is None:
         return Invalid("eventTime is missing")
     if not isinstance(value, str):
@@ -67,7 +67,7 @@ def _event_time(value: Any) -> Union[datetime, Invalid]:
     return parsed
 
 
-def _humidity(payload: Any) -> Union[float, Invalid]:
+def _humidity(payload: Any) -> float | Invalid:
     if payload is None:
         return Invalid("payload is missing")
     if not isinstance(payload, dict):
@@ -161,4 +161,4 @@ def dead_letter(
 
 def utc_iso(moment: datetime) -> str:
     """ISO-8601 in UTC with a ``Z`` suffix, e.g. ``2022-08-16T13:26:39.447974Z``."""
-    return moment.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")

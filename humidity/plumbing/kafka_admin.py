@@ -1,4 +1,4 @@
-"""Topic set-up against the broker with plain aiokafka (no Faust).
+"""Topic set-up and client security, with plain aiokafka clients (plumbing).
 
 The worker and the feeding commands call :func:`ensure_topics` before they
 start: missing topics are created with the configured partition count, and an
@@ -11,8 +11,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Iterable, Optional
 
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
@@ -29,13 +29,17 @@ from aiokafka.helpers import create_ssl_context
 
 log = logging.getLogger(__name__)
 
+#: Replicas of every topic the service creates (one broker locally).
+REPLICATION = 1
+#: Seconds between attempts while the broker cannot be reached.
+RETRY_EVERY = 5.0
+
 
 @dataclass(frozen=True)
 class TopicSpec:
     name: str
     partitions: int
     config: dict = field(default_factory=dict)
-    create: bool = True  # False: only check the count if it exists
 
 
 class CredentialsRejected(Exception):
@@ -85,7 +89,7 @@ async def check_credentials(bootstrap: list[str], client_kwargs: dict) -> None:
             conn = await create_conn(host.strip("[]"), int(port), request_timeout_ms=10000, **client_kwargs)
         except AUTH_ERRORS as exc:
             raise CredentialsRejected(f"{type(exc).__name__}: {exc}") from None
-        except (KafkaError, OSError, asyncio.TimeoutError):
+        except (TimeoutError, KafkaError, OSError):
             continue  # not reachable: the caller retries
         else:
             conn.close()
@@ -138,39 +142,32 @@ async def ensure_topics(
     bootstrap: list[str],
     specs: list[TopicSpec],
     *,
-    variable: str = "HUMIDITY_PARTITIONS",
-    replication: int = 1,
-    client_kwargs: Optional[dict] = None,
-    retry_every: float = 5.0,
-    give_up_after: Optional[float] = None,
+    client_kwargs: dict | None = None,
 ) -> None:
     """Create missing topics; raise TopicMismatch naming the first bad count.
 
-    While the broker cannot be reached it logs one line per ``retry_every``
-    seconds and tries again (forever unless ``give_up_after`` is set).
+    While the broker cannot be reached it logs one line per RETRY_EVERY
+    seconds and tries again, for as long as it takes.
     """
     loop = asyncio.get_running_loop()
-    started = loop.time()
     while True:
         try:
             await check_credentials(bootstrap, client_kwargs or {})
             client = await _admin(bootstrap, client_kwargs or {})
         except (KafkaError, OSError) as exc:
-            if give_up_after is not None and loop.time() - started >= give_up_after:
-                raise
             log.warning("Kafka at %s not reachable (%s); retrying in %.0f s", ",".join(bootstrap),
-                        type(exc).__name__, retry_every)
-            await asyncio.sleep(retry_every)
+                        type(exc).__name__, RETRY_EVERY)
+            await asyncio.sleep(RETRY_EVERY)
             continue
         try:
             counts = await partition_counts(client, [s.name for s in specs])
             for spec in specs:
                 actual = counts.get(spec.name)
                 if actual is not None and actual != spec.partitions:
-                    raise TopicMismatch(mismatch_message(spec.name, actual, spec.partitions, variable))
-            missing = [s for s in specs if s.create and s.name not in counts]
+                    raise TopicMismatch(mismatch_message(spec.name, actual, spec.partitions, "HUMIDITY_PARTITIONS"))
+            missing = [s for s in specs if s.name not in counts]
             if missing:
-                new = [NewTopic(s.name, s.partitions, replication, topic_configs=dict(s.config)) for s in missing]
+                new = [NewTopic(s.name, s.partitions, REPLICATION, topic_configs=dict(s.config)) for s in missing]
                 try:
                     await client.create_topics(new, timeout_ms=15000)
                 except TopicAlreadyExistsError:
@@ -189,9 +186,7 @@ async def ensure_topics(
                     await asyncio.sleep(0.2)
             return
         except KafkaConnectionError as exc:
-            if give_up_after is not None and loop.time() - started >= give_up_after:
-                raise
             log.warning("Kafka connection lost while creating topics (%s); retrying", exc)
-            await asyncio.sleep(retry_every)
+            await asyncio.sleep(RETRY_EVERY)
         finally:
             await client.close()

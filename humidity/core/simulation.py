@@ -8,12 +8,12 @@ one device; each device's humidity drifts slowly around its own level
 from __future__ import annotations
 
 import random
-from datetime import datetime, timezone
-from typing import Callable, Optional
+from collections.abc import Callable
+from datetime import UTC, datetime
 
 import orjson
 
-from humidity.readings import HUMIDITY_FORMAT, utc_iso
+from humidity.core.readings import HUMIDITY_FORMAT, utc_iso
 
 DEVICE_TYPES = ("MRI", "CT", "PETCT", "SPECT")
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
@@ -45,7 +45,7 @@ def reading_doc(guid: str, device: str, event_time: datetime, humidity: float, *
 
 
 def _valid_base(rng: random.Random) -> dict:
-    return reading_doc("0-ZZZ12345678-99Z", "MRI 1", datetime(2022, 8, 16, 13, 26, 39, tzinfo=timezone.utc), 50.0)
+    return reading_doc("0-ZZZ12345678-99Z", "MRI 1", datetime(2022, 8, 16, 13, 26, 39, tzinfo=UTC), 50.0)
 
 
 def _with(path: tuple, value) -> Callable[[random.Random], bytes]:
@@ -112,7 +112,7 @@ INVALID_KINDS: dict[str, Callable[[random.Random], bytes]] = {
 
 class Simulator:
     def __init__(self, loggers: int = 2000, devices: int = 50, invalid_ratio: float = 0.0,
-                 seed: Optional[int] = None) -> None:
+                 seed: int | None = None) -> None:
         self.rng = random.Random(seed)
         self.devices = device_names(devices)
         self.guids = [guid_for(i) for i in range(loggers)]
@@ -133,11 +133,11 @@ class Simulator:
         if rng.random() < 0.001:  # rare excursion (door open, HVAC fault)
             humidity += rng.choice((-1, 1)) * rng.uniform(10.0, 25.0)
         humidity = round(min(100.0, max(0.0, humidity)), 1)
-        event_time = datetime.fromtimestamp(now, timezone.utc)
+        event_time = datetime.fromtimestamp(now, UTC)
         return reading_doc(self.guids[index], device, event_time, humidity,
                            lower_case_key=rng.random() < 0.1)
 
-    def next_record(self, now: float) -> tuple[bytes, Optional[dict]]:
+    def next_record(self, now: float) -> tuple[bytes, dict | None]:
         """One message, and the reading it carries (None for a malformed one)."""
         if self.invalid_ratio and self.rng.random() < self.invalid_ratio:
             return self.rng.choice(self._kinds)(self.rng), None

@@ -18,8 +18,8 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
+from collections.abc import Hashable, Iterable
 from functools import partial
-from typing import Hashable, Iterable, Optional
 
 
 class NotDelivered(Exception):
@@ -32,7 +32,7 @@ class _Batch:
     def __init__(self, through: int) -> None:
         self.through = through
         self.unanswered = 0
-        self.failure: Optional[str] = None
+        self.failure: str | None = None
 
 
 def _answered(batch: _Batch, future) -> None:
@@ -62,7 +62,7 @@ class Progress:
                 future.add_done_callback(partial(_answered, batch))
         self._pending.setdefault(tp, deque()).append(batch)
 
-    def committable(self, tp: Hashable) -> Optional[int]:
+    def committable(self, tp: Hashable) -> int | None:
         """The offset to commit for ``tp`` (the next one to read), or None.
 
         Raises :class:`NotDelivered` when a message of a batch failed."""

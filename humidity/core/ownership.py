@@ -14,7 +14,7 @@ resumes at its state's offset + 1 when that is below its committed offset.
 
 from __future__ import annotations
 
-from typing import Callable, Iterable, Optional
+from collections.abc import Callable, Iterable
 
 import orjson
 
@@ -29,7 +29,7 @@ def claimed_epoch(stored: int, generation: int) -> int:
     return max(stored + 1, generation)
 
 
-def epoch_of(value: Optional[bytes]) -> int:
+def epoch_of(value: bytes | None) -> int:
     """The epoch stamped on a JSON table value (0: written before epochs existed)."""
     if not value:
         return 0

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Optional
 
 
 def summary_age_seconds(summary: dict, now: datetime) -> float:
@@ -14,7 +13,7 @@ def summary_age_seconds(summary: dict, now: datetime) -> float:
         return float("nan")
 
 
-def health(now: datetime, summary_time: Optional[str], interval: float, consuming: bool) -> tuple[bool, dict]:
+def health(now: datetime, summary_time: str | None, interval: float, consuming: bool) -> tuple[bool, dict]:
     """Healthy while the worker consumes and a summary came within two intervals."""
     limit = 2 * interval
     body: dict = {"consuming": consuming, "summary_time": summary_time, "max_age_seconds": limit}

@@ -1,20 +1,21 @@
 """The four summaries, computed from per-partition totals (pure).
 
-Workers share the totals of the partitions they own as *partials*, keyed
-``ingest/<p>`` and ``sensors/<p>``. :class:`PartialsBook` keeps the newest
+Workers share the totals and active alarms of the partitions they own as
+*partials*, keyed ``ingest/<p>``, ``sensors/<p>`` and ``alarms/<p>``.
+:class:`PartialsBook` keeps the newest
 partial per partition; once it holds every partition it yields the global
 summary, which is the same whatever the number of workers.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Iterable, Optional
 
-from humidity.aggregate import IngestTotals, SensorTotals, exact_total
-from humidity.alarms import sort_alarms
-from humidity.readings import utc_iso
+from humidity.core.aggregate import IngestTotals, SensorTotals, exact_total
+from humidity.core.alarms import sort_alarms
+from humidity.core.readings import utc_iso
 
 INGEST = "ingest"
 SENSORS = "sensors"
@@ -26,7 +27,7 @@ def partial_key(kind: str, partition: int) -> str:
     return f"{kind}/{partition}"
 
 
-def parse_partial_key(key: str) -> Optional[tuple[str, int]]:
+def parse_partial_key(key: str) -> tuple[str, int] | None:
     kind, _, number = key.partition("/")
     if kind not in KINDS or not number.isdigit():
         return None
@@ -79,7 +80,7 @@ def build_summary(
     sensors: Iterable[SensorTotals],
     published_at: datetime,
     interval: float,
-    active_alarms: Optional[Iterable[dict]] = None,
+    active_alarms: Iterable[dict] | None = None,
 ) -> dict:
     """Merge partition totals into the published summary (the exact JSON shape)."""
     partials: dict[str, list[float]] = {}

@@ -24,12 +24,15 @@ from __future__ import annotations
 import math
 import re
 import tomllib
+import zlib
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Optional
 
-from humidity.readings import utc_iso
+import orjson
+
+from humidity.core.readings import utc_iso
 
 HIGH, LOW, RATE, OFFLINE = "HIGH", "LOW", "RATE", "OFFLINE"
 KINDS = (HIGH, LOW, RATE, OFFLINE)
@@ -44,7 +47,7 @@ class AlarmConfigError(ValueError):
 class Limits:
     low: float
     high: float
-    max_change_per_hour: Optional[float] = None
+    max_change_per_hour: float | None = None
 
 
 @dataclass(frozen=True)
@@ -70,7 +73,7 @@ class AlarmConfig:
         return self.types.get(self.type_of(device), self.default)
 
 
-def _number(table: dict, key: str, where: str, default=None, positive=False) -> Optional[float]:
+def _number(table: dict, key: str, where: str, default=None, positive=False) -> float | None:
     value = table.get(key, default)
     if value is None:
         return None
@@ -123,7 +126,7 @@ def load_config(path: Path) -> AlarmConfig:
 
 
 def _iso(epoch: float) -> str:
-    return utc_iso(datetime.fromtimestamp(epoch, timezone.utc))
+    return utc_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 @dataclass
@@ -132,14 +135,14 @@ class LoggerState:
 
     device: str
     guid: str
-    last_time: Optional[float] = None  # event time of the newest reading applied
-    last_value: Optional[float] = None
-    seen_wall: Optional[float] = None  # wall clock when the newest reading arrived
+    last_time: float | None = None  # event time of the newest reading applied
+    last_value: float | None = None
+    seen_wall: float | None = None  # wall clock when the newest reading arrived
     breach: dict = field(default_factory=dict)  # kind -> event time the breach began
     active: dict = field(default_factory=dict)  # kind -> alarm (the raise event)
     buckets: dict = field(default_factory=dict)  # minute start -> [n, sum x, sum v, sum xv, sum xx], x from start
     offset: int = -1  # of the last alarm-readings message applied (a replay applies only what is newer)
-    epoch: int = 0  # of the owner that wrote it (humidity.ownership)
+    epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
 
     def to_json(self) -> dict:
         return {"device": self.device, "guid": self.guid, "last_time": self.last_time,
@@ -147,7 +150,7 @@ class LoggerState:
                 "active": self.active, "buckets": self.buckets, "offset": self.offset, "epoch": self.epoch}
 
     @classmethod
-    def from_json(cls, doc: dict) -> "LoggerState":
+    def from_json(cls, doc: dict) -> LoggerState:
         return cls(**doc)
 
 
@@ -164,7 +167,8 @@ def _raise(state, kind, at, value, limit, since) -> dict:
 
 def _clear(state, kind, at, value) -> dict:
     raised = state.active.pop(kind)
-    return _event(state, kind, "cleared", at, value, raised["limit"], datetime.fromisoformat(raised["since"]).timestamp())
+    since = datetime.fromisoformat(raised["since"]).timestamp()
+    return _event(state, kind, "cleared", at, value, raised["limit"], since)
 
 
 def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: float, limit: float,
@@ -184,7 +188,7 @@ def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: 
     return events
 
 
-def hourly_trend(buckets: dict, now: float) -> tuple[Optional[float], float]:
+def hourly_trend(buckets: dict, now: float) -> tuple[float | None, float]:
     """(least-squares slope in % RH per hour, time span covered) of the buckets."""
     n = sx = sy = sxy = sxx = 0.0
     first = last = None
@@ -220,7 +224,7 @@ def _add_to_trend(state: LoggerState, config: AlarmConfig, t: float, v: float) -
     bucket[4] += x * x
 
 
-def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: Optional[float]) -> list[dict]:
+def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: float | None) -> list[dict]:
     if limit is None:
         return []
     slope, span = hourly_trend(state.buckets, t)
@@ -275,11 +279,97 @@ def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[
     return []
 
 
-def active_alarms(states) -> list[dict]:
-    """Every active alarm of the given states, newest first."""
-    alarms = [alarm for state in states for alarm in state.active.values()]
-    return sort_alarms(alarms)
-
-
 def sort_alarms(alarms: list[dict]) -> list[dict]:
     return sorted(alarms, key=lambda a: (a["since"], a["time"], a["device"], a["guid"], a["kind"]), reverse=True)
+
+
+def alarm_key(kind: str, device: str, guid: str) -> str:
+    """Key of an active alarm in its partition's bookkeeping."""
+    return orjson.dumps([kind, device, guid]).decode()
+
+
+#: Events kept per alarm partition, re-sent when their message is read again
+#: (a crash may have cut their delivery).
+RECENT_EVENTS = 500
+
+
+@dataclass
+class AlarmPartition:
+    """An alarm partition's bookkeeping; stored as JSON.
+
+    ``offset``: up to which the partition's alarm-readings are applied;
+    ``active``: the raise events of its loggers' active alarms, by
+    :func:`alarm_key`; ``recent``: ``[offset, event]`` of the latest events;
+    ``epoch``: of the owner that wrote it (:mod:`humidity.core.ownership`).
+    """
+
+    offset: int = -1
+    active: dict = field(default_factory=dict)
+    recent: list = field(default_factory=list)
+    epoch: int = 0
+
+    def to_json(self) -> dict:
+        return {"offset": self.offset, "active": self.active, "recent": self.recent, "epoch": self.epoch}
+
+    @classmethod
+    def from_json(cls, doc: dict | None) -> AlarmPartition:
+        if not doc:
+            return cls()
+        return cls(int(doc["offset"]), dict(doc["active"]), list(doc["recent"]), int(doc.get("epoch", 0)))
+
+    def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
+              silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float) -> list[dict]:
+        """Apply one alarm-readings message at ``offset``: a bundle of readings
+        ``{"r": [[guid, device, event time, humidity], ...]}`` or an OFFLINE
+        tick ``{"tick": ...}``. ``logger(device, guid)`` gives a logger's
+        state, ``silent()`` the states of loggers that may have gone silent.
+        Returns the events to send.
+
+        A message read again (offset at or below :attr:`offset`) re-sends the
+        events it made, and is applied only to loggers whose state does not
+        include it yet (their state write was lost); its events then were
+        sent already. A tick read again does nothing: OFFLINE is wall time."""
+        replay = offset <= self.offset
+        out = [event for at, event in self.recent if at == offset] if replay else []
+        produced: list[dict] = []
+        if "tick" in message:
+            if not replay:
+                for state in silent():
+                    produced += check_offline(state, config, wall)
+                    state.offset = offset
+        else:
+            per_logger: dict[tuple[str, str], list] = {}
+            for guid, device, t, humidity in message["r"]:
+                per_logger.setdefault((device, guid), []).append((t, humidity))
+            for (device, guid), rows in per_logger.items():
+                state = logger(device, guid)
+                if state.offset >= offset:
+                    continue
+                events = apply_readings(state, config, rows, wall)
+                if not replay:
+                    produced += events
+                state.offset = offset
+        if not replay:
+            self.recent += [[offset, event] for event in produced]
+            out += produced
+        return out
+
+    def settle(self, through: int, states: Iterable[LoggerState], epoch: int) -> None:
+        """After a batch: include it up to ``through``, take the active alarms
+        of the loggers it touched, stamp them with ``epoch``."""
+        self.offset = max(self.offset, through)
+        self.epoch = epoch
+        for state in states:
+            state.epoch = epoch
+            for kind in KINDS:
+                key = alarm_key(kind, state.device, state.guid)
+                if kind in state.active:
+                    self.active[key] = state.active[kind]
+                else:
+                    self.active.pop(key, None)
+        self.recent = self.recent[-RECENT_EVENTS:]
+
+
+def alarm_partition_of(guid: str, partitions: int) -> int:
+    """The alarm partition of a logger: all its readings meet there."""
+    return zlib.crc32(guid.encode("utf-8", "surrogatepass")) % partitions

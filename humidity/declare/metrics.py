@@ -1,0 +1,53 @@
+"""The Prometheus metrics a worker exports at /metrics, declared once
+(declarations): Faust's own (its Prometheus monitor, unless
+HUMIDITY_FAUST_METRICS=off) and the service's, in one registry per app.
+Counters are per worker; gauges describe the latest summary this worker has
+seen (the same on every worker)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
+from prometheus_client import CollectorRegistry, Counter, Gauge
+
+from humidity.application import HumidityApp
+from humidity.core.alarms import KINDS
+from humidity.core.health import summary_age_seconds
+
+
+class Metrics:
+    def __init__(self, app: HumidityApp) -> None:
+        self.registry = CollectorRegistry()
+        if app.settings.faust_metrics:
+            # Faust's per-event metrics cost throughput (README "Performance").
+            app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
+        self.readings_processed = Counter(
+            "humidity_readings_processed_total", "Readings counted by this worker, by result.", ["result"],
+            registry=self.registry)
+        self.summaries_published = Counter(
+            "humidity_summaries_published_total", "Summaries this worker published (as leader).",
+            registry=self.registry)
+        self.active_alarms = Gauge(
+            "humidity_active_alarms", "Active alarms in the latest summary, by kind.", ["kind"],
+            registry=self.registry)
+        self.last_summary_age = Gauge(
+            "humidity_last_summary_age_seconds",
+            "Seconds since the latest summary this worker has seen was published.", registry=self.registry)
+
+    def observe_summary(self, summary: dict) -> None:
+        counts = dict.fromkeys(KINDS, 0)
+        for alarm in summary.get("active_alarms", []):
+            counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
+        for kind, n in counts.items():
+            self.active_alarms.labels(kind=kind).set(n)
+
+    def read_age_from(self, latest: Callable[[], dict | None]) -> None:
+        """The age gauge reads the latest summary (``latest()``) when scraped."""
+
+        def age() -> float:
+            summary = latest()
+            return float("nan") if summary is None else summary_age_seconds(summary, datetime.now(UTC))
+
+        self.last_summary_age.set_function(age)

@@ -1,0 +1,62 @@
+"""Every topic the service reads or writes, declared once (declarations).
+
+All topics get HUMIDITY_PARTITIONS partitions, so that partition *p* of the
+input, of the sightings topic and of every table changelog lands on the same
+worker (Faust co-partitions topics with equal partition counts). The worker
+creates each of them before it consumes (:meth:`HumidityApp.topic_specs`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from faust.types import TopicT
+
+from humidity.application import HumidityApp
+
+#: The partials topic keeps only the newest value per key, soon.
+PARTIALS_CONFIG = {
+    "cleanup.policy": "compact",
+    "segment.ms": "600000",
+    "min.cleanable.dirty.ratio": "0.1",
+}
+
+
+@dataclass(frozen=True)
+class Topics:
+    #: Readings from the dataloggers: unkeyed JSON, read as raw bytes so that
+    #: a bad message becomes a dead letter rather than a decoding error.
+    input: TopicT
+    #: Dead letters: ``{"reason", "original_base64", "original_size",
+    #: "original_truncated", "topic", "partition", "offset", "time"}``.
+    invalid: TopicT
+    #: First sighting of a (device, sensor) pair in an input partition, keyed
+    #: by guid (value: device), so that each sensor is counted on one partition.
+    sightings: TopicT
+    #: Valid readings bundled per alarm partition (a guid's readings always go
+    #: to partition crc32(guid) % P): ``{"r": [[guid, device, event time,
+    #: humidity], ...]}``, and ``{"tick": wall time}`` messages that drive the
+    #: OFFLINE check.
+    alarm_readings: TopicT
+    #: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state",
+    #: "value", "limit", "since"}``.
+    alerts: TopicT
+    #: Per-partition totals and active alarms shared by the workers that own
+    #: them (compacted; keys ``ingest/<p>``, ``sensors/<p>``, ``alarms/<p>``).
+    #: Every worker reads all of it.
+    partials: TopicT
+    #: The published summaries (key ``summary``), one per interval.
+    results: TopicT
+
+
+def declare_topics(app: HumidityApp) -> Topics:
+    settings = app.settings
+    return Topics(
+        input=app.declare_topic(settings.input_topic, batched=True, allow_empty=True),
+        invalid=app.declare_topic(settings.invalid_topic),
+        sightings=app.declare_topic(settings.sightings_topic, batched=True),
+        alarm_readings=app.declare_topic(settings.alarm_readings_topic, batched=True),
+        alerts=app.declare_topic(settings.alerts_topic),
+        partials=app.declare_topic(settings.partials_topic, config=PARTIALS_CONFIG),
+        results=app.declare_topic(settings.results_topic),
+    )

@@ -1,0 +1,95 @@
+"""Readings bundled per logger in: alarms raised and cleared (a flow).
+
+Agent ``evaluate_alarms`` applies the pure rules of :mod:`humidity.core.alarms`
+to the bundles that ``ingest`` sends per alarm partition, keeps each
+datalogger's state in RocksDB and sends the events to the alerts topic. A
+timer drops OFFLINE ticks into each owned partition, because only the agent,
+with a current event, may write the tables.
+"""
+
+from __future__ import annotations
+
+import time
+
+import orjson
+
+from humidity.application import HumidityApp
+from humidity.core import aggregate, alarms
+from humidity.declare.topics import Topics
+from humidity.plumbing.batching import batched
+from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.tables import partition_items
+from tables import Tables
+
+#: Seconds of bundles handled together: a logger's state is written once per
+#: batch, and alarms judge spans of a minute or more.
+ALARM_BATCH_WITHIN = 1.0
+
+
+class AlarmsFlow:
+    def __init__(self, app: HumidityApp, config: alarms.AlarmConfig, topics: Topics, tables: Tables) -> None:
+        self.app, self.config, self.topics, self.tables = app, config, topics, tables
+        #: When each logger of a partition was last heard from (wall clock) and
+        #: whether it is known to be OFFLINE: key -> [seen, offline].
+        self.last_heard = GenerationCache(self._read_last_heard)
+        batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
+        self.agent = app.agent(topics.alarm_readings, name="evaluate_alarms")(self.run)
+        app.timer(max(1.0, min(5.0, config.offline_timeout / 4)))(self.offline_ticks)
+
+    async def run(self, stream) -> None:
+        """Apply the alarm rules per datalogger; raise and clear alarms."""
+        await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN)
+
+    def _read_last_heard(self, partition: int) -> dict[str, list]:
+        heard = {}
+        for key, value in partition_items(self.tables.alarm_states, partition):
+            state = orjson.loads(value)
+            heard[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
+        return heard
+
+    def alarm_partition(self, work: PartitionWork) -> None:
+        wall = time.time()
+        states = self.tables.alarm_states
+        loaded: dict[str, alarms.LoggerState] = {}
+        with work.current():
+            bookkeeping = alarms.AlarmPartition.from_json(load_json(self.tables.alarm_totals.get(str(work.partition))))
+            rows = work.follow(bookkeeping.offset)
+            if rows is None:
+                return
+            heard = self.last_heard.for_partition(work.partition, work.generation)
+
+            def state_of(key: str, device: str = "", guid: str = "") -> alarms.LoggerState:
+                if key not in loaded:
+                    doc = load_json(states.get(key))
+                    loaded[key] = alarms.LoggerState.from_json(doc) if doc else alarms.LoggerState(device, guid)
+                return loaded[key]
+
+            def silent() -> list[alarms.LoggerState]:
+                timeout = self.config.offline_timeout
+                return [state_of(key) for key, (seen, offline) in heard.items()
+                        if not offline and wall - seen > timeout]
+
+            out: list[dict] = []
+            for offset, _key, value in rows:
+                out += bookkeeping.apply(offset, orjson.loads(value),
+                                         lambda device, guid: state_of(aggregate.sighting_key(device, guid), device,
+                                                                       guid),
+                                         silent, self.config, wall)
+            bookkeeping.settle(work.through, loaded.values(), work.epoch(bookkeeping.epoch))
+            for key, state in loaded.items():
+                states[key] = orjson.dumps(state.to_json())
+                heard[key] = [state.seen_wall or 0.0, alarms.OFFLINE in state.active]
+            self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
+        for alarm in out:
+            self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
+
+    async def offline_ticks(self) -> None:
+        """A tick into each owned alarm partition drives its OFFLINE check."""
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        topic = self.topics.alarm_readings.get_topic_name()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topic:
+                self.topics.alarm_readings.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
+                                                     partition=tp.partition)

@@ -1,0 +1,160 @@
+"""The loop every agent runs, and what a handler needs from it (plumbing).
+
+An agent hands :func:`per_batch` its stream and a handler. The loop gives the
+handler one :class:`PartitionWork` at a time: the record-batch events of one
+partition (:mod:`humidity.plumbing.batching`). The handler loads the
+partition's state, asks :meth:`PartitionWork.follow` which records continue
+it, applies the pure rules and writes the new state, inside
+:meth:`PartitionWork.current` (Faust partitions table writes by the current
+event). The loop then records what the handler produced, so that the offsets
+become committable once the broker has acknowledged it, seeks the partition
+back if a batch did not continue the state, and waits while the producer is
+behind.
+
+The work on a batch does not await: a shutdown or rebalance cannot cut it in
+half. An unexpected error stops the worker at once, before the batch is
+acknowledged, so that nothing is committed for readings that were not counted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import weakref
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import orjson
+from faust.streams import _current_event  # the event table writes are partitioned by
+
+from humidity.core.ownership import claimed_epoch
+from humidity.plumbing.batching import contiguous, producing, records_of, stop_worker
+
+#: Batch events taken together when an agent asks for more than one at a time.
+EVENTS_MAX = 5000
+#: Messages queued for the producer before the agents wait.
+PRODUCER_BACKLOG_MAX = 5_000
+#: Seconds between looks at the producer's queue while waiting.
+PRODUCER_POLL = 0.005
+
+
+def load_json(raw: bytes | None) -> Any:
+    return orjson.loads(raw) if raw is not None else None
+
+
+class GenerationCache:
+    """Per-partition state kept in memory for one consumer generation only:
+    within a generation a partition does not change hands; at the next one
+    everything is dropped and rebuilt on first use with ``build(partition)``."""
+
+    def __init__(self, build: Callable[[int], dict] = lambda partition: {}) -> None:
+        self.build = build
+        self.generation = None
+        self.partitions: dict[int, dict] = {}
+
+    def for_partition(self, partition: int, generation) -> dict:
+        if generation != self.generation:
+            self.generation, self.partitions = generation, {}
+        cached = self.partitions.get(partition)
+        if cached is None:
+            cached = self.partitions[partition] = self.build(partition)
+        return cached
+
+
+class PartitionWork:
+    """The batch events of one partition that a handler works on."""
+
+    def __init__(self, events: list, consumer) -> None:
+        self.events = events
+        message = events[-1].message
+        self.partition: int = message.partition
+        self.tp = message.tp
+        self.generation = message.generation_id
+        self._consumer = consumer
+        self.through: int | None = None  # the last offset now in the state
+        self.rewind_to: int | None = None  # where to read again from
+
+    @contextmanager
+    def current(self) -> Iterator[None]:
+        """Make the last event current, so table reads and writes use its partition."""
+        token = _current_event.set(weakref.ref(self.events[-1]))
+        try:
+            yield
+        finally:
+            _current_event.reset(token)
+
+    def follow(self, recorded: int) -> list | None:
+        """The ``(offset, key, value)`` rows of the events that continue a state
+        which includes every offset up to ``recorded``, or None if none does.
+        Sets :attr:`through`, and :attr:`rewind_to` if some events do not."""
+        usable, self.rewind_to = contiguous(self.events, recorded, self._consumer.deleted_before.get(self.tp))
+        if not usable:
+            return None
+        self.through = max(recorded, records_of(usable[-1]).end)
+        return [row for event in usable for row in records_of(event)]
+
+    def epoch(self, stored: int) -> int:
+        """This worker's epoch for the partition, claimed above ``stored`` at
+        its first batch since the partition was assigned."""
+        claims = self._consumer.owner_epochs
+        if self.tp not in claims:
+            claims[self.tp] = claimed_epoch(stored, self.generation or 0)
+        return claims[self.tp]
+
+
+def by_partition(events: list) -> dict[int, list]:
+    groups: dict[int, list] = {}
+    for event in events:
+        groups.setdefault(event.message.partition, []).append(event)
+    return groups
+
+
+async def producer_caught_up(producer) -> None:
+    """Wait while more than PRODUCER_BACKLOG_MAX messages are still to be sent.
+
+    Table writes and ``send_soon`` only queue messages (changelogs, forwards,
+    bundles); Faust's producer buffer has no bound, and at full speed with a
+    large fleet (a first pass over many new sensors writes several messages
+    per sensor) the agents queue faster than it sends: the queue, not the
+    data, then holds most of the memory. Each agent checks between batches,
+    so memory stays bounded and the pipeline runs at the producer's pace.
+    """
+    buffer = producer.buffer
+    while buffer.size > PRODUCER_BACKLOG_MAX:
+        await asyncio.sleep(PRODUCER_POLL)  # the producer task drains it meanwhile
+
+
+async def per_batch(stream, handle: Callable[[PartitionWork], None], within: float | None = None) -> None:
+    """The loop of every agent: one event per fetched record batch of a
+    partition, or the batches of ``within`` seconds, handled per partition."""
+    consumer, producer = stream.app.consumer, stream.app.producer
+    groups = stream.take_events(EVENTS_MAX, within=within) if within else _singly(stream.events())
+    async for events in groups:
+        for group in by_partition(events).values():
+            work = PartitionWork(group, consumer)
+            with producing() as produced:
+                try:
+                    handle(work)
+                except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
+                    stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
+            if work.through is not None:
+                consumer.progress.handled(work.tp, work.through, produced)
+            if work.rewind_to is not None:
+                await consumer.rewind(work.tp, work.rewind_to, work.generation)
+        await producer_caught_up(producer)
+
+
+async def _singly(events):
+    async for event in events:
+        yield [event]
+
+
+def resume_from(table) -> Callable[[int], int]:
+    """The offset a partition's state resumes at: one past the offset its
+    totals (a JSON value with ``offset`` under the partition's number) include."""
+
+    def resume_at(partition: int) -> int:
+        doc = load_json(table.get(str(partition)))
+        return (int(doc["offset"]) if doc else -1) + 1
+
+    return resume_at

@@ -1,0 +1,53 @@
+"""RocksDB tables of raw bytes, restored so that a late write never wins (plumbing)."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from humidity.core.ownership import epoch_of, newest_records
+
+log = logging.getLogger(__name__)
+
+#: RocksDB per table and partition: Faust's defaults (64 MB write buffers x3,
+#: a 2 GB block cache each) are sized for a server with a few big tables; a
+#: worker here has a table per state and HUMIDITY_PARTITIONS databases each.
+ROCKSDB = {"write_buffer_size": 4 * 1024 * 1024, "max_write_buffer_number": 2,
+           "block_cache_size": 8 * 1024 * 1024, "block_cache_compressed_size": 1024 * 1024,
+           "target_file_size_base": 16 * 1024 * 1024}
+
+
+class EpochTable(faust.Table):
+    """A table whose JSON values carry their writer's epoch: restoring from
+    the changelog, a record never replaces a value of a higher epoch (a late
+    write of a worker that lost the partition; see :mod:`humidity.core.ownership`)."""
+
+    def apply_changelog_batch(self, batch) -> None:
+        records, stale = newest_records(batch, self._stored_epoch)
+        if stale:
+            log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
+                        "left out (late writes of a previous owner)", self.name, stale)
+        super().apply_changelog_batch(records)
+
+    def _stored_epoch(self, partition: int, key: bytes) -> int:
+        return epoch_of(self.data._db_for_partition(partition).get(key))  # noqa: SLF001
+
+
+def raw_table(app, name: str, *, help: str, epochs: bool = True):
+    """A table of bytes keys and values, (de)serialised by the code that owns
+    them, partitioned like the app's topics; with ``epochs``, an
+    :class:`EpochTable` (its values are JSON objects with an ``epoch``)."""
+    cls = EpochTable if epochs else faust.Table
+    return app.tables.add(cls(app, name=name, beacon=app.tables.beacon, partitions=app.conf.topic_partitions,
+                              help=help, key_type=bytes, value_type=bytes, options=dict(ROCKSDB)))
+
+
+def partition_items(table, partition: int):
+    """(key, value) bytes of one partition of a RocksDB table.
+
+    Faust's table iterates all active partitions at once; the OFFLINE check
+    needs one partition, so this reads that partition's RocksDB directly.
+    """
+    store = table.data
+    return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001

@@ -1,0 +1,59 @@
+"""The service composed from its layers (the top of the import graph).
+
+``app.py`` reads the environment and calls :func:`compose`; tests call it
+with explicit settings. Each layer only imports the ones below it:
+
+    core       humidity/core/       pure: readings, aggregate, summary, alarms, settings, ...
+    plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
+    app        humidity/application.py   the faust.App built from settings
+    declare    humidity/declare/, tables/   topics, tables, metrics
+    flows      humidity/flow/       ingest, sensors, alarms, publisher
+    edge       humidity/web/, humidity/cli/   web views, commands
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from humidity.application import HumidityApp, create_app
+from humidity.cli import commands
+from humidity.core.alarms import AlarmConfig
+from humidity.core.settings import Settings
+from humidity.declare.metrics import Metrics
+from humidity.declare.topics import Topics, declare_topics
+from humidity.flow.alarms import AlarmsFlow
+from humidity.flow.ingest import IngestFlow
+from humidity.flow.publisher import Publisher
+from humidity.flow.sensors import SensorsFlow
+from humidity.web import views
+from tables import Tables, declare_tables
+
+
+@dataclass(frozen=True)
+class Service:
+    app: HumidityApp
+    topics: Topics
+    tables: Tables
+    metrics: Metrics
+    ingest: IngestFlow
+    sensors: SensorsFlow
+    alarms: AlarmsFlow
+    publisher: Publisher
+
+
+def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
+    app = create_app(settings)
+    topics = declare_topics(app)
+    tables = declare_tables(app)
+    metrics = Metrics(app)
+    publisher = Publisher(app, topics, tables, metrics)
+    service = Service(
+        app=app, topics=topics, tables=tables, metrics=metrics,
+        ingest=IngestFlow(app, topics, tables, metrics),
+        sensors=SensorsFlow(app, topics, tables),
+        alarms=AlarmsFlow(app, alarm_config, topics, tables),
+        publisher=publisher,
+    )
+    views.register(app, publisher, metrics)
+    commands.register(app, topics)
+    return service
