@@ -7,13 +7,17 @@ KAFKA_PORT ?= 9092
 KAFKA_DATA_DIR ?= .kafka-data
 export KAFKA_PORT KAFKA_DATA_DIR
 
-.PHONY: run test soak bench profile venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
+.PHONY: run test lint soak bench profile venv chromium kafka-jars kafka-up kafka-down kafka-status worker clean
 
 run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 	@scripts/run.sh
 
-test: venv kafka-jars chromium ## set up, start a throwaway broker, run the whole test suite
+test: venv kafka-jars chromium ## set up, lint, start a throwaway broker, run the whole test suite
+	$(VENV)/bin/ruff check .
 	@scripts/test.sh $(PYTEST_ARGS)
+
+lint: venv ## ruff, as `make test` runs it
+	$(VENV)/bin/ruff check .
 
 soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings
 	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) $(SOAK_ARGS)
@@ -29,10 +33,10 @@ bench/.venv-quix/.installed: bench/requirements.txt
 	bench/.venv-quix/bin/python -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
 	@touch $@
 
-venv: $(VENV)/.installed
-$(VENV)/.installed: requirements.txt
+venv: $(VENV)/.installed ## the service, its tests and lint tools (requirements-dev.txt)
+$(VENV)/.installed: requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $@
 
 chromium: ## Debian's Chromium, for the browser test

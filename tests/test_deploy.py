@@ -6,13 +6,12 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
-from humidity.settings import VARIABLES, Settings
+from humidity.core.settings import VARIABLES, Settings
 from tests import helpers
 
 ROOT = helpers.ROOT
 COMPOSE = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
 DOCKERFILE = (ROOT / "Dockerfile").read_text()
-EXTRA_VARIABLES = {"HUMIDITY_KAFKA_SASL_PASSWORD_FILE"}
 
 
 def kafka_version() -> str:
@@ -37,7 +36,7 @@ def test_worker_uses_only_real_settings_with_defaults_that_match():
     assert "container_name" not in worker and "ports" not in worker, "must scale: no fixed name or host port"
     assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
     env = worker["environment"]
-    unknown = set(env) - set(VARIABLES) - EXTRA_VARIABLES
+    unknown = set(env) - set(VARIABLES)
     assert not unknown, f"not settings of the app: {unknown}"
     defaults = Settings()
     for variable, value in env.items():
@@ -53,7 +52,8 @@ def test_worker_uses_only_real_settings_with_defaults_that_match():
 def test_simulator_and_web_proxy():
     sim = COMPOSE["services"]["simulator"]
     assert sim["command"][:4] == ["faust", "-A", "app", "simulate"]
-    assert sim["environment"]["HUMIDITY_PARTITIONS"] == COMPOSE["services"]["worker"]["environment"]["HUMIDITY_PARTITIONS"]
+    worker_env = COMPOSE["services"]["worker"]["environment"]
+    assert sim["environment"]["HUMIDITY_PARTITIONS"] == worker_env["HUMIDITY_PARTITIONS"]
     web = COMPOSE["services"]["web"]
     assert web["ports"] == ["127.0.0.1:8080:80"]
     port = COMPOSE["services"]["worker"]["environment"]["HUMIDITY_WEB_PORT"]
@@ -68,6 +68,10 @@ def test_dockerfile_matches_the_worker():
     assert re.search(r"^USER \w+", DOCKERFILE, re.M), "the worker must not run as root"
     for path in ("requirements.txt", "app.py", "humidity", "tables"):
         assert f"COPY {path}" in DOCKERFILE
+    assert "requirements-dev" not in DOCKERFILE, "the image installs what the service needs to run, no more"
+    runtime = (ROOT / "requirements.txt").read_text().lower()
+    for tool in ("pytest", "hypothesis", "playwright", "ruff", "pyyaml"):
+        assert f"\n{tool}" not in runtime, f"{tool} is a development tool"
     ignored = (ROOT / ".dockerignore").read_text().split()
     for path in (".venv", ".git", ".kafka-data", "data", "kafka/lib"):
         assert path in ignored
