@@ -129,7 +129,7 @@ up() {
       done
     fi
     java -Xmx256m -cp "$classpath" -Dlog4j2.configurationFile="$data_dir/log4j2.properties" \
-      kafka.tools.StorageTool format -t "$(cat "$data_dir/cluster.id")" -c "$props" --ignore-formatted "${scram[@]}" \
+      kafka.tools.StorageTool format --cluster-id="$(cat "$data_dir/cluster.id")" -c "$props" --ignore-formatted "${scram[@]}" \
       >"$data_dir/format.log" 2>&1 || { echo "kafka: storage format failed:" >&2; tail -20 "$data_dir/format.log" >&2; exit 1; }
     # setsid: the broker gets its own process group, so Ctrl-C in a terminal
     # that ran `make run` does not hit it before `kafka-down` stops it cleanly.
