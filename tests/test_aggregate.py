@@ -68,52 +68,106 @@ def test_sightings_from_earlier_messages_are_not_forwarded_again():
     assert out.forwards == [] and totals.valid == 1
 
 
+def bundle(p, tagged, through, *pairs):
+    """First sightings of input partition p's batch through ``through``, in round ``tagged``."""
+    return {"p": p, "round": tagged, "o": through, "s": [list(pair) for pair in pairs]}
+
+
+def end(p, tagged, offset=0):
+    return {"p": p, "end": tagged, "o": offset}
+
+
+def counted(totals):
+    """(sensors, devices) over closed and open rounds."""
+    everything = totals.counts.copy()
+    for adds in totals.open.values():
+        everything.add(adds)
+    return everything.sensors, {d: n for d, n in everything.devices.items() if n}
+
+
 def test_count_sensors_counts_each_guid_once_and_each_device_once():
-    totals = SensorTotals()
-    out = count_sensors(totals, [(0, "g1", "MRI 1"), (1, "g1", "MRI 1"), (2, "g2", "MRI 1"), (3, "g1", "CT 1")],
-                        {}.get)
-    assert (totals.sensors, totals.devices, totals.offset) == (2, {"MRI 1": 2, "CT 1": 1}, 3)
-    assert out.entries["g1"] == {"first": 0, "devices": {"MRI 1": 0, "CT 1": 3}, "epoch": 0}
+    totals = SensorTotals(1)
+    out = count_sensors(totals, [(0, bundle(0, 5, 10, ("g1", "MRI 1"))), (1, bundle(0, 5, 20, ("g1", "MRI 1"))),
+                                 (2, bundle(0, 5, 30, ("g2", "MRI 1"), ("g1", "CT 1")))], {}.get)
+    assert counted(totals) == (2, {"MRI 1": 2, "CT 1": 1}) and totals.offset == 2
+    assert totals.sensors == 0 and out.closed == [], "round 5 is not closed yet"
+    assert out.entries["g1"] == {"round": 5, "first": 0, "devices": {"MRI 1": [5, 0], "CT 1": [5, 2]}, "epoch": 0}
+    out = count_sensors(totals, [(3, end(0, 5, 30))], {**out.entries}.get)
+    assert [(tagged, counts.sensors, counts.devices, counts.inputs) for tagged, counts in out.closed] == \
+        [(5, 2, {"MRI 1": 2, "CT 1": 1}, {0: 30})]
+    assert (totals.sensors, totals.ends.closed) == (2, 5)
+
+
+def test_a_round_closes_once_every_input_partition_has_ended_it_and_holds_what_its_cut_holds():
+    totals, entries = SensorTotals(2), {}
+
+    def step(offset, message):
+        out = count_sensors(totals, [(offset, message)], entries.get)
+        entries.update(out.entries)
+        return [(tagged, counts.sensors, dict(counts.inputs)) for tagged, counts in out.closed]
+
+    step(0, bundle(0, 7, 100, ("g1", "MRI 1")))  # partition 0 sees g1 in round 7
+    step(1, bundle(1, 6, 40, ("g1", "MRI 1")))  # partition 1 saw it in round 6, arriving later: it moves to 6
+    step(2, bundle(1, 6, 50, ("g2", "CT 1")))
+    assert step(3, end(1, 6)) == [], "partition 0 has not ended round 6"
+    assert step(4, end(0, 6)) == [(6, 2, {1: 50})]  # g1 and g2: both sighted at or below round 6's cut
+    step(5, bundle(0, 6, 90, ("g3", "CT 1")))  # late (a paused former owner): round 6 is closed, it goes to 7
+    assert step(6, end(0, 7)) == []
+    assert step(7, end(1, 8)) == [(7, 3, {0: 100, 1: 50})]
+    assert totals.devices == {"MRI 1": 1, "CT 1": 2}
 
 
 def test_count_sensors_after_a_crash_between_entry_and_totals_writes():
     entries = {}
-    totals = SensorTotals()
-    out = count_sensors(totals, [(0, "g1", "MRI 1"), (1, "g2", "CT 1")], {}.get)
+    out = count_sensors(SensorTotals(1), [(0, bundle(0, 1, 5, ("g1", "MRI 1"), ("g2", "CT 1")))], {}.get)
     entries.update(out.entries)  # entries reached the table, the totals write was lost
-    redelivered = count_sensors(SensorTotals(), [(0, "g1", "MRI 1"), (1, "g2", "CT 1"), (2, "g1", "MRI 1")],
-                                entries.get)
-    assert (redelivered.totals.sensors, redelivered.totals.devices) == (2, {"MRI 1": 1, "CT 1": 1})
+    again = count_sensors(SensorTotals(1), [(0, bundle(0, 1, 5, ("g1", "MRI 1"), ("g2", "CT 1"))),
+                                            (1, bundle(0, 1, 9, ("g1", "MRI 1")))], entries.get)
+    assert counted(again.totals) == (2, {"MRI 1": 1, "CT 1": 1})
 
 
 def test_count_sensors_skips_what_the_totals_already_include():
-    totals = SensorTotals(offset=5, sensors=1, devices={"MRI 1": 1})
-    entries = {"g1": {"first": 5, "devices": {"MRI 1": 5}}}
-    count_sensors(totals, [(5, "g1", "MRI 1"), (6, "g1", "MRI 1")], entries.get)
-    assert (totals.sensors, totals.devices, totals.offset) == (1, {"MRI 1": 1}, 6)
+    totals = SensorTotals(1, offset=5)
+    first = count_sensors(SensorTotals(1), [(5, bundle(0, 1, 5, ("g1", "MRI 1")))], {}.get)
+    totals = SensorTotals.from_json(first.totals.to_json(), 1)
+    count_sensors(totals, [(5, bundle(0, 1, 5, ("g1", "MRI 1"))), (6, bundle(0, 1, 6, ("g1", "MRI 1")))],
+                  first.entries.get)
+    assert counted(totals) == (1, {"MRI 1": 1}) and totals.offset == 6
 
 
 def test_a_lost_sensor_entry_is_recorded_again_on_redelivery_so_it_never_counts_twice():
-    counted = count_sensors(SensorTotals(), [(0, "g1", "MRI 1"), (1, "g1", "CT 1")], {}.get, epoch=3)
-    saved_totals = counted.totals  # its changelog record arrived; the entry of g1 was lost
-    assert (saved_totals.sensors, saved_totals.devices) == (1, {"MRI 1": 1, "CT 1": 1})
+    messages = [(0, bundle(0, 1, 5, ("g1", "MRI 1"))), (1, bundle(0, 1, 8, ("g1", "CT 1")))]
+    first = count_sensors(SensorTotals(1), messages, {}.get, epoch=3)
+    saved = first.totals  # its changelog record arrived; the entry of g1 was lost
+    assert counted(saved) == (1, {"MRI 1": 1, "CT 1": 1})
     entries = {}
     # the partition moves; the new owner re-reads from the committed offset 0
-    again = count_sensors(SensorTotals.from_json(saved_totals.to_json()), [(0, "g1", "MRI 1"), (1, "g1", "CT 1")],
-                          entries.get, epoch=4)
-    assert (again.totals.sensors, again.totals.devices) == (1, {"MRI 1": 1, "CT 1": 1})
-    assert again.entries == {"g1": {"first": 0, "devices": {"MRI 1": 0, "CT 1": 1}, "epoch": 4}}
+    again = count_sensors(SensorTotals.from_json(saved.to_json(), 1), messages, entries.get, epoch=4)
+    assert counted(again.totals) == (1, {"MRI 1": 1, "CT 1": 1})
+    assert again.entries == {"g1": {"round": 1, "first": 0, "devices": {"MRI 1": [1, 0], "CT 1": [1, 1]},
+                                    "epoch": 4}}
     entries.update(again.entries)
-    later = count_sensors(again.totals, [(2, "g1", "CT 1"), (3, "g1", "MRI 1")], entries.get, epoch=4)
-    assert (later.totals.sensors, later.totals.devices, later.totals.offset) == (1, {"MRI 1": 1, "CT 1": 1}, 3)
+    later = count_sensors(again.totals, [(2, bundle(0, 1, 9, ("g1", "CT 1"))),
+                                         (3, bundle(0, 2, 12, ("g1", "MRI 1")))], entries.get, epoch=4)
+    assert counted(later.totals) == (1, {"MRI 1": 1, "CT 1": 1}) and later.totals.offset == 3
+
+
+def test_sensor_figures_written_before_rounds_still_count_once():
+    old_totals = {"offset": 7, "sensors": 1, "devices": {"MRI 1": 1}, "epoch": 2}
+    old_entry = {"first": 3, "devices": {"MRI 1": 3}, "epoch": 2}
+    totals = SensorTotals.from_json(old_totals, 1)
+    out = count_sensors(totals, [(8, {"s": [["g1", "MRI 1"], ["g2", "MRI 1"]]}), (9, end(0, 4))],
+                        {"g1": old_entry}.get)
+    assert (totals.sensors, totals.devices) == (2, {"MRI 1": 2})
+    assert out.closed[-1][0] == 4
 
 
 def test_the_offsets_a_batch_covers_are_included_even_without_a_message():
     totals = IngestTotals()
     ingest(totals, [(0, msg("g1", "MRI 1", 50.0))], {}.get, through=2)  # 1 and 2: transaction markers
     assert (totals.offset, totals.valid) == (2, 1)
-    sensors = SensorTotals()
-    count_sensors(sensors, [(4, "g1", "MRI 1")], {}.get, through=6)
+    sensors = SensorTotals(1)
+    count_sensors(sensors, [(4, bundle(0, 1, 3, ("g1", "MRI 1")))], {}.get, through=6)
     assert sensors.offset == 6
 
 

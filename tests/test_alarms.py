@@ -139,7 +139,7 @@ def bundle(guid, device, seconds, value):
 
 
 def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
-    partition, loggers = AlarmPartition(), Loggers()
+    partition, loggers = AlarmPartition(1), Loggers()
     events = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
     events += partition.apply(1, bundle("g2", "CT 1", range(0, 70, 10), 50), loggers, list, CONFIG, T0)
     partition.settle(1, loggers.states.values(), epoch=3)
@@ -147,11 +147,11 @@ def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
     assert list(partition.active) == [alarm_key("HIGH", "MRI 1", "g1")] and partition.offset == 1
     assert partition.recent == [[0, events[0]]]
     assert {state.epoch for state in loggers.states.values()} == {3}
-    assert AlarmPartition.from_json(partition.to_json()) == partition
+    assert AlarmPartition.from_json(partition.to_json(), 1) == partition
 
 
 def test_a_bundle_read_again_resends_its_events_and_applies_only_where_its_state_was_lost():
-    partition, loggers = AlarmPartition(), Loggers()
+    partition, loggers = AlarmPartition(1), Loggers()
     first = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
     partition.settle(0, loggers.states.values(), epoch=1)
     again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
@@ -164,7 +164,7 @@ def test_a_bundle_read_again_resends_its_events_and_applies_only_where_its_state
 
 
 def test_ticks_raise_offline_once_and_a_tick_read_again_only_resends_its_events():
-    partition, loggers = AlarmPartition(), Loggers()
+    partition, loggers = AlarmPartition(1), Loggers()
     partition.apply(0, bundle("g1", "MRI 1", [0], 45), loggers, list, CONFIG, T0)
     state = loggers.states[("MRI 1", "g1")]
     late = T0 + CONFIG.offline_timeout + 1
@@ -173,3 +173,13 @@ def test_ticks_raise_offline_once_and_a_tick_read_again_only_resends_its_events(
     partition.settle(1, [state], epoch=1)
     assert partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late) == events
     assert partition.apply(2, {"tick": late + 5}, loggers, lambda: [state], CONFIG, late + 5) == []
+
+
+def test_an_alarm_partition_closes_a_round_once_every_input_partition_has_ended_it():
+    partition, loggers = AlarmPartition(2), Loggers()
+    partition.apply(0, {"p": 0, "end": 4, "o": 10}, loggers, list, CONFIG, T0)
+    assert partition.closed_now is None
+    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0)
+    assert partition.closed_now == 4
+    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0)  # read again: nothing new
+    assert partition.ends.closed == 4

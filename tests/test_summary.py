@@ -1,13 +1,23 @@
-"""Merging partition totals into the published summary (no broker)."""
+"""Summaries as cuts: the book of per-round figures, the cut it picks, the
+summary and its interval (no broker)."""
 
 from datetime import UTC, datetime
 
 import orjson
 
-from humidity.core.aggregate import DeviceSum, IngestTotals, SensorTotals
-from humidity.core.summary import PartialsBook, build_summary, render_text
+from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts
+from humidity.core.summary import (
+    LOGGED_ALARMS_MAX,
+    Cut,
+    PartialsBook,
+    Previous,
+    build_summary,
+    render_line,
+    render_text,
+)
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
+LATER = datetime(2024, 5, 6, 7, 8, 12, 123456, tzinfo=UTC)
 
 
 def ingest_totals(offset, devices, invalid=0):
@@ -15,15 +25,24 @@ def ingest_totals(offset, devices, invalid=0):
                         devices={d: DeviceSum(list(v), len(v)) for d, v in devices.items()})
 
 
-def test_summary_shape_and_orders():
-    s = build_summary(
+def sensors(n, devices, inputs=None):
+    return SensorCounts(n, devices, inputs or {})
+
+
+def cut(ingest, sensor_counts, alarms=None):
+    return Cut(0, dict(enumerate(ingest)), dict(enumerate(sensor_counts)),
+               dict(enumerate(alarms or [[] for _ in ingest])))
+
+
+def test_summary_shape_orders_and_cut():
+    summary, counted = build_summary(cut(
         [ingest_totals(3, {"MRI 12": [70.0, 71.0], "CT 3": [40.0]}, invalid=2),
          ingest_totals(1, {"CT 3": [42.0], "SPECT 7": [70.5]})],
-        [SensorTotals(4, 2, {"MRI 12": 1, "CT 3": 1}), SensorTotals(2, 1, {"SPECT 7": 1, "CT 3": 1})],
-        NOW, 3.0)
-    assert s == {
+        [sensors(2, {"MRI 12": 1, "CT 3": 1}), sensors(1, {"SPECT 7": 1, "CT 3": 1})]), NOW, 3.0)
+    assert summary == {
         "time": "2024-05-06T07:08:09.123456Z",
         "interval_seconds": 3.0,
+        "as_of": {"0": 3, "1": 1},
         "average_humidity_by_device": [
             {"device": "MRI 12", "average": 70.5}, {"device": "SPECT 7", "average": 70.5},
             {"device": "CT 3", "average": 41.0}],
@@ -33,58 +52,103 @@ def test_summary_shape_and_orders():
         "total_sensors": 3,
         "invalid_messages": 2,
         "active_alarms": [],
+        "interval": {"since": None, "messages": 5, "invalid_messages": 2, "new_sensors": 3,
+                     "average_humidity_by_device": [
+                         {"device": "MRI 12", "average": 70.5, "count": 2},
+                         {"device": "SPECT 7", "average": 70.5, "count": 1},
+                         {"device": "CT 3", "average": 41.0, "count": 2}]},
     }
+    assert Previous.from_json(orjson.loads(orjson.dumps(counted.to_json()))) == counted
 
 
-def test_book_needs_every_partition_and_keeps_the_newest():
+def test_the_interval_is_exactly_what_the_cut_added_since_the_previous_summary():
+    first, counted = build_summary(cut([ingest_totals(4, {"MRI 1": [0.1, 0.2]})], [sensors(1, {"MRI 1": 1})]),
+                                   NOW, 3.0)
+    second, _ = build_summary(cut([ingest_totals(9, {"MRI 1": [0.1, 0.2, 0.3, 1e16, -1e16], "CT 2": [40.0]})],
+                                  [sensors(3, {"MRI 1": 2, "CT 2": 1})]), LATER, 3.0, counted)
+    assert second["interval"] == {
+        "since": first["time"], "messages": 4, "invalid_messages": 0, "new_sensors": 2,
+        "average_humidity_by_device": [{"device": "CT 2", "average": 40.0, "count": 1},
+                                       {"device": "MRI 1", "average": 0.3 / 3, "count": 3}]}
+
+
+def partial(tagged, offset, figures):
+    return {"round": tagged, "offset": offset, **figures.to_json()} if not isinstance(figures, list) else \
+        {"round": tagged, "offset": offset, "active": figures}
+
+
+def full_book(rounds):
+    """A book for 2 partitions with figures for every round in ``rounds``:
+    ingest partition p at round r includes offsets up to 10 * r + p."""
+    book = PartialsBook(partitions=2)
+    for r in rounds:
+        for p in (0, 1):
+            book.update(f"ingest/{p}", partial(r, 10 * r + p, ingest_totals(10 * r + p, {"MRI 1": [50.0] * r})))
+            book.update(f"sensors/{p}", partial(r, r, sensors(r, {"MRI 1": r}, {0: 10 * r, 1: 10 * r + 1})))
+            book.update(f"alarms/{p}", partial(r, r, []))
+    return book
+
+
+def test_the_book_takes_the_newest_round_every_partition_has_closed():
     book = PartialsBook(partitions=2)
     assert book.missing() == ["ingest/0", "ingest/1", "sensors/0", "sensors/1", "alarms/0", "alarms/1"]
-    book.update("ingest/0", ingest_totals(5, {"MRI 1": [50.0]}).to_json())
-    book.update("ingest/0", ingest_totals(2, {"MRI 1": [10.0]}).to_json())  # stale: ignored
-    book.update("ingest/1", IngestTotals().to_json())
-    book.update("sensors/0", SensorTotals(0, 1, {"MRI 1": 1}).to_json())
-    book.update("ingest/7", IngestTotals().to_json())  # partition beyond the count: ignored
-    assert book.missing() == ["sensors/1", "alarms/0", "alarms/1"]
-    book.update("sensors/1", SensorTotals().to_json())
-    old = {"time": "2024-01-01T00:00:00.000000Z", "since": "2024-01-01T00:00:00.000000Z", "device": "MRI 1",
-           "guid": "g", "kind": "HIGH", "state": "raised", "value": 63, "limit": 60}
-    new = dict(old, since="2024-01-02T00:00:00.000000Z", time="2024-01-02T00:00:00.000000Z", guid="h")
-    book.update("alarms/0", {"offset": 3, "active": [old]})
-    book.update("alarms/1", {"offset": 1, "active": [new]})
-    book.update("alarms/1", {"offset": 0, "active": []})  # stale: ignored
-    assert book.missing() == []
-    s = book.summary(NOW, 3.0)
-    assert s["average_humidity_by_device"] == [{"device": "MRI 1", "average": 50.0}]
-    assert s["total_sensors"] == 1
-    assert s["active_alarms"] == [new, old]  # newest first
+    assert not book.update("ingest/7", partial(1, 1, IngestTotals())), "a partition beyond the count"
+    assert not book.update("ingest/0", IngestTotals().to_json()), "a partial written before rounds"
+    book = full_book([3, 4, 5])
+    book.update("ingest/0", partial(6, 60, ingest_totals(60, {"MRI 1": [50.0] * 6})))  # only one partition at 6
+    found = book.newest_cut()
+    assert found.round == 5 and found.as_of() == {"0": 50, "1": 51}
+    assert book.newest_cut({"0": 50, "1": 52}) is None, "never below the previous summary's cut"
 
 
-def test_text_form_has_four_titled_blocks_and_escapes_names():
-    s = build_summary([ingest_totals(0, {"MRI\n1": [50.0]})], [SensorTotals(0, 1, {"MRI\n1": 1})], NOW, 3.0)
-    text = render_text(s)
-    for title in ("Average humidity by device", "Total messages processed", "Number of sensors by device",
-                  "Total number of sensors"):
+def test_a_round_whose_sensors_counted_past_its_input_offsets_is_not_used():
+    book = full_book([3, 4, 5])
+    # round 5 of sightings partition 1 already holds sightings of input partition 0 up to offset 57
+    book.update("sensors/1", partial(5, 6, sensors(5, {"MRI 1": 5}, {0: 57, 1: 51})))
+    assert book.newest_cut().round == 4
+
+
+def test_a_partition_that_skipped_rounds_is_taken_as_of_its_last_close():
+    book = full_book([3, 4, 5])
+    for r in (6, 7):  # input partition 1 closed no round 6, only 7
+        book.update("ingest/0", partial(r, 10 * r, ingest_totals(10 * r, {"MRI 1": [50.0] * r})))
+        book.update("sensors/0", partial(r, r, sensors(r, {"MRI 1": r}, {0: 10 * r, 1: 51})))
+        book.update("sensors/1", partial(r, r, sensors(r, {"MRI 1": r}, {0: 10 * r, 1: 51})))
+        book.update("alarms/0", partial(r, r, []))
+        book.update("alarms/1", partial(r, r, []))
+    book.update("ingest/1", partial(7, 71, ingest_totals(71, {"MRI 1": [50.0] * 7})))
+    found = book.newest_cut()
+    assert found.round == 7 and found.as_of() == {"0": 70, "1": 71}
+    book.forget_before(7)
+    assert book.newest_cut().round == 7
+
+
+def test_text_form_has_four_titled_blocks_both_views_and_escapes_names():
+    summary, _ = build_summary(cut([ingest_totals(0, {"MRI\n1": [50.0]})], [sensors(1, {"MRI\n1": 1})]), NOW, 3.0)
+    text = render_text(summary)
+    for title in ("Average humidity by device (highest first), since the start",
+                  "Average humidity by device (highest first), this interval", "Total messages processed",
+                  "Number of sensors by device", "Total number of sensors", "this interval"):
         assert title in text
     assert "'MRI\\n1'" in text
-    orjson.dumps(s)
+    assert text.startswith("Readings at or below offsets {0: 0} of the input partitions")
+    orjson.dumps(summary)
 
 
 def test_text_form_lists_at_most_twenty_active_alarms():
-    from humidity.core.summary import LOGGED_ALARMS_MAX
-
-    s = build_summary([ingest_totals(0, {"MRI 1": [50.0]})], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
-    s["active_alarms"] = [{"kind": "OFFLINE", "device": "MRI 1", "guid": f"g{i}", "value": 50.0, "limit": 300.0,
-                           "since": "2024-01-01T00:00:00.000000Z"} for i in range(2000)]
-    lines = render_text(s).splitlines()
-    assert "Active alarms (2000, newest first)" in lines[1]
+    summary, _ = build_summary(cut([ingest_totals(0, {"MRI 1": [50.0]})], [sensors(1, {"MRI 1": 1})]), NOW, 3.0)
+    summary["active_alarms"] = [{"kind": "OFFLINE", "device": "MRI 1", "guid": f"g{i}", "value": 50.0,
+                                 "limit": 300.0, "since": "2024-01-01T00:00:00.000000Z"} for i in range(2000)]
+    lines = render_text(summary).splitlines()
+    assert "Active alarms (2000, newest first)" in lines[2]
     assert sum(line.startswith("OFFLINE") for line in lines) == LOGGED_ALARMS_MAX == 20
     assert "... and 1980 more (all of them: GET /api/alarms)" in lines
 
 
 def test_one_line_form_for_deployments():
-    from humidity.core.summary import render_line
-
-    s = build_summary([ingest_totals(0, {"MRI 1": [50.0]}, invalid=3)], [SensorTotals(0, 1, {"MRI 1": 1})], NOW, 3.0)
-    line = render_line(s)
+    summary, _ = build_summary(cut([ingest_totals(0, {"MRI 1": [50.0]}, invalid=3)], [sensors(1, {"MRI 1": 1})]),
+                               NOW, 3.0)
+    line = render_line(summary)
     assert "\n" not in line
-    assert line == "time=2024-05-06T07:08:09.123456Z messages=1 invalid=3 sensors=1 devices=1 active_alarms=0"
+    assert line == ("time=2024-05-06T07:08:09.123456Z messages=1 invalid=3 sensors=1 devices=1 active_alarms=0 "
+                    "interval_messages=1 interval_invalid=3 new_sensors=1 as_of=0:0")

@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 from humidity.core.readings import Invalid, Reading, parse_reading
+from humidity.core.rounds import Ends
 
 
 def exact_add(partials: list[float], x: float) -> None:
@@ -67,6 +68,7 @@ class IngestTotals:
     invalid: int = 0
     devices: dict[str, DeviceSum] = field(default_factory=dict)
     epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
+    last_round: int = -1  # the round (humidity.core.rounds) of the last batch counted
 
     def to_json(self) -> dict:
         return {
@@ -75,6 +77,7 @@ class IngestTotals:
             "invalid": self.invalid,
             "devices": {d: [s.partials, s.count] for d, s in self.devices.items()},
             "epoch": self.epoch,
+            "last_round": self.last_round,
         }
 
     @classmethod
@@ -87,27 +90,78 @@ class IngestTotals:
             invalid=int(doc["invalid"]),
             devices={d: DeviceSum(list(p), int(c)) for d, (p, c) in doc["devices"].items()},
             epoch=int(doc.get("epoch", 0)),
+            last_round=int(doc.get("last_round", -1)),
         )
 
 
 @dataclass
-class SensorTotals:
-    """Distinct sensors counted from one sightings partition, up to ``offset``."""
+class SensorCounts:
+    """Distinct sensors overall and per device, and per input partition the
+    highest input offset whose sightings they include."""
 
-    offset: int = -1
     sensors: int = 0
     devices: dict[str, int] = field(default_factory=dict)
-    epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
+    inputs: dict[int, int] = field(default_factory=dict)
+
+    def add(self, other: SensorCounts) -> None:
+        self.sensors += other.sensors
+        for device, n in other.devices.items():
+            self.devices[device] = self.devices.get(device, 0) + n
+        for partition, offset in other.inputs.items():
+            self.inputs[partition] = max(offset, self.inputs.get(partition, -1))
+
+    def copy(self) -> SensorCounts:
+        return SensorCounts(self.sensors, dict(self.devices), dict(self.inputs))
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, "sensors": self.sensors, "devices": dict(self.devices), "epoch": self.epoch}
+        return {"sensors": self.sensors, "devices": dict(self.devices),
+                "inputs": {str(p): o for p, o in self.inputs.items()}}
 
     @classmethod
-    def from_json(cls, doc: dict | None) -> SensorTotals:
+    def from_json(cls, doc: dict) -> SensorCounts:
+        return cls(int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
+                   {int(p): int(o) for p, o in doc.get("inputs", {}).items()})
+
+
+@dataclass
+class SensorTotals:
+    """Distinct sensors counted from one sightings partition, up to ``offset``:
+    final through the last closed round (``counts``), and what each open round
+    adds (``open``). See :mod:`humidity.core.rounds`."""
+
+    partitions: int
+    offset: int = -1
+    counts: SensorCounts = field(default_factory=SensorCounts)
+    open: dict[int, SensorCounts] = field(default_factory=dict)
+    ends: Ends = None  # type: ignore[assignment]
+    epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
+
+    def __post_init__(self) -> None:
+        if self.ends is None:
+            self.ends = Ends(self.partitions)
+
+    @property
+    def sensors(self) -> int:
+        return self.counts.sensors
+
+    @property
+    def devices(self) -> dict[str, int]:
+        return self.counts.devices
+
+    def in_round(self, tagged: int) -> SensorCounts:
+        return self.open.setdefault(tagged, SensorCounts())
+
+    def to_json(self) -> dict:
+        return {"offset": self.offset, **self.counts.to_json(), **self.ends.to_json(),
+                "open": {str(r): c.to_json() for r, c in self.open.items()}, "epoch": self.epoch}
+
+    @classmethod
+    def from_json(cls, doc: dict | None, partitions: int) -> SensorTotals:
         if not doc:
-            return cls()
-        return cls(int(doc["offset"]), int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
-                   int(doc.get("epoch", 0)))
+            return cls(partitions)
+        return cls(partitions, int(doc["offset"]), SensorCounts.from_json(doc),
+                   {int(r): SensorCounts.from_json(c) for r, c in doc.get("open", {}).items()},
+                   Ends.from_json(partitions, doc if "ends" in doc else None), int(doc.get("epoch", 0)))
 
 
 def sighting_key(device: str, guid: str) -> str:
@@ -183,61 +237,105 @@ def _note_sighting(
 class SensorOutcome:
     totals: SensorTotals
     entries: dict[str, dict] = field(default_factory=dict)  # guid -> entry to write
+    closed: list[tuple[int, SensorCounts]] = field(default_factory=list)  # (round, counts as of it)
+
+
+def _entry(doc: dict | None) -> dict | None:
+    """A sensor entry ``{"round", "first", "devices": {device: [round, offset]}}``;
+    one written before rounds (``{"first", "devices": {device: offset}}``)
+    counts as counted in a closed round."""
+    if doc is None or "round" in doc:
+        return doc
+    return {"round": -1, "first": doc["first"], "devices": {d: [-1, o] for d, o in doc["devices"].items()}}
 
 
 def count_sensors(
     totals: SensorTotals,
-    sightings: Iterable[tuple[int, str, str]],
+    messages: Iterable[tuple[int, dict]],
     sensor_entry: Callable[[str], dict | None],
     through: int | None = None,
     epoch: int = 0,
 ) -> SensorOutcome:
-    """Count distinct sensors per device and overall from (offset, guid, device).
+    """Count distinct sensors per device and overall, by round, from the
+    messages of one sightings partition: ``(offset, doc)`` with ``doc`` a
+    bundle ``{"p", "round", "o", "s": [[guid, device], ...]}`` (the first
+    sightings of input partition ``p``'s batch through input offset ``o``,
+    in that round) or an end ``{"p", "end", "o"}``.
 
-    A sensor entry is ``{"first": offset, "devices": {device: offset},
-    "epoch": n}``: the offset at which the guid, and each of its devices, was
-    counted. Something counts when it is absent, or when its recorded offset is
-    beyond ``totals.offset`` (recorded just before a crash that lost the
-    totals, and now redelivered); it is then re-recorded at the counting
-    offset, so it can never count twice.
-
-    A redelivered sighting (offset at or below ``totals.offset``) counts
-    nothing, but re-records what its counting recorded if that entry is
-    missing (its changelog record was lost while the totals' was not): the
-    partition resumes at or before the first such sighting, so without this a
-    later sighting of the same sensor would count it again. Changed entries
-    are stamped with ``epoch``.
+    A sensor entry records the round it counts in and the sightings offset
+    that counted it, for the guid and for each of its devices. A sighting
+    counts in its round when it is new, or when its entry was recorded beyond
+    ``totals.offset`` (just before a crash that lost the totals, and now
+    redelivered); one already counted in a later, still open round moves to
+    this one, so that each round adds exactly the sensors first seen at or
+    below the round's cut. A redelivered message (offset at or below
+    ``totals.offset``) counts nothing, but re-records the entry its counting
+    made if that was lost while the totals were not. Changed entries are
+    stamped with ``epoch``. ``out.closed``: the rounds this closed, with the
+    counts as of each (every round that added something, and the last).
     """
     out = SensorOutcome(totals)
     loaded: dict[str, dict | None] = {}
-    counted = totals.offset  # what the totals included before this batch
-    for offset, guid, device in sightings:
-        if guid not in loaded:
-            loaded[guid] = sensor_entry(guid)
-        entry = loaded[guid]
-        if entry is None:
-            entry = loaded[guid] = {"first": None, "devices": {}}
-        changed = False
-        first = entry["first"]
-        if first is None or first > counted:
-            if offset > counted:
-                totals.sensors += 1
-            if first != offset:
-                entry["first"] = offset
+    counted = totals.offset  # what the totals include so far
+    for offset, message in messages:
+        replay = offset <= counted
+        partition = message.get("p")
+        if "end" in message:
+            if not replay:
+                closed = totals.ends.end(partition, int(message["end"]))
+                if closed is not None:
+                    out.closed += _close(totals, closed)
+                totals.offset = counted = offset
+            continue
+        tagged = message.get("round")
+        if replay:  # re-record in the round it counted in, or the last closed one
+            at = totals.ends.closed if tagged is None else max(int(tagged), totals.ends.closed)
+        else:
+            at = totals.ends.effective(None if tagged is None else int(tagged))
+            adds = totals.in_round(at)
+            if partition is not None:
+                adds.inputs[partition] = max(int(message["o"]), adds.inputs.get(partition, -1))
+        for guid, device in message["s"]:
+            if guid not in loaded:
+                loaded[guid] = _entry(sensor_entry(guid))
+            entry = loaded[guid]
+            changed = False
+            if entry is None or entry["first"] > counted:
+                if not replay:
+                    adds.sensors += 1
+                entry = loaded[guid] = {"round": at, "first": offset, "devices": {}}
                 changed = True
-        seen = entry["devices"].get(device)
-        if seen is None or seen > counted:
-            if offset > counted:
-                totals.devices[device] = totals.devices.get(device, 0) + 1
-            if seen != offset:
-                entry["devices"][device] = offset
-                changed = True
-        if offset > counted:
-            totals.offset = offset
-            counted = offset
-        if changed:
-            entry["epoch"] = epoch
-            out.entries[guid] = entry
+            elif not replay and entry["round"] > at:
+                totals.open[entry["round"]].sensors -= 1
+                adds.sensors += 1
+                entry["round"], changed = at, True
+            seen = entry["devices"].get(device)
+            if seen is None or seen[1] > counted:
+                if not replay:
+                    adds.devices[device] = adds.devices.get(device, 0) + 1
+                entry["devices"][device], changed = [at, offset], True
+            elif not replay and seen[0] > at:
+                moved_from = totals.open[seen[0]].devices
+                moved_from[device] -= 1
+                adds.devices[device] = adds.devices.get(device, 0) + 1
+                entry["devices"][device], changed = [at, seen[1]], True
+            if changed:
+                entry["epoch"] = epoch
+                out.entries[guid] = entry
+        if not replay:
+            totals.offset = counted = offset
     if through is not None:
         totals.offset = max(totals.offset, through)
     return out
+
+
+def _close(totals: SensorTotals, closed: int) -> list[tuple[int, SensorCounts]]:
+    """Fold the rounds up to ``closed`` into the final counts; the counts as
+    of each round that added something, and as of ``closed``."""
+    snapshots = []
+    for tagged in sorted(r for r in totals.open if r <= closed):
+        totals.counts.add(totals.open.pop(tagged))
+        snapshots.append((tagged, totals.counts.copy()))
+    if not snapshots or snapshots[-1][0] != closed:
+        snapshots.append((closed, totals.counts.copy()))
+    return snapshots

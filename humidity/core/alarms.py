@@ -33,6 +33,7 @@ from pathlib import Path
 import orjson
 
 from humidity.core.readings import utc_iso
+from humidity.core.rounds import Ends
 
 HIGH, LOW, RATE, OFFLINE = "HIGH", "LOW", "RATE", "OFFLINE"
 KINDS = (HIGH, LOW, RATE, OFFLINE)
@@ -303,25 +304,36 @@ class AlarmPartition:
     ``epoch``: of the owner that wrote it (:mod:`humidity.core.ownership`).
     """
 
+    partitions: int
     offset: int = -1
     active: dict = field(default_factory=dict)
     recent: list = field(default_factory=list)
     epoch: int = 0
+    ends: Ends = None  # type: ignore[assignment]  # the input partitions' rounds (humidity.core.rounds)
+    closed_now: int | None = None  # the last round closed by the messages applied since loading
+
+    def __post_init__(self) -> None:
+        if self.ends is None:
+            self.ends = Ends(self.partitions)
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, "active": self.active, "recent": self.recent, "epoch": self.epoch}
+        return {"offset": self.offset, "active": self.active, "recent": self.recent, "epoch": self.epoch,
+                **self.ends.to_json()}
 
     @classmethod
-    def from_json(cls, doc: dict | None) -> AlarmPartition:
+    def from_json(cls, doc: dict | None, partitions: int) -> AlarmPartition:
         if not doc:
-            return cls()
-        return cls(int(doc["offset"]), dict(doc["active"]), list(doc["recent"]), int(doc.get("epoch", 0)))
+            return cls(partitions)
+        return cls(partitions, int(doc["offset"]), dict(doc["active"]), list(doc["recent"]),
+                   int(doc.get("epoch", 0)), Ends.from_json(partitions, doc if "ends" in doc else None))
 
     def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
               silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float) -> list[dict]:
         """Apply one alarm-readings message at ``offset``: a bundle of readings
-        ``{"r": [[guid, device, event time, humidity], ...]}`` or an OFFLINE
-        tick ``{"tick": ...}``. ``logger(device, guid)`` gives a logger's
+        ``{"r": [[guid, device, event time, humidity], ...]}`` (also carrying
+        the input partition ``p`` and round it came from), the end of an input
+        partition's round ``{"p", "end", "o"}``, or an OFFLINE tick
+        ``{"tick": ...}``. ``logger(device, guid)`` gives a logger's
         state, ``silent()`` the states of loggers that may have gone silent.
         Returns the events to send.
 
@@ -332,7 +344,11 @@ class AlarmPartition:
         replay = offset <= self.offset
         out = [event for at, event in self.recent if at == offset] if replay else []
         produced: list[dict] = []
-        if "tick" in message:
+        if "end" in message:
+            closed = None if replay else self.ends.end(int(message["p"]), int(message["end"]))
+            if closed is not None:
+                self.closed_now = closed
+        elif "tick" in message:
             if not replay:
                 for state in silent():
                     produced += check_offline(state, config, wall)
