@@ -46,7 +46,7 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
     topics = declare_topics(app)
     tables = declare_tables(app)
     metrics = Metrics(app)
-    publisher = Publisher(app, topics, tables, metrics)
+    publisher = Publisher(app, topics, metrics)
     service = Service(
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),

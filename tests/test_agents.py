@@ -9,6 +9,7 @@ import pytest
 
 from humidity.core.alarms import alarm_partition_of, load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
+from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import PRODUCER_BACKLOG_MAX, producer_caught_up
 from humidity.service import compose
 
@@ -56,7 +57,11 @@ async def test_ingest_counts_readings_and_dead_letters_bad_ones(service, sent):
     totals = orjson.loads(raw)
     assert (totals["valid"], totals["invalid"]) == (3, 1)
     assert totals["devices"]["MRI 12"] == [[142.0], 2]
-    assert [(s["key"], s["value"]) for s in sent["sightings"]] == [(b"g1", b"MRI 12"), (b"g2", b"CT 3")]
+    bundles = [orjson.loads(s["value"]) for s in sent["sightings"]]
+    assert [tuple(pair) for bundle in bundles for pair in bundle["s"]] == [("g1", "MRI 12"), ("g2", "CT 3")]
+    for bundle, message in zip(bundles, sent["sightings"], strict=True):
+        assert message["partition"] == key_partition(bundle["s"][0][0].encode(), 4), "where a guid key would go"
+        assert bundle["p"] == 0 and isinstance(bundle["round"], int)
     (letter,) = [orjson.loads(s["value"]) for s in sent["invalid"]]
     assert letter["reason"] == "not valid JSON" and letter["offset"] == 1
 
@@ -82,14 +87,21 @@ async def test_evaluate_alarms_raises_high_after_the_delay(service, sent):
     assert [orjson.loads(a["value"])["state"] for a in sent["alerts"]] == ["raised"]
 
 
-async def test_count_sensors_counts_distinct_guids_per_device(service):
+async def test_count_sensors_counts_distinct_guids_per_device_as_of_each_closed_round(service, sent):
     sensor_totals, sensors = service.tables.sensor_totals, service.tables.sensors
+    partials = []
+    service.topics.partials.send_soon = lambda **kw: partials.append(kw)
     async with service.sensors.agent.test_context() as agent:
-        for guid, device in [("g1", "MRI 12"), ("g1", "MRI 12"), ("g2", "MRI 12"), ("g1", "CT 3")]:
-            await agent.put(device.encode(), key=guid.encode())
-        raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
-    assert orjson.loads(raw) == {"offset": 3, "sensors": 2, "devices": {"MRI 12": 2, "CT 3": 1}, "epoch": 1}
-    assert orjson.loads(sensors.get("g1")) == {"first": 0, "devices": {"MRI 12": 0, "CT 3": 3}, "epoch": 1}
+        for pairs in ([["g1", "MRI 12"]], [["g1", "MRI 12"], ["g2", "MRI 12"]], [["g1", "CT 3"]]):
+            await agent.put(orjson.dumps({"p": 0, "round": 7, "o": 9, "s": pairs}), key=b"s")
+        for p in range(4):  # every input partition ends round 7
+            await agent.put(orjson.dumps({"p": p, "end": 7, "o": 9}), key=b"e")
+        raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 6 and v)
+    totals = orjson.loads(raw)
+    assert (totals["sensors"], totals["devices"], totals["closed"]) == (2, {"MRI 12": 2, "CT 3": 1}, 7)
+    assert orjson.loads(sensors.get("g1"))["devices"] == {"MRI 12": [7, 0], "CT 3": [7, 2]}
+    (shared,) = [orjson.loads(p["value"]) for p in partials]
+    assert (shared["round"], shared["sensors"], shared["inputs"]) == (7, 2, {"0": 9})
 
 
 async def test_agents_wait_while_the_producer_is_behind():

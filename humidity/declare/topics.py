@@ -30,13 +30,16 @@ class Topics:
     #: Dead letters: ``{"reason", "original_base64", "original_size",
     #: "original_truncated", "topic", "partition", "offset", "time"}``.
     invalid: TopicT
-    #: First sighting of a (device, sensor) pair in an input partition, keyed
-    #: by guid (value: device), so that each sensor is counted on one partition.
+    #: First sightings of (device, sensor) pairs, bundled per partition (a
+    #: guid always goes to the partition Kafka's key hash gives it, so that
+    #: each sensor is counted on one partition): ``{"p": input partition,
+    #: "round", "o": input offset, "s": [[guid, device], ...]}``; and end
+    #: marks ``{"p", "end": round, "o"}`` when an input partition closes a round.
     sightings: TopicT
     #: Valid readings bundled per alarm partition (a guid's readings always go
-    #: to partition crc32(guid) % P): ``{"r": [[guid, device, event time,
-    #: humidity], ...]}``, and ``{"tick": wall time}`` messages that drive the
-    #: OFFLINE check.
+    #: to partition crc32(guid) % P): ``{"p", "round", "o", "r": [[guid,
+    #: device, event time, humidity], ...]}``, the same end marks as the
+    #: sightings, and ``{"tick": wall time}`` messages that drive the OFFLINE check.
     alarm_readings: TopicT
     #: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state",
     #: "value", "limit", "since"}``.

@@ -4,7 +4,8 @@ Agent ``evaluate_alarms`` applies the pure rules of :mod:`humidity.core.alarms`
 to the bundles that ``ingest`` sends per alarm partition, keeps each
 datalogger's state in RocksDB and sends the events to the alerts topic. A
 timer drops OFFLINE ticks into each owned partition, because only the agent,
-with a current event, may write the tables.
+with a current event, may write the tables. When every input partition has
+ended a round here, the active alarms go to the partials topic as of it.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms
+from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
@@ -52,7 +54,8 @@ class AlarmsFlow:
         states = self.tables.alarm_states
         loaded: dict[str, alarms.LoggerState] = {}
         with work.current():
-            bookkeeping = alarms.AlarmPartition.from_json(load_json(self.tables.alarm_totals.get(str(work.partition))))
+            bookkeeping = alarms.AlarmPartition.from_json(
+                load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions)
             rows = work.follow(bookkeeping.offset)
             if rows is None:
                 return
@@ -82,6 +85,11 @@ class AlarmsFlow:
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
         for alarm in out:
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
+        if bookkeeping.closed_now is not None:
+            # approximate: the active alarms once every reading of the round is applied (see README)
+            self.topics.partials.send_soon(key=partial_key(ALARMS, work.partition).encode(), value=orjson.dumps(
+                {"round": bookkeeping.closed_now, "offset": bookkeeping.offset,
+                 "active": list(bookkeeping.active.values())}))
 
     async def offline_ticks(self) -> None:
         """A tick into each owned alarm partition drives its OFFLINE check."""

@@ -1,17 +1,25 @@
 """Readings in: per-partition totals, dead letters, first sightings and
-bundles for the alarms (a flow).
+bundles for the alarms, by round (a flow).
 
 Agent ``ingest`` gets one record batch of an input partition at a time
 (:mod:`humidity.plumbing.stream`): it loads the partition's totals, applies
 the pure rules of :mod:`humidity.core.aggregate` to the records that
 continue them, writes the new totals (one changelog message per batch) and
-new sightings, and queues what it sends: ``(device, guid)`` first sightings
-keyed by guid, dead letters, and the valid readings bundled per alarm
-partition.
+new sightings, and queues what it sends: dead letters, and per batch one
+bundle per sightings partition (the first sightings whose guid lives there)
+and per alarm partition (the valid readings of its loggers), each tagged
+with the partition's current round.
+
+Rounds (:mod:`humidity.core.rounds`): when the clock passes the end of a
+partition's round, before its next batch or on a timer if no batch comes,
+the round is closed: the totals at that moment go to the partials topic as
+the partition's figures for the round, and an end mark to every sightings
+and alarm partition.
 """
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 
 import orjson
@@ -20,21 +28,28 @@ from humidity.application import HumidityApp
 from humidity.core import aggregate
 from humidity.core.alarms import alarm_partition_of
 from humidity.core.readings import Reading, dead_letter
+from humidity.core.rounds import first_round, round_length, round_of
+from humidity.core.summary import INGEST, partial_key
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
+from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
 from tables import Tables
 
 
 class IngestFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
-        self.settings, self.topics, self.tables, self.metrics = app.settings, topics, tables, metrics
+        self.app, self.settings, self.topics, self.tables, self.metrics = app, app.settings, topics, tables, metrics
+        self.round_length = round_length(self.settings.interval)
         #: Sightings already known in each partition (key -> first offset),
         #: so most readings need no table read.
         self.known_sightings = GenerationCache()
+        #: The round each owned partition is in: partition -> {"open": round}.
+        self.rounds = GenerationCache()
         batched(app).resume_at[topics.input.get_topic_name()] = resume_from(tables.ingest_totals)
         self.agent = app.agent(topics.input, name="ingest")(self.run)
+        app.timer(self.round_length / 2)(self.close_idle_rounds)
 
     async def run(self, stream) -> None:
         """Parse readings, count them per partition, forward first sightings and readings for alarms."""
@@ -47,6 +62,7 @@ class IngestFlow:
             rows = work.follow(totals.offset)
             if rows is None:
                 return
+            tagged = self._round_for(work.partition, work.generation, totals)
             known = self.known_sightings.for_partition(work.partition, work.generation)
 
             def sighting_offset(key: str) -> int | None:
@@ -59,15 +75,16 @@ class IngestFlow:
 
             before = (totals.valid, totals.invalid)
             totals.epoch = work.epoch(totals.epoch)
+            totals.last_round = tagged
             outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in rows],
                                        sighting_offset, through=work.through)
             for key, offset in outcome.new_sightings.items():
                 tables.sightings[key] = str(offset).encode()
                 known[key] = offset
             tables.ingest_totals[str(work.partition)] = orjson.dumps(totals.to_json())
-        for guid, device in outcome.forwards:
-            self.topics.sightings.send_soon(key=guid.encode(), value=device.encode())
-        self.forward_for_alarms(outcome.readings)
+        source = {"p": work.partition, "round": tagged, "o": totals.offset}
+        self.forward_sightings(source, outcome.forwards)
+        self.forward_for_alarms(source, outcome.readings)
         self.metrics.readings_processed.labels(result="valid").inc(totals.valid - before[0])
         self.metrics.readings_processed.labels(result="invalid").inc(totals.invalid - before[1])
         if outcome.dead_letters:
@@ -77,11 +94,58 @@ class IngestFlow:
                                      offset=offset, now=now)
                 self.topics.invalid.send_soon(value=orjson.dumps(record))
 
-    def forward_for_alarms(self, readings: list[Reading]) -> None:
+    def forward_sightings(self, source: dict, forwards: list[tuple[str, str]]) -> None:
+        """One bundle per sightings partition: each sensor is counted on the
+        partition its guid hashes to, as Kafka would place it as a key."""
+        bundles: dict[int, list] = {}
+        for guid, device in forwards:
+            partition = key_partition(guid.encode("utf-8", "surrogatepass"), self.settings.partitions)
+            bundles.setdefault(partition, []).append([guid, device])
+        for partition, sightings in bundles.items():
+            self.topics.sightings.send_soon(key=b"s", value=orjson.dumps({**source, "s": sightings}),
+                                            partition=partition)
+
+    def forward_for_alarms(self, source: dict, readings: list[Reading]) -> None:
         """One bundle per alarm partition: a logger's readings all meet there."""
         bundles: dict[int, list] = {}
         for r in readings:
             bundles.setdefault(alarm_partition_of(r.guid, self.settings.partitions), []).append(
                 [r.guid, r.device, r.event_time.timestamp(), r.humidity])
         for partition, rows in bundles.items():
-            self.topics.alarm_readings.send_soon(key=b"r", value=orjson.dumps({"r": rows}), partition=partition)
+            self.topics.alarm_readings.send_soon(key=b"r", value=orjson.dumps({**source, "r": rows}),
+                                                 partition=partition)
+
+    # -- rounds
+
+    def _round_for(self, partition: int, generation, totals: aggregate.IngestTotals) -> int:
+        """The round a batch of ``partition`` belongs to, closing the one before if it ended."""
+        state = self.rounds.for_partition(partition, generation)
+        now = time.time()
+        if "open" not in state:
+            state["open"] = first_round(now, self.round_length, totals.last_round)
+        clock = round_of(now, self.round_length)
+        if clock > state["open"]:
+            self._close(partition, state["open"], totals)
+            state["open"] = clock
+        return state["open"]
+
+    def _close(self, partition: int, tagged: int, totals: aggregate.IngestTotals) -> None:
+        """The partition's figures as of round ``tagged``, and its end on every second-hop partition."""
+        end = orjson.dumps({"p": partition, "end": tagged, "o": totals.offset})
+        for target in range(self.settings.partitions):
+            self.topics.sightings.send_soon(key=b"e", value=end, partition=target)
+            self.topics.alarm_readings.send_soon(key=b"e", value=end, partition=target)
+        self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(),
+                                       value=orjson.dumps({**totals.to_json(), "round": tagged}))
+
+    async def close_idle_rounds(self) -> None:
+        """Close the rounds of owned partitions that had no batch since they ended."""
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return
+        topic = self.topics.input.get_topic_name()
+        for tp in app.assignor.assigned_actives():
+            if tp.topic == topic:
+                raw = self.tables.ingest_totals.get(str(tp.partition))
+                self._round_for(tp.partition, app.consumer_generation_id,
+                                aggregate.IngestTotals.from_json(load_json(raw)))

@@ -1,14 +1,15 @@
 """Partials in, one global summary out per interval (a flow).
 
-* ``share_partials`` (every worker, every PARTIALS_EVERY s): the totals and
-  active alarms of the partitions this worker owns go to the compacted
-  partials topic.
-* ``follow`` (every worker): a group-less consumer reads the whole partials
-  topic into a :class:`PartialsBook`, and the results topic for the latest
-  published summary, which the web page serves.
-* ``publish_summary`` (leader only, every HUMIDITY_INTERVAL s): once the book
-  holds every partition, the merged summary goes to the results topic and,
-  as four titled blocks, to the log.
+* The flows share their partitions' figures on the partials topic as each
+  round closes (:mod:`humidity.core.rounds`).
+* ``follow`` (every worker): a group-less consumer reads the partials topic
+  into a :class:`PartialsBook`, and the results topic for the latest
+  published summary, which the web page serves, and what it counted.
+* ``publish_summary`` (leader only, every HUMIDITY_INTERVAL s): the newest
+  cut every partition has shared figures for, never below the previous
+  summary's, goes to the results topic as the summary (with what it counted,
+  exactly, in a ``cut`` header, for the next one's interval) and, as four
+  titled blocks, to the log.
 """
 
 from __future__ import annotations
@@ -23,24 +24,17 @@ import orjson
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from humidity.application import HumidityApp
-from humidity.core.aggregate import IngestTotals, SensorTotals
-from humidity.core.summary import ALARMS, INGEST, SENSORS, PartialsBook, partial_key, render_line, render_text
+from humidity.core.summary import PartialsBook, Previous, build_summary, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.kafka_admin import client_security
-from tables import Tables
 
 log = logging.getLogger(__name__)
 
-RESEND_AFTER = 30.0  # seconds: re-share unchanged partials now and then
-EMPTY = {INGEST: orjson.dumps(IngestTotals().to_json()), SENSORS: orjson.dumps(SensorTotals().to_json()),
-         ALARMS: b'{"offset":-1,"active":{}}'}
-
-
-def _alarm_partial(value: bytes) -> bytes:
-    """Only what the summary needs: the offset and the active alarms."""
-    doc = orjson.loads(value)
-    return orjson.dumps({"offset": doc["offset"], "active": list(doc["active"].values())})
+#: The header of a summary record that carries what it counted, exactly.
+CUT_HEADER = "cut"
+#: Seconds between log lines while no summary can be published.
+WAITING_LOG_EVERY = 30.0
 
 
 @dataclass
@@ -53,53 +47,35 @@ class Latest:
 
 
 class Publisher:
-    def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
-        self.app, self.settings, self.topics, self.tables, self.metrics = app, app.settings, topics, tables, metrics
+    def __init__(self, app: HumidityApp, topics: Topics, metrics: Metrics) -> None:
+        self.app, self.settings, self.topics, self.metrics = app, app.settings, topics, metrics
         self.book = PartialsBook(self.settings.partitions)
         self.latest = Latest()
-        self.sent: dict[str, tuple[bytes, float]] = {}
+        self.previous: Previous | None = None  # what the latest summary counted
+        self.caught_up = asyncio.Event()  # the results topic is read to where it ended at start
         self.waiting_logged = 0.0
         metrics.read_age_from(lambda: self.latest.summary)
-        app.timer(min(0.5, self.settings.interval / 2))(self.share_partials)
         app.task(self.follow)
         app.timer(self.settings.interval, on_leader=True)(self.publish_summary)
 
-    def _owned(self, topic: str) -> list[int]:
-        return sorted(tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == topic)
-
-    async def share_partials(self) -> None:
-        app, settings = self.app, self.settings
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
+    def _on_summary(self, raw: bytes, headers) -> None:
+        summary = orjson.loads(raw)
+        latest = self.latest.summary
+        if latest is not None and summary.get("time", "") < latest.get("time", ""):
             return
-        now = time.monotonic()
-        for kind, topic, table in (
-            (INGEST, settings.input_topic, self.tables.ingest_totals),
-            (SENSORS, settings.sightings_topic, self.tables.sensor_totals),
-            (ALARMS, settings.alarm_readings_topic, self.tables.alarm_totals),
-        ):
-            for partition in self._owned(topic):
-                value = table.get(str(partition)) or EMPTY[kind]
-                if kind == ALARMS:
-                    value = _alarm_partial(value)
-                key = partial_key(kind, partition)
-                previous = self.sent.get(key)
-                if previous and previous[0] == value and now - previous[1] < RESEND_AFTER:
-                    continue
-                await self.topics.partials.send(key=key.encode(), value=value)
-                self.sent[key] = (value, now)
+        self.latest = Latest(summary, bytes(raw), time.monotonic())
+        self.metrics.observe_summary(summary)
+        cut = dict(headers or ()).get(CUT_HEADER)
+        self.previous = Previous.from_json(orjson.loads(cut)) if cut else None
 
-    def _on_record(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def _on_record(self, topic: str, key: bytes | None, value: bytes | None, headers=()) -> None:
         if value is None:
             return
         try:
             if topic == self.settings.partials_topic and key is not None:
                 self.book.update(key.decode(), orjson.loads(value))
-            elif topic == self.settings.results_topic:
-                summary = orjson.loads(value)
-                latest = self.latest.summary
-                if latest is None or summary.get("time", "") >= latest.get("time", ""):
-                    self.latest = Latest(summary, bytes(value), time.monotonic())
-                    self.metrics.observe_summary(summary)
+            elif topic == self.settings.results_topic and key == b"summary":
+                self._on_summary(value, headers)
         except (ValueError, KeyError, TypeError):
             log.warning("Ignoring a malformed record on %s", topic)
 
@@ -121,9 +97,18 @@ class Publisher:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
                 for tp, records in batches.items():
                     for record in records:
-                        self._on_record(tp.topic, record.key, record.value)
+                        self._on_record(tp.topic, record.key, record.value, record.headers)
+                if not self.caught_up.is_set() and await self._read_to(consumer, ends):
+                    self.caught_up.set()
         finally:
             await consumer.stop()
+
+    @staticmethod
+    async def _read_to(consumer, ends: dict) -> bool:
+        for tp, end in ends.items():
+            if await consumer.position(tp) < end:
+                return False
+        return True
 
     async def follow(self) -> None:
         """Read partials and published summaries for as long as the worker runs."""
@@ -138,17 +123,22 @@ class Publisher:
 
     async def publish_summary(self) -> None:
         settings = self.settings
-        missing = self.book.missing()
-        if missing:
+        previous = self.previous
+        cut = self.book.newest_cut(previous.as_of if previous else None) if self.caught_up.is_set() else None
+        if cut is None:
             now = time.monotonic()
-            if now - self.waiting_logged > 30:
-                log.info("Summary waits for totals of %d partition(s): %s", len(missing), ", ".join(missing))
+            if now - self.waiting_logged > WAITING_LOG_EVERY:
+                missing = self.book.missing()
+                log.info("Summary waits for %s", f"figures of {len(missing)} partition(s): {', '.join(missing)}"
+                         if missing else "a round every partition has closed")
                 self.waiting_logged = now
             return
-        summary = self.book.summary(datetime.now(UTC), settings.interval)
+        summary, counted = build_summary(cut, datetime.now(UTC), settings.interval, previous)
         raw = orjson.dumps(summary)
-        await self.topics.results.send(key=b"summary", value=raw)
-        self.latest = Latest(summary, raw, time.monotonic())
+        await self.topics.results.send(key=b"summary", value=raw,
+                                       headers=[(CUT_HEADER, orjson.dumps(counted.to_json()))])
+        self.latest, self.previous = Latest(summary, raw, time.monotonic()), counted
+        self.book.forget_before(cut.round)
         self.metrics.summaries_published.inc()
         self.metrics.observe_summary(summary)
         if settings.log_format == "line":

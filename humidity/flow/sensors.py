@@ -1,9 +1,11 @@
-"""Sightings in: distinct sensors per device and overall (a flow).
+"""Sightings in: distinct sensors per device and overall, by round (a flow).
 
-Agent ``count_sensors`` reads the first sightings that ``ingest`` forwards,
-keyed by guid, so that each sensor is counted on exactly one partition of
-the sightings topic and the per-partition counts add up
-(:func:`humidity.core.aggregate.count_sensors`).
+Agent ``count_sensors`` reads the bundles of first sightings that ``ingest``
+sends to the partition each guid hashes to, so that each sensor is counted
+on exactly one partition of the sightings topic and the per-partition counts
+add up (:func:`humidity.core.aggregate.count_sensors`). When every input
+partition has ended a round here, the round closes and the counts as of it
+go to the partials topic.
 """
 
 from __future__ import annotations
@@ -12,37 +14,59 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate
+from humidity.core.summary import SENSORS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import PartitionWork, load_json, per_batch, resume_from
 from tables import Tables
 
 
+def sightings_message(key: bytes | None, value: bytes | None) -> dict | None:
+    """A bundle or an end mark; a sighting of the previous format (key guid,
+    value device, before rounds) as a bundle of one."""
+    if value is None:
+        return None
+    try:
+        doc = orjson.loads(value)
+    except orjson.JSONDecodeError:
+        doc = None
+    if isinstance(doc, dict):
+        return doc
+    if key is None:
+        return None
+    return {"s": [[key.decode("utf-8", "replace"), value.decode("utf-8", "replace")]]}
+
+
 class SensorsFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables) -> None:
-        self.tables = tables
+        self.partitions, self.topics, self.tables = app.settings.partitions, topics, tables
         batched(app).resume_at[topics.sightings.get_topic_name()] = resume_from(tables.sensor_totals)
         self.agent = app.agent(topics.sightings, name="count_sensors")(self.run)
 
     async def run(self, stream) -> None:
         """Count distinct sensors per device and overall, per guid partition."""
-        await per_batch(stream, self.count_partition)
+        # No waiting on the producer's backlog (the ingest and alarm changelogs):
+        # what this agent sends is small (an entry per new sensor, its totals
+        # per batch), and every summary waits for its counts.
+        await per_batch(stream, self.count_partition, backpressure=False)
 
     def count_partition(self, work: PartitionWork) -> None:
         tables = self.tables
         with work.current():
-            totals = aggregate.SensorTotals.from_json(load_json(tables.sensor_totals.get(str(work.partition))))
+            totals = aggregate.SensorTotals.from_json(load_json(tables.sensor_totals.get(str(work.partition))),
+                                                      self.partitions)
             rows = work.follow(totals.offset)
             if rows is None:
                 return
             totals.epoch = work.epoch(totals.epoch)
-            outcome = aggregate.count_sensors(
-                totals,
-                [(offset, key.decode("utf-8", "replace"), value.decode("utf-8", "replace"))
-                 for offset, key, value in rows if key is not None and value is not None],
-                lambda guid: load_json(tables.sensors.get(guid)),
-                through=work.through, epoch=totals.epoch,
-            )
+            messages = [(offset, message) for offset, key, value in rows
+                        if (message := sightings_message(key, value)) is not None]
+            outcome = aggregate.count_sensors(totals, messages, lambda guid: load_json(tables.sensors.get(guid)),
+                                              through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
             tables.sensor_totals[str(work.partition)] = orjson.dumps(totals.to_json())
+        key = partial_key(SENSORS, work.partition).encode()
+        for tagged, counts in outcome.closed:
+            self.topics.partials.send_soon(
+                key=key, value=orjson.dumps({"round": tagged, "offset": totals.offset, **counts.to_json()}))

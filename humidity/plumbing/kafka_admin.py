@@ -26,6 +26,7 @@ from aiokafka.errors import (
     TopicAlreadyExistsError,
 )
 from aiokafka.helpers import create_ssl_context
+from aiokafka.partitioner import murmur2
 
 log = logging.getLogger(__name__)
 
@@ -190,3 +191,8 @@ async def ensure_topics(
             await asyncio.sleep(RETRY_EVERY)
         finally:
             await client.close()
+
+
+def key_partition(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner (and Faust's) gives ``key``."""
+    return (murmur2(key) & 0x7FFFFFFF) % partitions

@@ -124,9 +124,12 @@ async def producer_caught_up(producer) -> None:
         await asyncio.sleep(PRODUCER_POLL)  # the producer task drains it meanwhile
 
 
-async def per_batch(stream, handle: Callable[[PartitionWork], None], within: float | None = None) -> None:
+async def per_batch(stream, handle: Callable[[PartitionWork], None], within: float | None = None,
+                    backpressure: bool = True) -> None:
     """The loop of every agent: one event per fetched record batch of a
-    partition, or the batches of ``within`` seconds, handled per partition."""
+    partition, or the batches of ``within`` seconds, handled per partition.
+    ``backpressure``: wait between batches while the producer is behind
+    (:func:`producer_caught_up`)."""
     consumer, producer = stream.app.consumer, stream.app.producer
     groups = stream.take_events(EVENTS_MAX, within=within) if within else _singly(stream.events())
     async for events in groups:
@@ -141,7 +144,8 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
                 consumer.progress.handled(work.tp, work.through, produced)
             if work.rewind_to is not None:
                 await consumer.rewind(work.tp, work.rewind_to, work.generation)
-        await producer_caught_up(producer)
+        if backpressure:
+            await producer_caught_up(producer)
 
 
 async def _singly(events):
