@@ -10,7 +10,6 @@
 
   let intervalSeconds = 3;
   let shownTime = null;        // "time" of the summary on screen
-  let previous = null;         // the summary before it, for the rate
   let lastNewAt = Date.now();  // local clock when the shown summary was published (server age applied)
   let chart = null;
 
@@ -87,6 +86,8 @@
     $("total-messages").textContent = number.format(s.total_messages);
     $("total-sensors").textContent = number.format(s.total_sensors);
     $("invalid-messages").textContent = number.format(s.invalid_messages);
+    $("cut").textContent = Object.entries(s.as_of || {}).map(([p, o]) => p + ": " + o).join(", ") || "–";
+    renderInterval(s);
     const avgs = s.average_humidity_by_device;
     $("device-count").textContent = "(" + avgs.length + " devices)";
     drawChart(avgs);
@@ -95,6 +96,20 @@
     ]);
     fillTable(document.querySelector("#sensors tbody"), s.sensors_by_device, (r) => [[r.device], [number.format(r.sensors), "num"]]);
     renderAlarms(s.active_alarms || []);
+  }
+
+  function renderInterval(s) {
+    const iv = s.interval;
+    if (!iv) return;
+    $("interval-messages").textContent = number.format(iv.messages);
+    $("interval-invalid").textContent = number.format(iv.invalid_messages);
+    $("new-sensors").textContent = number.format(iv.new_sensors);
+    $("interval-since").textContent = iv.since ? "(since " + new Date(iv.since).toLocaleTimeString() + ")" : "(since the start)";
+    fillTable(document.querySelector("#interval-table tbody"), iv.average_humidity_by_device, (r) => [
+      [r.device], [r.average.toFixed(2), "num"], [number.format(r.count), "num"],
+    ]);
+    const seconds = iv.since ? (Date.parse(s.time) - Date.parse(iv.since)) / 1000 : 0;
+    $("rate").textContent = seconds > 0 ? number.format(Math.round((iv.messages + iv.invalid_messages) / seconds)) : "–";
   }
 
   const UNITS = { HIGH: " % RH", LOW: " % RH", RATE: " % RH/h", OFFLINE: " s" };
@@ -109,13 +124,6 @@
       [String(a.limit) + UNITS[a.kind], "num"],
       [new Date(a.since).toLocaleString() + " (" + a.since + ")"],
     ]);
-  }
-
-  function showRate(s) {
-    if (!previous) return;
-    const seconds = (Date.parse(s.time) - Date.parse(previous.time)) / 1000;
-    const messages = (s.total_messages + s.invalid_messages) - (previous.total_messages + previous.invalid_messages);
-    if (seconds > 0) $("rate").textContent = number.format(Math.round(messages / seconds));
   }
 
   function showProblem(text) {
@@ -143,12 +151,10 @@
         const s = await response.json();
         showProblem("");
         if (s.time !== shownTime) {
-          if (shownTime !== null) previous = window.humidityDashboard.summary;
           window.humidityDashboard.summary = s;
           shownTime = s.time;
           lastNewAt = Date.now() - (Number.isFinite(age) && age > 0 ? age * 1000 : 0);
           render(s);
-          showRate(s);
         }
       }
     } catch (err) {
