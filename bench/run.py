@@ -293,20 +293,15 @@ def run_faust_bare(bootstrap: str, topic: str, n: int, work: Path) -> float:
 
 
 def drain_rate(points: list[tuple[float, int]], n: int, start: float) -> float:
-    """Readings per second from the summaries seen while the worker drained.
-
-    ``points`` are (publication time, readings counted). The rate runs from
-    the first summary that counts any reading to the first that counts all n,
-    so the start-up before the first reading is not counted, as for (a), (b)
-    and (e) (first to last reading); both ends lag the work they show by about
-    the same (up to a summary interval plus the partials' 0.125 s), which
-    mostly cancels. If one summary already counts all n, the rate runs from
-    ``start`` (when the readings were written).
-    """
-    first = next((t, m) for t, m in points if m > 0)
+    """Readings per second, end to end: from when the n readings were written
+    (``start``; the workers are already running, their group Stable) to the
+    first summary that counts them all (``points``: publication time, readings
+    counted). Since summaries are cuts (every figure complete for the same
+    readings), this includes the second hop (sensors) and up to a round and a
+    summary interval of publication lag; the first summaries of a drain may
+    count nothing yet while the cut waits for the sensors, so a rate between
+    the first summary counting any reading and the last would overstate it."""
     done = next(t for t, m in points if m >= n)
-    if done > first[0]:
-        return (n - first[1]) / (done - first[0])
     return n / (done - start)
 
 
