@@ -78,6 +78,13 @@ def _interval(text: str) -> float:
     return value
 
 
+def _days(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value) or not 0 < value <= 36600:
+        raise ValueError("must be a number of days above 0 (fractions allowed) up to 36600")
+    return value
+
+
 def _path(text: str) -> Path:
     if not text.strip():
         raise ValueError("empty")
@@ -155,6 +162,12 @@ class Settings:
     faust_metrics: bool = setting("HUMIDITY_FAUST_METRICS", True, _on_off,
                                   "`off` leaves Faust's Prometheus monitor out of `/metrics` (more throughput, see "
                                   "Performance; the service's own metrics stay)", shown="on")
+    history_minute_days: float = setting("HUMIDITY_HISTORY_MINUTE_DAYS", 2.0, _days,
+                                         "days the 1-minute history windows are kept (from wall-clock now)",
+                                         shown="2")
+    history_hour_days: float = setting("HUMIDITY_HISTORY_HOUR_DAYS", 400.0, _days,
+                                       "days the 1-hour history windows are kept; older readings are only counted",
+                                       shown="400")
     security_protocol: str = setting("HUMIDITY_KAFKA_SECURITY_PROTOCOL", "PLAINTEXT", _one_of(PROTOCOLS),
                                      "PLAINTEXT, SSL, SASL_PLAINTEXT or SASL_SSL")
     sasl_mechanism: str = setting("HUMIDITY_KAFKA_SASL_MECHANISM", "SCRAM-SHA-512", _one_of(MECHANISMS),
@@ -178,6 +191,11 @@ class Settings:
     def alarm_readings_topic(self) -> str:
         """Internal: valid readings bundled per alarm partition (by guid)."""
         return f"{self.app_id}-alarm-readings"
+
+    @property
+    def history_topic(self) -> str:
+        """Internal: valid readings bundled per device partition, for the history."""
+        return f"{self.app_id}-history-readings"
 
     @property
     def partials_topic(self) -> str:
