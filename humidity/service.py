@@ -7,7 +7,7 @@ with explicit settings. Each layer only imports the ones below it:
     plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
     app        humidity/application.py   the faust.App built from settings
     declare    humidity/declare/, tables/   topics, tables, metrics
-    flows      humidity/flow/       ingest, sensors, alarms, publisher
+    flows      humidity/flow/       ingest, sensors, alarms, history, publisher
     edge       humidity/web/, humidity/cli/   web views, commands
 """
 
@@ -22,9 +22,11 @@ from humidity.core.settings import Settings
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics, declare_topics
 from humidity.flow.alarms import AlarmsFlow
+from humidity.flow.history import HistoryFlow
 from humidity.flow.ingest import IngestFlow
 from humidity.flow.publisher import Publisher
 from humidity.flow.sensors import SensorsFlow
+from humidity.web import history as history_api
 from humidity.web import views
 from tables import Tables, declare_tables
 
@@ -38,6 +40,7 @@ class Service:
     ingest: IngestFlow
     sensors: SensorsFlow
     alarms: AlarmsFlow
+    history: HistoryFlow
     publisher: Publisher
 
 
@@ -52,8 +55,10 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         ingest=IngestFlow(app, topics, tables, metrics),
         sensors=SensorsFlow(app, topics, tables),
         alarms=AlarmsFlow(app, alarm_config, topics, tables),
+        history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
     )
     views.register(app, publisher, metrics)
+    history_api.register(app, history_api.HistoryApi(app, service.history, publisher, alarm_config))
     commands.register(app, topics)
     return service

@@ -52,6 +52,13 @@ class Tables:
     #: the active alarms of the partition's loggers, the latest events).
     #: Written by agent ``evaluate_alarms`` once per batch.
     alarm_totals: TableT
+    #: Per history partition (the partitions devices' names hash to), keys of
+    #: :mod:`humidity.core.history`: the partition's progress under its number
+    #: (JSON of :class:`humidity.core.history.HistoryPartition`); per device
+    #: and per datalogger, minute and hour windows (:func:`window_key`: count,
+    #: exact sum, min, max, the last bundle included); per (logger, device) its
+    #: newest reading (:func:`latest_key`). Written by agent ``history``.
+    history: TableT
 
 
 def declare_tables(app: HumidityApp) -> Tables:
@@ -66,4 +73,5 @@ def declare_tables(app: HumidityApp) -> Tables:
         alarm_states=raw_table(app, "alarm-states", help="Per datalogger: alarm state."),
         alarm_totals=raw_table(app, "alarm-totals",
                                help="Per alarm partition: active alarms and recent alarm events."),
+        history=raw_table(app, "history", help="Per device and datalogger: windows over time, newest readings."),
     )

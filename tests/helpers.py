@@ -10,6 +10,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
@@ -401,3 +402,28 @@ async def produce_to_partition(topic: str, partition: int, key: bytes | None, va
 
 def alerts(topic: str) -> list[dict]:
     return [orjson.loads(r.value) for r in run(read_topic(topic))]
+
+
+class Feeder(threading.Thread):
+    """Each partition gets its records in order, a chunk at a time."""
+
+    def __init__(self, topic, by_partition, chunks, pause):
+        super().__init__(daemon=True)
+        self.topic, self.by_partition, self.chunks, self.pause = topic, by_partition, chunks, pause
+        self.error = None
+
+    def run(self):
+        try:
+            for chunk in range(self.chunks):
+                for p, records in self.by_partition.items():
+                    size = -(-len(records) // self.chunks)
+                    part = records[chunk * size:(chunk + 1) * size]
+                    if part:
+                        run(produce(self.topic, [raw for raw, _ in part], partition=p))
+                time.sleep(self.pause)
+        except Exception as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    def finish(self):
+        self.join(300)
+        assert not self.is_alive() and self.error is None, f"feeding failed: {self.error!r}"

@@ -5,7 +5,6 @@ exactly the messages at or below its ``as_of``; its ``interval`` against the
 messages between the previous summary's cut and its own."""
 
 import math
-import threading
 import time
 from collections import defaultdict
 
@@ -22,31 +21,6 @@ PARTITIONS = 4
 def split(records):
     """The records of each partition, in offset order (round-robin)."""
     return {p: records[p::PARTITIONS] for p in range(PARTITIONS)}
-
-
-class Feeder(threading.Thread):
-    """Each partition gets its records in order, a chunk at a time."""
-
-    def __init__(self, topic, by_partition, chunks, pause):
-        super().__init__(daemon=True)
-        self.topic, self.by_partition, self.chunks, self.pause = topic, by_partition, chunks, pause
-        self.error = None
-
-    def run(self):
-        try:
-            for chunk in range(self.chunks):
-                for p, records in self.by_partition.items():
-                    size = -(-len(records) // self.chunks)
-                    part = records[chunk * size:(chunk + 1) * size]
-                    if part:
-                        helpers.run(helpers.produce(self.topic, [raw for raw, _ in part], partition=p))
-                time.sleep(self.pause)
-        except Exception as exc:  # noqa: BLE001 - reported by finish()
-            self.error = exc
-
-    def finish(self):
-        self.join(300)
-        assert not self.is_alive() and self.error is None, f"feeding failed: {self.error!r}"
 
 
 def included(by_partition, as_of):
@@ -105,7 +79,7 @@ def run_through(kafka, tmp_path, workers, stop):
     env = helpers.service_env(tmp_path)
     by_partition = split(dataset(24_000, seed=91))
     first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path)
-    feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], by_partition, chunks=40, pause=0.5)
+    feeder = helpers.Feeder(env["HUMIDITY_INPUT_TOPIC"], by_partition, chunks=40, pause=0.5)
     feeder.start()
     time.sleep(4.0)
     stop(second)

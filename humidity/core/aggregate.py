@@ -175,7 +175,8 @@ class IngestOutcome:
     new_sightings: dict[str, int] = field(default_factory=dict)  # sighting key -> offset
     forwards: list[tuple[str, str]] = field(default_factory=list)  # (guid, device)
     dead_letters: list[tuple[int, str, bytes]] = field(default_factory=list)  # (offset, reason, raw)
-    readings: list[Reading] = field(default_factory=list)  # every valid one, redelivered too (for alarms)
+    #: (offset, reading) of every valid one, redelivered too (for the alarms and the history)
+    readings: list[tuple[int, Reading]] = field(default_factory=list)
 
 
 def ingest(
@@ -205,7 +206,7 @@ def ingest(
                 totals.offset = offset
             continue
         _note_sighting(out, parsed, offset, sighting_offset)
-        out.readings.append(parsed)
+        out.readings.append((offset, parsed))
         if replay:
             continue
         totals.valid += 1

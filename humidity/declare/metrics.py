@@ -26,6 +26,13 @@ class Metrics:
         self.readings_processed = Counter(
             "humidity_readings_processed_total", "Readings counted by this worker, by result.", ["result"],
             registry=self.registry)
+        self.history_readings = Counter(
+            "humidity_history_readings_total", "Readings this worker added to the history windows.",
+            registry=self.registry)
+        self.history_too_old = Counter(
+            "humidity_history_too_old_total",
+            "Readings older than every history retention: counted, not stored in the history.",
+            registry=self.registry)
         self.summaries_published = Counter(
             "humidity_summaries_published_total", "Summaries this worker published (as leader).",
             registry=self.registry)

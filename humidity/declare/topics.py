@@ -41,6 +41,11 @@ class Topics:
     #: device, event time, humidity], ...]}``, the same end marks as the
     #: sightings, and ``{"tick": wall time}`` messages that drive the OFFLINE check.
     alarm_readings: TopicT
+    #: Valid readings bundled per history partition (a device's readings all
+    #: go to the partition Kafka's key hash gives its name): ``{"p": input
+    #: partition, "o", "r": [[guid, device, event time, humidity, input
+    #: offset], ...]}``.
+    history: TopicT
     #: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state",
     #: "value", "limit", "since"}``.
     alerts: TopicT
@@ -59,6 +64,7 @@ def declare_topics(app: HumidityApp) -> Topics:
         invalid=app.declare_topic(settings.invalid_topic),
         sightings=app.declare_topic(settings.sightings_topic, batched=True),
         alarm_readings=app.declare_topic(settings.alarm_readings_topic, batched=True),
+        history=app.declare_topic(settings.history_topic, batched=True),
         alerts=app.declare_topic(settings.alerts_topic),
         partials=app.declare_topic(settings.partials_topic, config=PARTIALS_CONFIG),
         results=app.declare_topic(settings.results_topic),

@@ -8,7 +8,8 @@ continue them, writes the new totals (one changelog message per batch) and
 new sightings, and queues what it sends: dead letters, and per batch one
 bundle per sightings partition (the first sightings whose guid lives there)
 and per alarm partition (the valid readings of its loggers), each tagged
-with the partition's current round.
+with the partition's current round, and per history partition (the valid
+readings of its devices).
 
 Rounds (:mod:`humidity.core.rounds`): when the clock passes the end of a
 partition's round, before its next batch or on a timer if no batch comes,
@@ -27,7 +28,7 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import aggregate
 from humidity.core.alarms import alarm_partition_of
-from humidity.core.readings import Reading, dead_letter
+from humidity.core.readings import dead_letter
 from humidity.core.rounds import first_round, round_length, round_of
 from humidity.core.summary import INGEST, partial_key
 from humidity.declare.metrics import Metrics
@@ -37,6 +38,9 @@ from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
 from tables import Tables
 
+#: Device names whose history partition is remembered, at most.
+DEVICE_PARTITIONS_MAX = 100_000
+
 
 class IngestFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
@@ -45,6 +49,8 @@ class IngestFlow:
         #: Sightings already known in each partition (key -> first offset),
         #: so most readings need no table read.
         self.known_sightings = GenerationCache()
+        #: device name -> its history partition (Kafka's key hash is slow in Python).
+        self.device_partitions: dict[str, int] = {}
         #: The round each owned partition is in: partition -> {"open": round}.
         self.rounds = GenerationCache()
         batched(app).resume_at[topics.input.get_topic_name()] = resume_from(tables.ingest_totals)
@@ -84,7 +90,9 @@ class IngestFlow:
             tables.ingest_totals[str(work.partition)] = orjson.dumps(totals.to_json())
         source = {"p": work.partition, "round": tagged, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)
-        self.forward_for_alarms(source, outcome.readings)
+        rows = [[r.guid, r.device, r.event_time.timestamp(), r.humidity, offset] for offset, r in outcome.readings]
+        self.forward_for_alarms(source, rows)
+        self.forward_for_history(work.partition, totals.offset, rows)
         self.metrics.readings_processed.labels(result="valid").inc(totals.valid - before[0])
         self.metrics.readings_processed.labels(result="invalid").inc(totals.invalid - before[1])
         if outcome.dead_letters:
@@ -105,15 +113,31 @@ class IngestFlow:
             self.topics.sightings.send_soon(key=b"s", value=orjson.dumps({**source, "s": sightings}),
                                             partition=partition)
 
-    def forward_for_alarms(self, source: dict, readings: list[Reading]) -> None:
+    def forward_for_alarms(self, source: dict, rows: list[list]) -> None:
         """One bundle per alarm partition: a logger's readings all meet there."""
         bundles: dict[int, list] = {}
-        for r in readings:
-            bundles.setdefault(alarm_partition_of(r.guid, self.settings.partitions), []).append(
-                [r.guid, r.device, r.event_time.timestamp(), r.humidity])
-        for partition, rows in bundles.items():
-            self.topics.alarm_readings.send_soon(key=b"r", value=orjson.dumps({**source, "r": rows}),
+        for row in rows:
+            bundles.setdefault(alarm_partition_of(row[0], self.settings.partitions), []).append(row[:4])
+        for partition, part in bundles.items():
+            self.topics.alarm_readings.send_soon(key=b"r", value=orjson.dumps({**source, "r": part}),
                                                  partition=partition)
+
+    def forward_for_history(self, partition: int, offset: int, rows: list[list]) -> None:
+        """One bundle per history partition: a device's readings all meet
+        there, each with its input offset (the history tells a reading sent
+        again, after a replay of this partition, by its input offset)."""
+        bundles: dict[int, list] = {}
+        for row in rows:
+            target = self.device_partitions.get(row[1])
+            if target is None:
+                if len(self.device_partitions) >= DEVICE_PARTITIONS_MAX:
+                    self.device_partitions.clear()
+                target = self.device_partitions[row[1]] = key_partition(
+                    row[1].encode("utf-8", "surrogatepass"), self.settings.partitions)
+            bundles.setdefault(target, []).append(row)
+        for target, part in bundles.items():
+            self.topics.history.send_soon(key=b"r", value=orjson.dumps({"p": partition, "o": offset, "r": part}),
+                                          partition=target)
 
     # -- rounds
 

@@ -73,6 +73,7 @@ class PartitionWork:
         self._consumer = consumer
         self.through: int | None = None  # the last offset now in the state
         self.rewind_to: int | None = None  # where to read again from
+        self.more = False  # the handler stopped part way (stop_after)
 
     @contextmanager
     def current(self) -> Iterator[None]:
@@ -92,6 +93,14 @@ class PartitionWork:
             return None
         self.through = max(recorded, records_of(usable[-1]).end)
         return [row for event in usable for row in records_of(event)]
+
+    def stop_after(self, offset: int) -> None:
+        """The handler took the rows up to ``offset`` only (it bounds its work
+        per call, so that the event loop is not held for seconds): the state
+        goes through ``offset``, and the loop hands it the same events again,
+        after letting the rest of the worker run."""
+        self.through = offset
+        self.more = True
 
     def epoch(self, stored: int) -> int:
         """This worker's epoch for the partition, claimed above ``stored`` at
@@ -134,14 +143,19 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
     groups = stream.take_events(EVENTS_MAX, within=within) if within else _singly(stream.events())
     async for events in groups:
         for group in by_partition(events).values():
-            work = PartitionWork(group, consumer)
-            with producing() as produced:
-                try:
-                    handle(work)
-                except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
-                    stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
-            if work.through is not None:
-                consumer.progress.handled(work.tp, work.through, produced)
+            while True:
+                work = PartitionWork(group, consumer)
+                with producing() as produced:
+                    try:
+                        handle(work)
+                    except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
+                        stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
+                if work.through is not None:
+                    consumer.progress.handled(work.tp, work.through, produced)
+                if not work.more:
+                    break
+                await producer_caught_up(producer)
+                await asyncio.sleep(0)  # the rest of the worker runs before the next part
             if work.rewind_to is not None:
                 await consumer.rewind(work.tp, work.rewind_to, work.generation)
         if backpressure:

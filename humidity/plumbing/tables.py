@@ -51,3 +51,22 @@ def partition_items(table, partition: int):
     """
     store = table.data
     return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001
+
+
+def partition_range(table, partition: int, start: bytes, stop: bytes | None = None, reverse: bool = False):
+    """(key, value) bytes of one partition with ``start <= key < stop``, in key
+    order; without ``stop``, the keys that begin with ``start`` (with
+    ``reverse``, those keys from the last one down)."""
+    db = table.data._db_for_partition(partition)  # noqa: SLF001
+    if reverse:
+        for key, value in db.items(backwards=True, from_key=start + b"\xff"):
+            if not key.startswith(start):
+                if key < start:
+                    break
+                continue
+            yield key, value
+        return
+    for key, value in db.items(from_key=start):
+        if (key >= stop) if stop is not None else not key.startswith(start):
+            break
+        yield key, value

@@ -1,0 +1,204 @@
+"""Readings over time: windows per device and per datalogger (a flow).
+
+Agent ``history`` reads the bundles that ``ingest`` sends to the partition
+each device's name hashes to (Kafka's key hash, so Faust's router agrees on
+the owner): all of a device's windows live in one partition. For the
+batches of up to two seconds it writes each window they touched once
+(:func:`humidity.core.history.apply_bundles`), each (logger, device) pair
+the first time it is seen, then the partition's offset. The windows of the
+current minutes and hours are kept in memory too, so that most batches read
+nothing from RocksDB. Now and then it removes windows past their retention.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import orjson
+
+from humidity.application import HumidityApp
+from humidity.core import history
+from humidity.declare.metrics import Metrics
+from humidity.declare.topics import Topics
+from humidity.plumbing.batching import batched
+from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.tables import partition_range
+from tables import Tables
+
+log = logging.getLogger(__name__)
+
+#: Seconds of fetched batches taken together: the windows of the current
+#: minute and hour are written once per take, not once per fetched batch.
+HISTORY_WITHIN = 2.0
+#: Windows written per call, about: a backlog (a backfill, a worker catching
+#: up) is worked off in steps, with the event loop free in between.
+WINDOWS_PER_CALL = 6_000
+#: Windows (and known pairs) kept in memory per partition, at most.
+CACHED_MAX = 20_000
+#: Seconds between removals of a partition's expired windows.
+SWEEP_EVERY = 60.0
+
+
+class HistoryFlow:
+    def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
+        self.app, self.topics, self.tables, self.metrics = app, topics, tables, metrics
+        self.retention = history.Retention(app.settings.history_minute_days, app.settings.history_hour_days)
+        #: Per partition: window key -> its stored JSON document, as written.
+        self.windows = GenerationCache()
+        #: Per partition: (logger, device) pairs known to be in the table.
+        self.pairs = GenerationCache()
+        self.too_old_unlogged = 0
+        batched(app).resume_at[topics.history.get_topic_name()] = resume_from(tables.history)
+        self.agent = app.agent(topics.history, name="history")(self.run)
+        app.timer(app.settings.interval)(self.log_too_old)
+
+    async def run(self, stream) -> None:
+        """Fold readings into the windows of their devices and loggers."""
+        await per_batch(stream, self.history_partition, within=HISTORY_WITHIN)
+
+    def history_partition(self, work: PartitionWork) -> None:
+        table = self.tables.history
+        with work.current():
+            state = history.HistoryPartition.from_json(load_json(table.get(str(work.partition))))
+            rows = work.follow(state.offset)
+            if rows is None:
+                return
+            state.epoch = epoch = work.epoch(state.epoch)
+            now = time.time()
+            bundles = []
+            for offset, _key, value in rows:
+                doc = load_json(value) if value and offset > state.offset else None
+                if isinstance(doc, dict) and "r" in doc:
+                    bundles.append((offset, int(doc["p"]), doc["r"]))
+            cached = self.windows.for_partition(work.partition, work.generation)
+            if len(cached) > CACHED_MAX:
+                cached.clear()
+
+            def stored(key: bytes):
+                doc = cached.get(key)
+                return doc if doc is not None else load_json(table.get(key))
+
+            applied = history.apply_bundles(bundles, now, self.retention, stored, state.sources, WINDOWS_PER_CALL)
+            if applied.stopped_after is not None:
+                work.stop_after(applied.stopped_after)
+            for key, window in applied.windows.items():
+                doc = cached[key] = window.to_json(epoch)
+                table[key] = orjson.dumps(doc)
+            self.remember_pairs(work, applied.pairs, epoch)
+            if now - state.swept >= SWEEP_EVERY:
+                self.sweep(work.partition, now, cached)
+                state.swept = now
+            state.too_old += applied.too_old
+            state.sources = applied.sources
+            state.offset = work.through
+            table[str(work.partition)] = orjson.dumps(state.to_json())
+        self.metrics.history_readings.inc(applied.stored)
+        if applied.too_old:
+            self.metrics.history_too_old.inc(applied.too_old)
+            self.too_old_unlogged += applied.too_old
+
+    def remember_pairs(self, work: PartitionWork, pairs: set[tuple[str, str]], epoch: int) -> None:
+        table = self.tables.history
+        known = self.pairs.for_partition(work.partition, work.generation)
+        if len(known) > CACHED_MAX:
+            known.clear()
+        for pair in pairs - known.keys():
+            key = history.pair_key(*pair)
+            if table.get(key) is None:
+                table[key] = orjson.dumps({"epoch": epoch})
+            known[pair] = True
+
+    def sweep(self, partition: int, now: float, cached: dict) -> None:
+        """Remove the partition's windows that are past their retention."""
+        table = self.tables.history
+        names = set()
+        for key, _value in partition_range(table, partition, history.PAIR):
+            guid, device = history.pair_names(key)
+            names.update(((history.DEVICE, device), (history.LOGGER, guid)))
+        for resolution in history.RESOLUTIONS:
+            cutoff = self.retention.cutoff(resolution, now)
+            for what, name in names:
+                prefix = history.window_prefix(what, name, resolution)
+                for key in [k for k, _v in partition_range(table, partition, prefix, prefix + b"%011d" % cutoff)]:
+                    del table[key]
+                    cached.pop(key, None)
+
+    # -- what this worker answers for (humidity.web.history asks)
+
+    def owned(self, wanted: set[int]) -> list[int]:
+        """Those of ``wanted`` partitions whose history this worker holds now."""
+        app = self.app
+        if app.rebalancing or not app.tables.recovery.completed.is_set():
+            return []
+        topic = self.topics.history.get_topic_name()
+        return sorted(tp.partition for tp in app.assignor.assigned_actives()
+                      if tp.topic == topic and tp.partition in wanted)
+
+    def newest(self, partition: int, what: str, name: str, now: float) -> list | None:
+        """The newest reading kept of a device or logger: ``[time, humidity, other]``."""
+        table = self.tables.history
+        for resolution in history.RESOLUTIONS:
+            prefix = history.window_prefix(what, name, resolution)
+            cutoff = self.retention.cutoff(resolution, now)
+            for key, value in partition_range(table, partition, prefix, reverse=True):
+                if history.start_of_key(key) >= cutoff:
+                    return orjson.loads(value).get("new")
+                break
+        return None
+
+    def local_devices(self, wanted: set[int], now: float, only: str | None = None) -> dict:
+        """Per device in the owned partitions (or just ``only``): its loggers,
+        its newest reading, its last full minute; with ``only``, each logger's
+        newest reading too."""
+        table = self.tables.history
+        partitions = self.owned(wanted)
+        devices: dict[str, dict] = {}
+        minute = history.last_full_minute(now)
+        for partition in partitions:
+            here: dict[str, dict] = {}
+            for key, _value in partition_range(table, partition, history.PAIR):
+                guid, device = history.pair_names(key)
+                if only is None or device == only:
+                    here.setdefault(device, {"loggers": {}})["loggers"][guid] = None
+            for device, entry in here.items():
+                entry["newest"] = self.newest(partition, history.DEVICE, device, now)
+                key = history.window_key(history.DEVICE, device, "m", minute)
+                doc = load_json(table.data._db_for_partition(partition).get(key))  # noqa: SLF001
+                entry["last_minute"] = history.StoredWindow.from_json(doc).window.to_list() if doc else None
+                if only is not None:
+                    for guid in entry["loggers"]:
+                        entry["loggers"][guid] = self.newest(partition, history.LOGGER, guid, now)
+            devices.update(here)
+        return {"partitions": partitions, "devices": devices}
+
+    def local_logger(self, wanted: set[int], guid: str, now: float) -> dict:
+        """A logger's newest reading in each owned partition: ``[time, humidity, device]``."""
+        partitions = self.owned(wanted)
+        newest = [found for partition in partitions
+                  if (found := self.newest(partition, history.LOGGER, guid, now)) is not None]
+        return {"partitions": partitions, "newest": newest}
+
+    def local_windows(self, wanted: set[int], what: str, name: str, resolution: str, first: int,
+                      stop: int) -> dict:
+        """Stored windows of one device or logger with ``first <= start < stop``
+        in the owned partitions, and whether it has any window kept there."""
+        table = self.tables.history
+        partitions = self.owned(wanted)
+        windows, known = [], False
+        now = time.time()
+        cutoff = self.retention.cutoff(resolution, now)
+        for partition in partitions:
+            known = known or self.newest(partition, what, name, now) is not None
+            lo = history.window_key(what, name, resolution, max(first, cutoff))
+            hi = history.window_key(what, name, resolution, stop)
+            for key, value in partition_range(table, partition, lo, hi):
+                stored = history.StoredWindow.from_json(orjson.loads(value))
+                windows.append([history.start_of_key(key), *stored.window.to_list()])
+        return {"partitions": partitions, "known": known, "windows": windows}
+
+    async def log_too_old(self) -> None:
+        if self.too_old_unlogged:
+            count, self.too_old_unlogged = self.too_old_unlogged, 0
+            log.warning("history: %d reading(s) older than HUMIDITY_HISTORY_HOUR_DAYS were counted, not stored "
+                        "(humidity_history_too_old_total)", count)

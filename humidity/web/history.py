@@ -1,0 +1,286 @@
+"""The history API: current values per device and windows over time (the edge).
+
+Every worker answers for every device. A device's windows all live in one
+partition of the history table (its name's key hash); the worker asked
+forwards the question to the worker that owns that partition (or answers
+itself), as Faust's ``@table_route`` does. Questions that span every
+partition (the device list, a datalogger's history) go to each worker that
+owns some, and the answers are merged exactly. While partitions move
+between workers the API answers 503: an answer is complete or not given.
+
+* ``GET /api/devices``
+* ``GET /api/devices/{device}`` (with its loggers)
+* ``GET /api/devices/{device}/history?from=&to=&step=`` and ``.../history.csv``
+* ``GET /api/loggers/{guid}`` (its newest reading) and ``GET /api/loggers/{guid}/history?from=&to=&step=``
+
+``/api/local/*`` are what workers ask each other: the same data, for the
+partitions the asked worker owns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import time
+
+import aiohttp
+import orjson
+
+from humidity.application import HumidityApp
+from humidity.core import history
+from humidity.core.alarms import AlarmConfig
+from humidity.flow.history import HistoryFlow
+from humidity.flow.publisher import Publisher
+from humidity.plumbing.kafka_admin import key_partition
+
+API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+#: Seconds a worker waits for another worker's part of an answer.
+ASK_TIMEOUT = 5.0
+
+
+class Incomplete(Exception):
+    """Some partitions had no owner that answered (a rebalance is under way)."""
+
+
+class HistoryApi:
+    def __init__(self, app: HumidityApp, flow: HistoryFlow, publisher: Publisher, config: AlarmConfig) -> None:
+        self.app, self.flow, self.publisher, self.config = app, flow, publisher, config
+        self.partitions = app.settings.partitions
+        self._session: aiohttp.ClientSession | None = None
+
+    # -- asking the owners
+
+    def owners(self) -> dict[int, str]:
+        """partition -> URL of the worker that owns it in the history table."""
+        table = self.flow.tables.history
+        owners: dict[int, str] = {}
+        for url, topics in self.app.router.table_metadata(table.name).items():
+            for partitions in topics.values():
+                for partition in partitions:
+                    owners[partition] = str(url)
+        return owners
+
+    async def ask(self, path: str, params: dict, partitions: set[int], local) -> list[dict]:
+        """The answers of the workers owning ``partitions``; ``local(wanted)``
+        answers for this worker. Raises :class:`Incomplete` unless every
+        partition was answered for."""
+        owners = self.owners()
+        me = str(self.app.conf.canonical_url)
+        wanted: dict[str, set[int]] = {}
+        for partition in partitions:
+            url = owners.get(partition)
+            if url is None:
+                raise Incomplete(partition)
+            wanted.setdefault(url, set()).add(partition)
+        calls = []
+        for url, parts in wanted.items():
+            if url == me:
+                calls.append(_done(local(parts)))
+            else:
+                query = {**params, "partitions": ",".join(map(str, sorted(parts)))}
+                calls.append(self._get(url.rstrip("/") + path, query))
+        answers = await asyncio.gather(*calls)
+        answered = set()
+        for answer in answers:
+            answered.update(answer["partitions"])
+        if not partitions <= answered:
+            raise Incomplete(min(partitions - answered))
+        return answers
+
+    async def _get(self, url: str, params: dict) -> dict:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=ASK_TIMEOUT))
+        try:
+            async with self._session.get(url, params=params) as response:
+                if response.status != 200:
+                    return {"partitions": []}
+                return orjson.loads(await response.read())
+        except (TimeoutError, aiohttp.ClientError):
+            return {"partitions": []}
+
+    # -- answers
+
+    def partition_of(self, device: str) -> int:
+        """The history partition of a device (where ``ingest`` sends its readings)."""
+        return key_partition(device.encode("utf-8", "surrogatepass"), self.partitions)
+
+    async def devices(self, now: float, only: str | None = None) -> list[dict]:
+        """Every device with readings in the history, ascending by name (or just ``only``)."""
+        partitions = set(range(self.partitions)) if only is None else {self.partition_of(only)}
+        params = {} if only is None else {"device": only}
+        answers = await self.ask("/api/local/devices", params, partitions,
+                                 lambda parts: self.flow.local_devices(parts, now, only))
+        alarms = self._alarm_counts()
+        merged: dict[str, dict] = {}
+        for answer in answers:
+            merged.update(answer["devices"])  # a device lives in one partition
+        return [self._device(device, entry, alarms) for device, entry in sorted(merged.items())]
+
+    def _device(self, device: str, entry: dict, alarms: dict[str, int]) -> dict:
+        limits = self.config.limits_for(device)
+        newest = entry["newest"]
+        window = entry["last_minute"]
+        described = {
+            "device": device,
+            "type": self.config.type_of(device),
+            "limits": {"low": limits.low, "high": limits.high},
+            "loggers": len(entry["loggers"]),
+            "latest": None if newest is None else {
+                "humidity": newest[1], "event_time": history.iso(newest[0]), "guid": newest[2]},
+            "last_minute": None if not window else history.Window(*window).figures(),
+            "active_alarms": alarms.get(device, 0),
+        }
+        if any(reading is not None for reading in entry["loggers"].values()):
+            described["logger_readings"] = [
+                {"guid": guid, "humidity": r[1] if r else None, "event_time": history.iso(r[0]) if r else None}
+                for guid, r in sorted(entry["loggers"].items())]
+        return described
+
+    def _alarm_counts(self) -> dict[str, int]:
+        counts: dict[str, int] = {}
+        summary = self.publisher.latest.summary
+        for alarm in (summary or {}).get("active_alarms", []):
+            counts[alarm["device"]] = counts.get(alarm["device"], 0) + 1
+        return counts
+
+    async def logger(self, guid: str, now: float) -> dict | None:
+        """A datalogger's newest reading by event time, or None if it has none kept."""
+        answers = await self.ask("/api/local/logger", {"guid": guid}, set(range(self.partitions)),
+                                 lambda parts: self.flow.local_logger(parts, guid, now))
+        found = [tuple(newest) for answer in answers for newest in answer["newest"]]
+        if not found:
+            return None
+        t, humidity, device = max(found)
+        return {"guid": guid, "latest": {"humidity": humidity, "event_time": history.iso(t), "device": device}}
+
+    async def windows(self, what: str, name: str, query: history.Range) -> list[dict] | None:
+        """The query's points, or None when ``name`` has no stored window."""
+        resolution = query.source()
+        first, stop = query.stored_span()
+        params = {"what": what, "name": name, "res": resolution, "first": first, "stop": stop}
+        partitions = {self.partition_of(name)} if what == history.DEVICE else set(range(self.partitions))
+        answers = await self.ask("/api/local/windows", params, partitions,
+                                 lambda parts: self.flow.local_windows(parts, what, name, resolution, first, stop))
+        if not any(answer["known"] for answer in answers):
+            return None
+        stored = ((start, history.Window(*figures)) for answer in answers for start, *figures in answer["windows"])
+        return history.merge_points(stored, query)
+
+
+async def _done(value):
+    return value
+
+
+def register(app: HumidityApp, api: HistoryApi) -> None:
+    def error(view, status: int, message: str):
+        return view.json({"error": message}, status=status, headers=dict(API_HEADERS))
+
+    def parts_of(request) -> set[int]:
+        text = request.query.get("partitions", "")
+        return {int(p) for p in text.split(",") if p.isdigit()}
+
+    async def history_of(view, request, what: str, name: str):
+        try:
+            query = history.Range.parse(request.query.get("from"), request.query.get("to"),
+                                        request.query.get("step"))
+        except history.QueryError as exc:
+            return None, error(view, 400, str(exc))
+        try:
+            points = await api.windows(what, name, query)
+        except Incomplete:
+            return None, error(view, 503, "history partitions are moving between workers; retry shortly")
+        if points is None:
+            noun = "device" if what == history.DEVICE else "datalogger"
+            return None, error(view, 404, f"no {noun} with that name has readings in the history")
+        return (query, points), None
+
+    @app.page("/api/devices/{device}/history.csv")
+    async def device_history_csv(self, request, device: str):
+        answer, failed = await history_of(self, request, history.DEVICE, device)
+        if failed:
+            return failed
+        query, points = answer
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\r\n")
+        writer.writerow(["device", "start", "step_seconds", "count", "average", "min", "max"])
+        for p in points:
+            writer.writerow([_cell(device), p["start"], query.step, p["count"], repr(p["average"]), p["min"],
+                             p["max"]])
+        return self.bytes(out.getvalue().encode(), headers={
+            **API_HEADERS, "Content-Type": "text/csv; charset=utf-8",
+            "Content-Disposition": 'attachment; filename="history.csv"'})
+
+    @app.page("/api/devices/{device}/history")
+    async def device_history(self, request, device: str):
+        answer, failed = await history_of(self, request, history.DEVICE, device)
+        if failed:
+            return failed
+        query, points = answer
+        return self.json({"device": device, "step_seconds": query.step, "points": points},
+                         headers=dict(API_HEADERS))
+
+    @app.page("/api/loggers/{guid}/history")
+    async def logger_history(self, request, guid: str):
+        answer, failed = await history_of(self, request, history.LOGGER, guid)
+        if failed:
+            return failed
+        query, points = answer
+        return self.json({"guid": guid, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS))
+
+    @app.page("/api/loggers/{guid}")
+    async def logger(self, request, guid: str):
+        """A datalogger's newest reading by event time (value, time, device)."""
+        try:
+            answer = await api.logger(guid, time.time())
+        except Incomplete:
+            return error(self, 503, "history partitions are moving between workers; retry shortly")
+        if answer is None:
+            return error(self, 404, "no datalogger with that name has readings in the history")
+        return self.json(answer, headers=dict(API_HEADERS))
+
+    @app.page("/api/local/logger")
+    async def local_logger(self, request):
+        return self.json(api.flow.local_logger(parts_of(request), request.query.get("guid", ""), time.time()),
+                         headers=dict(API_HEADERS))
+
+    @app.page("/api/devices")
+    async def devices(self, request):
+        now = time.time()
+        try:
+            listed = await api.devices(now)
+        except Incomplete:
+            return error(self, 503, "history partitions are moving between workers; retry shortly")
+        return self.json({"time": history.iso(now), "devices": listed}, headers=dict(API_HEADERS))
+
+    @app.page("/api/devices/{device}")
+    async def device(self, request, device: str):
+        """One device as in ``/api/devices``, with each of its loggers' newest reading."""
+        now = time.time()
+        try:
+            listed = await api.devices(now, only=device)
+        except Incomplete:
+            return error(self, 503, "history partitions are moving between workers; retry shortly")
+        if not listed:
+            return error(self, 404, "no device with that name has readings in the history")
+        return self.json({"time": history.iso(now), **listed[0]}, headers=dict(API_HEADERS))
+
+    @app.page("/api/local/devices")
+    async def local_devices(self, request):
+        return self.json(api.flow.local_devices(parts_of(request), time.time(), request.query.get("device")),
+                         headers=dict(API_HEADERS))
+
+    @app.page("/api/local/windows")
+    async def local_windows(self, request):
+        q = request.query
+        try:
+            answer = api.flow.local_windows(parts_of(request), q["what"], q["name"], q["res"], int(q["first"]),
+                                            int(q["stop"]))
+        except (KeyError, ValueError):
+            return error(self, 400, "what, name, res, first and stop are required")
+        return self.json(answer, headers=dict(API_HEADERS))
+
+
+def _cell(text: str) -> str:
+    """A spreadsheet does not run a device name as a formula."""
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") else text
