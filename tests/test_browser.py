@@ -1,5 +1,6 @@
 """The dashboard in a real headless Chromium (Debian's), fed through real Kafka."""
 
+import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -154,3 +155,105 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
             page.screenshot(path=str(artifacts / "dashboard-stale.png"))
         finally:
             browser.close()
+
+
+def recent_history(devices: list[str], hours: float = 5.5, every: int = 120):
+    """Readings from three loggers per device over the last ``hours``."""
+    now = datetime.now(UTC).timestamp()
+    docs = []
+    for d, device in enumerate(devices):
+        for n in range(3):
+            t = now - hours * 3600 + n * 7
+            while t < now - 60:
+                docs.append(reading_doc(f"0-HIST{d:04d}-{n:03d}", device, datetime.fromtimestamp(t, UTC),
+                                        round(40.0 + 10 * d + (t % 3600) / 600 + n, 1)))
+                t += every
+    return [orjson.dumps(doc) for doc in docs]
+
+
+def test_device_list_and_device_view_draw_what_the_api_says(kafka, tmp_path, workers):
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/ensure_chromium.sh)")
+    from playwright.sync_api import sync_playwright
+
+    env = helpers.service_env(tmp_path)
+    workers(env)
+    helpers.wait_for_web(env)
+    devices = ["MRI 7", HOSTILE, "PET-CT Ω 2"]
+    messages = recent_history(devices)
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], messages))
+
+    def api(path):
+        return orjson.loads(helpers.http_get(helpers.web_url(env, path))[2])
+
+    def listed():
+        body = api("/api/devices")
+        return body if sum(d["loggers"] for d in body.get("devices", [])) == 9 else None
+
+    helpers.wait_until(listed, 90, what="every device in /api/devices")
+    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: s["total_messages"] == len(messages), 90)
+
+    artifacts = helpers.ARTIFACTS
+    artifacts.mkdir(exist_ok=True)
+    dialogs = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            page.goto(helpers.web_url(env, "/"))
+            page.wait_for_function("() => [...document.querySelectorAll('#devices svg.spark')]"
+                                   ".filter(s => s.dataset.averages).length === 3", timeout=30000)
+            rows = page.evaluate("""() => [...document.querySelectorAll('#devices tbody tr')].map(tr => ({
+                cells: [...tr.cells].map(td => td.textContent),
+                href: tr.querySelector('a').getAttribute('href'),
+                spark: tr.querySelector('svg.spark').dataset.averages.split(',').map(Number)}))""")
+            body = api("/api/devices")
+            assert [r["cells"][0] for r in rows] == [d["device"] for d in body["devices"]] == sorted(devices)
+            for row, device in zip(rows, body["devices"], strict=True):
+                assert row["cells"][2].startswith(f"{device['latest']['humidity']:.1f}")
+                assert row["href"] == "#/device/" + urllib.parse.quote(device["device"], safe="-_.!~*'()")
+                now = datetime.now(UTC).timestamp()
+                spark = api(f"/api/devices/{urllib.parse.quote(device['device'], safe='')}/history?" +
+                            urllib.parse.urlencode({"from": iso(now - 86400), "to": iso(now + 60), "step": 900}))
+                assert row["spark"] == [p["average"] for p in spark["points"]]
+
+            # the device view, from a link; then from its shared URL in a new page
+            page.click(f"#devices a >> text={HOSTILE}")
+            for view in (page, browser.new_page(viewport={"width": 1200, "height": 900})):
+                if view is not page:
+                    view.goto(helpers.web_url(env, "/#/device/" + urllib.parse.quote(HOSTILE, safe="")))
+                view.wait_for_function("() => window.humidityHistory.chart() && "
+                                       "window.humidityHistory.state.points.length > 0", timeout=20000)
+                assert view.inner_text("#view-device") == HOSTILE
+                for label, step in (("24 h", 900), ("6 h", 300)):
+                    now = datetime.now(UTC).timestamp()
+                    want = api(f"/api/devices/{urllib.parse.quote(HOSTILE, safe='')}/history?" + urllib.parse.urlencode(
+                        {"from": iso(now - (86400 if step == 900 else 21600)), "to": iso(now + 60), "step": step}))
+                    view.click(f"button[data-range] >> text='{label}'")
+                    view.wait_for_function(
+                        "(want) => { const c = window.humidityHistory.chart(); return c && JSON.stringify(c.data"
+                        ".datasets.find(d => d.label === 'average').data.map(p => p.y)) === JSON.stringify(want); }",
+                        arg=[p["average"] for p in want["points"]], timeout=10000)
+                    assert view.inner_text("#view-step") == f"{step // 60} min"
+                    drawn = view.evaluate("""() => window.humidityHistory.chart().data.datasets.map(
+                        d => ({label: d.label, y: d.data.map(p => p.y)}))""")
+                    by_label = {d["label"]: d["y"] for d in drawn}
+                    assert by_label["average"] == [p["average"] for p in want["points"]]
+                    assert by_label["lowest"] == [p["min"] for p in want["points"]]
+                    assert by_label["highest"] == [p["max"] for p in want["points"]]
+                    limits = next(d for d in body["devices"] if d["device"] == HOSTILE)["limits"]
+                    assert by_label["low limit"] == [limits["low"]] * 2
+                    assert by_label["high limit"] == [limits["high"]] * 2
+                loggers = view.evaluate("() => [...document.querySelectorAll('#view-loggers tbody tr')]"
+                                        ".map(tr => tr.cells[0].textContent)")
+                assert loggers == ["0-HIST0001-000", "0-HIST0001-001", "0-HIST0001-002"]
+                assert view.evaluate("() => document.querySelectorAll('img').length") == 0
+            page.screenshot(path=str(artifacts / "device-view.png"), full_page=True)
+            assert dialogs == [], f"a script ran from a device name: {dialogs}"
+        finally:
+            browser.close()
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
