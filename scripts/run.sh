@@ -32,9 +32,13 @@ stop() {
   exit 0
 }
 trap stop INT TERM EXIT
+# A first run (no data directory yet) starts with 6 hours of history, so the
+# page shows trends at once; later runs only add live readings.
+backfill=()
+[ -d "${HUMIDITY_DATA_DIR:-./data}" ] || backfill=(--backfill 6)
 "$faust" -A app worker -l info &
 worker_pid=$!
-"$faust" -A app simulate >/dev/null 2>"${TMPDIR:-/tmp}/humidity-simulate.log" &
+"$faust" -A app simulate "${backfill[@]}" >/dev/null 2>"${TMPDIR:-/tmp}/humidity-simulate.log" &
 sim_pid=$!
 port="${HUMIDITY_WEB_PORT:-6066}"; bind="${HUMIDITY_WEB_BIND:-127.0.0.1}"
 cat <<MSG

@@ -56,14 +56,30 @@ def register(app: HumidityApp, topics: Topics) -> None:
         option("--invalid-ratio", type=float, default=0.0, show_default=True,
                help="Share of deliberately malformed messages (0 to 1)."),
         option("--seed", type=int, default=None, help="Random seed, for repeatable traffic."),
+        option("--backfill", type=float, default=0.0, show_default=True,
+               help="First send this many HOURS of history (a reading per logger per --backfill-every)."),
+        option("--backfill-every", type=float, default=120.0, show_default=True,
+               help="Seconds between a logger's backfilled readings."),
     )
-    async def simulate(self, loggers: int, devices: int, rate: float, duration, invalid_ratio: float, seed) -> None:
-        """Send live, realistic datalogger traffic to the input topic."""
+    async def simulate(self, loggers: int, devices: int, rate: float, duration, invalid_ratio: float, seed,
+                       backfill: float, backfill_every: float) -> None:
+        """Send live, realistic datalogger traffic to the input topic (after a backfill of history)."""
         if loggers < 1 or devices < 1 or rate <= 0 or not 0 <= invalid_ratio <= 1:
             raise click.UsageError("--loggers, --devices and --rate must be positive; --invalid-ratio from 0 to 1")
+        if backfill < 0 or backfill_every < 1:
+            raise click.UsageError("--backfill must be 0 or more hours, --backfill-every at least 1 s")
         await app.ensure_topics()
         await app.maybe_start_producer()
         sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed)
+        if backfill:
+            sent = 0
+            for message in sim.backfill(backfill, time.time(), backfill_every):
+                topics.input.send_soon(value=message)
+                sent += 1
+                if sent % 1000 == 0:
+                    await asyncio.sleep(0)  # let the producer drain its buffer
+            await app.producer.flush()
+            click.echo(f"simulate: backfilled {backfill:g} h of history ({sent} readings)", err=True)
         started = time.monotonic()
         sent = 0
         last_report = started

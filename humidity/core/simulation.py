@@ -2,13 +2,15 @@
 
 Used by ``faust -A app simulate`` and by the tests. Each logger is fixed to
 one device; each device's humidity drifts slowly around its own level
-(mostly 35 to 65 % RH), with rare short excursions.
+(mostly 35 to 65 % RH), with rare short excursions. A backfill writes the
+hours before now with a daily cycle, so that a new user sees trends at once.
 """
 
 from __future__ import annotations
 
+import math
 import random
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
 import orjson
@@ -16,6 +18,7 @@ import orjson
 from humidity.core.readings import HUMIDITY_FORMAT, utc_iso
 
 DEVICE_TYPES = ("MRI", "CT", "PETCT", "SPECT")
+DAY = 86400.0
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
@@ -110,6 +113,11 @@ INVALID_KINDS: dict[str, Callable[[random.Random], bytes]] = {
 }
 
 
+def daily_cycle(t: float) -> float:
+    """% RH above or below a device's level over the day: highest mid-afternoon (UTC)."""
+    return 4.0 * math.sin(2 * math.pi * (t % DAY - 9 * 3600) / DAY)
+
+
 class Simulator:
     def __init__(self, loggers: int = 2000, devices: int = 50, invalid_ratio: float = 0.0,
                  seed: int | None = None) -> None:
@@ -129,7 +137,7 @@ class Simulator:
         device = self.device_of[index]
         level = self.level[device] + rng.gauss(0.0, 0.05)  # slow drift
         level = self.level[device] = min(65.0, max(35.0, level))
-        humidity = level + rng.gauss(0.0, 1.5)
+        humidity = level + daily_cycle(now) + rng.gauss(0.0, 1.5)
         if rng.random() < 0.001:  # rare excursion (door open, HVAC fault)
             humidity += rng.choice((-1, 1)) * rng.uniform(10.0, 25.0)
         humidity = round(min(100.0, max(0.0, humidity)), 1)
@@ -146,3 +154,32 @@ class Simulator:
 
     def next_message(self, now: float) -> bytes:
         return self.next_record(now)[0]
+
+    def backfill(self, hours: float, now: float, every: float = 60.0) -> Iterator[bytes]:
+        """Readings for the ``hours`` before ``now``, in event-time order: each
+        logger reads every ``every`` seconds; each device's level follows a
+        daily cycle (most humid in the afternoon) with noise, and a few devices
+        have an excursion of 15 to 45 minutes (a door left open, an HVAC fault)."""
+        rng = self.rng
+        start = now - hours * 3600.0
+        excursions = []
+        for _ in range(max(1, round(hours / 4))):
+            at = rng.uniform(start, max(start, now - 2700.0))
+            excursions.append((rng.choice(self.devices), at, at + rng.uniform(900.0, 2700.0),
+                               rng.choice((-1, 1)) * rng.uniform(12.0, 20.0)))
+        offsets = [rng.uniform(0.0, every) for _ in self.guids]
+        t = start
+        while t < now:
+            for index, guid in enumerate(self.guids):
+                at = t + offsets[index]
+                if at >= now:
+                    continue
+                device = self.device_of[index]
+                humidity = self.level[device] + daily_cycle(at)
+                humidity += rng.gauss(0.0, 0.8)
+                for name, begin, end, size in excursions:
+                    if name == device and begin <= at < end:
+                        humidity += size
+                humidity = round(min(100.0, max(0.0, humidity)), 1)
+                yield orjson.dumps(reading_doc(guid, device, datetime.fromtimestamp(at, UTC), humidity))
+            t += every
