@@ -188,7 +188,7 @@ class Applied:
     stopped_after: int | None = None
 
 
-def apply_bundles(bundles: list[tuple[int, int, list]], now: float, retention: Retention,
+def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retention: Retention,
                   stored_window: Callable[[bytes], dict | None], sources: dict[str, int] | None = None,
                   max_windows: int | None = None) -> Applied:
     """Fold bundles ``(offset, input partition, rows)`` of ``[guid, device,

@@ -31,6 +31,9 @@ log = logging.getLogger(__name__)
 #: Seconds of fetched batches taken together: the windows of the current
 #: minute and hour are written once per take, not once per fetched batch.
 HISTORY_WITHIN = 2.0
+#: Fetched batches (up to a MiB each) taken together at most: a backlog does
+#: not pile up in memory while a take waits for its two seconds.
+HISTORY_EVENTS_MAX = 16
 #: Windows written per call, about: a backlog (a backfill, a worker catching
 #: up) is worked off in steps, with the event loop free in between.
 WINDOWS_PER_CALL = 6_000
@@ -55,7 +58,7 @@ class HistoryFlow:
 
     async def run(self, stream) -> None:
         """Fold readings into the windows of their devices and loggers."""
-        await per_batch(stream, self.history_partition, within=HISTORY_WITHIN)
+        await per_batch(stream, self.history_partition, within=HISTORY_WITHIN, events_max=HISTORY_EVENTS_MAX)
 
     def history_partition(self, work: PartitionWork) -> None:
         table = self.tables.history
@@ -66,11 +69,7 @@ class HistoryFlow:
                 return
             state.epoch = epoch = work.epoch(state.epoch)
             now = time.time()
-            bundles = []
-            for offset, _key, value in rows:
-                doc = load_json(value) if value and offset > state.offset else None
-                if isinstance(doc, dict) and "r" in doc:
-                    bundles.append((offset, int(doc["p"]), doc["r"]))
+            bundles = self.bundles(rows, state.offset)
             cached = self.windows.for_partition(work.partition, work.generation)
             if len(cached) > CACHED_MAX:
                 cached.clear()
@@ -97,6 +96,15 @@ class HistoryFlow:
         if applied.too_old:
             self.metrics.history_too_old.inc(applied.too_old)
             self.too_old_unlogged += applied.too_old
+
+    @staticmethod
+    def bundles(rows: list, after: int):
+        """The bundles past ``after``, parsed only as they are taken: a take can
+        stop at its window budget long before its last bundle."""
+        for offset, _key, value in rows:
+            doc = load_json(value) if value and offset > after else None
+            if isinstance(doc, dict) and "r" in doc:
+                yield offset, int(doc["p"]), doc["r"]
 
     def remember_pairs(self, work: PartitionWork, pairs: set[tuple[str, str]], epoch: int) -> None:
         table = self.tables.history

@@ -134,13 +134,14 @@ async def producer_caught_up(producer) -> None:
 
 
 async def per_batch(stream, handle: Callable[[PartitionWork], None], within: float | None = None,
-                    backpressure: bool = True) -> None:
+                    backpressure: bool = True, events_max: int = EVENTS_MAX) -> None:
     """The loop of every agent: one event per fetched record batch of a
-    partition, or the batches of ``within`` seconds, handled per partition.
+    partition, or the batches of ``within`` seconds (at most ``events_max``
+    of them: each can hold a MiB), handled per partition.
     ``backpressure``: wait between batches while the producer is behind
     (:func:`producer_caught_up`)."""
     consumer, producer = stream.app.consumer, stream.app.producer
-    groups = stream.take_events(EVENTS_MAX, within=within) if within else _singly(stream.events())
+    groups = stream.take_events(events_max, within=within) if within else _singly(stream.events())
     async for events in groups:
         for group in by_partition(events).values():
             while True:
