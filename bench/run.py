@@ -29,6 +29,8 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.parse
+import urllib.request
 import uuid
 from datetime import UTC, datetime
 from pathlib import Path
@@ -158,7 +160,7 @@ def stamp(summary: dict) -> float:
 
 class Proc:
     def __init__(self, args: list[str], env: dict, log_path: Path, cwd: Path = ROOT) -> None:
-        self.log_path = log_path
+        self.log_path, self.env = log_path, env
         with open(log_path, "ab") as out:
             self.proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=out, stderr=subprocess.STDOUT,
                                          stdin=subprocess.DEVNULL, start_new_session=True)
@@ -334,6 +336,7 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
             points.append((stamp(summary), summary["total_messages"] + summary["invalid_messages"]))
             return points[-1][1] >= n
 
+        with_history = (code / "humidity" / "core" / "history.py").exists()
         async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
             await watcher.wait_for(lambda s: True, 120)  # publishing: assigned and recovered
             pids = [p.proc.pid for p in procs]
@@ -342,6 +345,9 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
             started = time.time()
             await produce(bootstrap, topic, preloaded(n))
             await watcher.wait_for(counted, 900)
+            if with_history:  # and until every reading is in the history too
+                await wait_history(procs, n, 900)
+                history_done.setdefault(label, []).append(n / (time.time() - started))
             wall = time.time() - started
             cpu1 = [cpu_seconds(pid) for pid in pids], broker and cpu_seconds(broker)
         cpu_use.setdefault(label, []).append({
@@ -353,6 +359,74 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
     finally:
         for p in procs:
             p.stop()
+
+
+#: label -> readings per second until the history had counted every reading
+history_done: dict[str, list[float]] = {}
+
+
+def metric(proc: Proc, name: str) -> float:
+    """A counter from a worker's /metrics (0 before it is first set)."""
+    url = f"http://127.0.0.1:{proc.env['HUMIDITY_WEB_PORT']}/metrics"
+    with urllib.request.urlopen(url, timeout=5) as response:
+        found = re.search(rf"^{name} (\S+)$", response.read().decode(), re.M)
+    return float(found.group(1)) if found else 0.0
+
+
+async def wait_history(procs: list[Proc], n: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while sum(metric(p, "humidity_history_readings_total") for p in procs) < n:
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the history did not count {n} readings within {timeout:.0f} s")
+        await asyncio.sleep(0.1)
+
+
+async def run_history_queries(bootstrap: str, work: Path, hours: float, queries: int) -> dict:
+    """Query latency of the history API: one worker whose history holds
+    ``hours`` of readings from 2,000 loggers on 50 devices (a reading per
+    logger every 10 minutes), asked in turn for a device's last 24 hours by
+    the minute (up to 1,440 points), a logger's, and the device list."""
+    app_id = f"bench-hist-{uuid.uuid4().hex[:6]}"
+    topic = f"{app_id}-in"
+    await create_topic(bootstrap, topic)
+    env = app_env(bootstrap, work, app_id, topic, interval=3.0, name=app_id)
+    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    try:
+        proc.wait_log(r"\[\^Worker\]: Ready", 180)
+        sim = Simulator(loggers=2000, devices=50, seed=5)
+        now = time.time()
+        values = list(sim.backfill(hours, now, every=600.0))
+        await produce(bootstrap, topic, values)
+        await wait_history([proc], len(values), 900)
+        base = f"http://127.0.0.1:{env['HUMIDITY_WEB_PORT']}"
+        span = urllib.parse.urlencode({"from": iso(now - 86400), "to": iso(now + 60), "step": 60})
+        paths = {"device_24h_by_minute": [f"/api/devices/{urllib.parse.quote(d, safe='')}/history?{span}"
+                                          for d in sim.devices],
+                 "logger_24h_by_minute": [f"/api/loggers/{urllib.parse.quote(g, safe='')}/history?{span}"
+                                          for g in sim.guids[:50]],
+                 "device_list": ["/api/devices"]}
+        timings: dict[str, list[float]] = {k: [] for k in paths}
+        points = 0
+        for i in range(queries):
+            for kind, choices in paths.items():
+                t = time.perf_counter()
+                with urllib.request.urlopen(base + choices[i % len(choices)], timeout=10) as response:
+                    body = response.read()
+                timings[kind].append(time.perf_counter() - t)
+                if kind == "device_24h_by_minute":
+                    points = max(points, len(orjson.loads(body)["points"]))
+        result = {"readings": len(values), "device_points": points}
+        for kind, ms in timings.items():
+            ms.sort()
+            result[kind] = {"p50_ms": round(1000 * statistics.median(ms), 1),
+                            "p99_ms": round(1000 * ms[min(len(ms) - 1, int(round(0.99 * (len(ms) - 1))))], 1)}
+        return result
+    finally:
+        proc.stop()
+
+
+def iso(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
 def run_quix(bootstrap: str, topic: str, n: int, work: Path) -> float | None:
@@ -464,7 +538,9 @@ async def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=3334.0)
     parser.add_argument("--sensors", type=int, default=100_000)
-    parser.add_argument("--skip", default="", help="comma-separated: raw,bare,app1,app1_lean,app2,quix,latency,rss")
+    parser.add_argument("--history-queries", type=int, default=200, help="history API queries of each kind")
+    parser.add_argument("--skip", default="",
+                        help="comma-separated: raw,bare,app1,app1_lean,app2,quix,latency,rss,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -508,6 +584,9 @@ async def main() -> int:
     if "latency" not in skip:
         latency = await run_latency(args.bootstrap, work, args.rate, args.latency_seconds)
     rss = None if "rss" in skip else await run_rss(args.bootstrap, work, args.sensors)
+    queries = None if "history" in skip else await run_history_queries(args.bootstrap, work, 24.0,
+                                                                      args.history_queries)
+    med_history = {k: statistics.median(v) for k, v in history_done.items()}
 
     def ratio(a, b):
         return round(med[a] / med[b], 3) if med.get(a) and med.get(b) else None
@@ -525,12 +604,17 @@ async def main() -> int:
         "latency_p99_s": latency[1],
         "latency_summaries": latency[2],
         "rss_mb_100k_sensors": rss,
+        "app_1_worker_history_complete_msgs_per_s": med_history.get("app1"),
+        "history_queries": queries,
         "runs": runs,
+        "history_complete_runs": history_done,
         "cpu_cores_used_while_draining": cpu_use,
         "ratios": {"c_over_b": ratio("app1", "bare"), "d_over_c": ratio("app2", "app1"),
                    "c_over_a": ratio("app1", "raw"),
                    "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix"),
-                   "c_over_c0": ratio("app1", "app1_base")},
+                   "c_over_c0": ratio("app1", "app1_base"),
+                   "c_history_over_c0": (round(med_history["app1"] / med["app1_base"], 3)
+                                         if med_history.get("app1") and med.get("app1_base") else None)},
         "machine": machine(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
@@ -547,8 +631,11 @@ async def main() -> int:
         ("(c') (c) with HUMIDITY_FAUST_METRICS=off", fmt(med["app1_lean"], " msg/s")),
         ("(d) full app, 2 workers", fmt(med["app2"], " msg/s")),
         ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
+        ("(c) until the history counted every reading", fmt(med_history.get("app1"), " msg/s")),
         *([(f"(c0) full app, 1 worker, at {args.baseline}", fmt(med["app1_base"], " msg/s")),
-           ("(c)/(c0)", fmt(result["ratios"]["c_over_c0"]))] if baseline else []),
+           ("(c)/(c0)", fmt(result["ratios"]["c_over_c0"])),
+           ("(c, history complete)/(c0)   history target >= 0.8", fmt(result["ratios"]["c_history_over_c0"]))]
+          if baseline else []),
         ("(c)/(b)   target >= 0.8", fmt(result["ratios"]["c_over_b"])),
         ("(d)/(c)   target >= 1.5", fmt(result["ratios"]["d_over_c"])),
         ("(c')/(b)", fmt(result["ratios"]["c_lean_over_b"])),
@@ -557,6 +644,8 @@ async def main() -> int:
         (f"latency p50 at {args.rate:,.0f} msg/s", fmt(latency[0], " s")),
         ("latency p99   target <= 3.5 s", fmt(latency[1], " s")),
         (f"peak RSS, {args.sensors:,} sensors   target <= 400 MB", fmt(rss, " MB")),
+        *([(f"history query p50 / p99, {kind}", f"{q['p50_ms']} / {q['p99_ms']} ms")
+           for kind, q in queries.items() if isinstance(q, dict)] if queries else []),
     ]
     width = max(len(r[0]) for r in rows)
     print(f"\nhumidity benchmark: {n:,} readings, medians of {args.repeat} run(s), "
