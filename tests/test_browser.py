@@ -52,6 +52,7 @@ def page_numbers(page) -> dict:
         intervalRows: [...document.querySelectorAll('#interval-table tbody tr')]
             .map(tr => [...tr.cells].map(td => td.textContent)),
         cut: document.getElementById('cut').textContent,
+        summary: window.humidityDashboard.summary,
     })""")
 
 
@@ -105,6 +106,9 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
             api = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/summary"))[2])
             page.wait_for_function(SHOWS_MESSAGES, arg=fmt(api["total_messages"]), timeout=20000)
             shown = page_numbers(page)
+            # checked against the summary on screen: a later one may have the same totals, another interval
+            api = shown["summary"]
+            assert api in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]), "the page shows a published summary"
             assert shown["sensors"] == fmt(api["total_sensors"])
             assert shown["invalid"] == fmt(api["invalid_messages"])
             assert shown["rows"] == [[r["device"], fmt(r["sensors"])] for r in api["sensors_by_device"]]
