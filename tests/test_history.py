@@ -169,7 +169,9 @@ def test_retention_from_now_and_readings_too_old_for_every_resolution_are_only_c
     assert sum(w.count for _s, w in store.windows(DEVICE, "MRI 1", "h")) == 2
     later = NOW + 3600
     keys = [k for k in store.data if k.startswith(b"w")]
-    gone = set(history.expired([k for k in keys if k[-12:-11] == b"m"], "m", later, retention))
+    spans = [history.expired_span(what, name, "m", later, retention)
+             for what, name in ((DEVICE, "MRI 1"), (LOGGER, "g"))]
+    gone = {k for k in keys for low, high in spans if low <= k < high}
     start = int((NOW - 600) // 60) * 60
     assert gone == {history.window_key(DEVICE, "MRI 1", "m", start), history.window_key(LOGGER, "g", "m", start)}
 

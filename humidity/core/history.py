@@ -22,7 +22,7 @@ still kept); steps of an hour and more from hour windows.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -322,11 +322,11 @@ def _apply_one_by_one(bundles: list[tuple[int, list]], cutoff_m: int, cutoff_h: 
     return out
 
 
-def expired(keys: Iterable[bytes], resolution: str, now: float, retention: Retention) -> Iterator[bytes]:
-    cutoff = retention.cutoff(resolution, now)
-    for key in keys:
-        if start_of_key(key) < cutoff:
-            yield key
+def expired_span(what: str, name: str, resolution: str, now: float, retention: Retention) -> tuple[bytes, bytes]:
+    """The keys ``[low, high)`` of one device's or logger's windows of a
+    resolution that are past retention: one range of the store."""
+    prefix = window_prefix(what, name, resolution)
+    return prefix, prefix + b"%011d" % retention.cutoff(resolution, now)
 
 
 # -- queries

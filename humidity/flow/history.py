@@ -125,10 +125,9 @@ class HistoryFlow:
             guid, device = history.pair_names(key)
             names.update(((history.DEVICE, device), (history.LOGGER, guid)))
         for resolution in history.RESOLUTIONS:
-            cutoff = self.retention.cutoff(resolution, now)
             for what, name in names:
-                prefix = history.window_prefix(what, name, resolution)
-                for key in [k for k, _v in partition_range(table, partition, prefix, prefix + b"%011d" % cutoff)]:
+                low, high = history.expired_span(what, name, resolution, now, self.retention)
+                for key in [k for k, _v in partition_range(table, partition, low, high)]:
                     del table[key]
                     cached.pop(key, None)
 
