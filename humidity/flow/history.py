@@ -23,7 +23,7 @@ from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_range
+from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables
 
 log = logging.getLogger(__name__)
@@ -171,7 +171,7 @@ class HistoryFlow:
             for device, entry in here.items():
                 entry["newest"] = self.newest(partition, history.DEVICE, device, now)
                 key = history.window_key(history.DEVICE, device, "m", minute)
-                doc = load_json(table.data._db_for_partition(partition).get(key))  # noqa: SLF001
+                doc = load_json(partition_get(table, partition, key))
                 entry["last_minute"] = history.StoredWindow.from_json(doc).window.to_list() if doc else None
                 if only is not None:
                     for guid in entry["loggers"]:

@@ -31,7 +31,7 @@ class EpochTable(faust.Table):
         super().apply_changelog_batch(records)
 
     def _stored_epoch(self, partition: int, key: bytes) -> int:
-        return epoch_of(self.data._db_for_partition(partition).get(key))  # noqa: SLF001
+        return epoch_of(partition_get(self, partition, key))
 
 
 def raw_table(app, name: str, *, help: str, epochs: bool = True):
@@ -51,6 +51,12 @@ def partition_items(table, partition: int):
     """
     store = table.data
     return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001
+
+
+def partition_get(table, partition: int, key: bytes) -> bytes | None:
+    """One key's value in one partition's RocksDB (Faust's ``get`` looks in
+    every partition the worker has opened when the key is not in its index)."""
+    return table.data._db_for_partition(partition).get(key)  # noqa: SLF001
 
 
 def partition_range(table, partition: int, start: bytes, stop: bytes | None = None, reverse: bool = False):
