@@ -35,6 +35,9 @@ from humidity.flow.publisher import Publisher
 from humidity.plumbing.kafka_admin import key_partition
 
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+MOVING = "history partitions are moving between workers; retry shortly"
+UNKNOWN = {history.DEVICE: "no device with that name has readings in the history",
+           history.LOGGER: "no datalogger with that name has readings in the history"}
 #: Seconds a worker waits for another worker's part of an answer.
 ASK_TIMEOUT = 5.0
 
@@ -180,53 +183,45 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         text = request.query.get("partitions", "")
         return {int(p) for p in text.split(",") if p.isdigit()}
 
-    async def history_of(view, request, what: str, name: str):
+    async def history_of(view, request, what: str, name: str, render):
+        """The windows asked for, as ``render(query, points)`` makes them, or the one-line error."""
         try:
             query = history.Range.parse(request.query.get("from"), request.query.get("to"),
                                         request.query.get("step"))
         except history.QueryError as exc:
-            return None, error(view, 400, str(exc))
+            return error(view, 400, str(exc))
         try:
             points = await api.windows(what, name, query)
         except Incomplete:
-            return None, error(view, 503, "history partitions are moving between workers; retry shortly")
+            return error(view, 503, MOVING)
         if points is None:
-            noun = "device" if what == history.DEVICE else "datalogger"
-            return None, error(view, 404, f"no {noun} with that name has readings in the history")
-        return (query, points), None
+            return error(view, 404, UNKNOWN[what])
+        return render(query, points)
 
     @app.page("/api/devices/{device}/history.csv")
     async def device_history_csv(self, request, device: str):
-        answer, failed = await history_of(self, request, history.DEVICE, device)
-        if failed:
-            return failed
-        query, points = answer
-        out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\r\n")
-        writer.writerow(["device", "start", "step_seconds", "count", "average", "min", "max"])
-        for p in points:
-            writer.writerow([_cell(device), p["start"], query.step, p["count"], repr(p["average"]), p["min"],
-                             p["max"]])
-        return self.bytes(out.getvalue().encode(), headers={
-            **API_HEADERS, "Content-Type": "text/csv; charset=utf-8",
-            "Content-Disposition": 'attachment; filename="history.csv"'})
+        def render(query, points):
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\r\n")
+            writer.writerow(["device", "start", "step_seconds", "count", "average", "min", "max"])
+            for p in points:
+                writer.writerow([_cell(device), p["start"], query.step, p["count"], repr(p["average"]), p["min"],
+                                 p["max"]])
+            return self.bytes(out.getvalue().encode(), headers={
+                **API_HEADERS, "Content-Type": "text/csv; charset=utf-8",
+                "Content-Disposition": 'attachment; filename="history.csv"'})
+
+        return await history_of(self, request, history.DEVICE, device, render)
 
     @app.page("/api/devices/{device}/history")
     async def device_history(self, request, device: str):
-        answer, failed = await history_of(self, request, history.DEVICE, device)
-        if failed:
-            return failed
-        query, points = answer
-        return self.json({"device": device, "step_seconds": query.step, "points": points},
-                         headers=dict(API_HEADERS))
+        return await history_of(self, request, history.DEVICE, device, lambda query, points: self.json(
+            {"device": device, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS)))
 
     @app.page("/api/loggers/{guid}/history")
     async def logger_history(self, request, guid: str):
-        answer, failed = await history_of(self, request, history.LOGGER, guid)
-        if failed:
-            return failed
-        query, points = answer
-        return self.json({"guid": guid, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS))
+        return await history_of(self, request, history.LOGGER, guid, lambda query, points: self.json(
+            {"guid": guid, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS)))
 
     @app.page("/api/loggers/{guid}")
     async def logger(self, request, guid: str):
@@ -234,9 +229,9 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         try:
             answer = await api.logger(guid, time.time())
         except Incomplete:
-            return error(self, 503, "history partitions are moving between workers; retry shortly")
+            return error(self, 503, MOVING)
         if answer is None:
-            return error(self, 404, "no datalogger with that name has readings in the history")
+            return error(self, 404, UNKNOWN[history.LOGGER])
         return self.json(answer, headers=dict(API_HEADERS))
 
     @app.page("/api/local/logger")
@@ -250,7 +245,7 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         try:
             listed = await api.devices(now)
         except Incomplete:
-            return error(self, 503, "history partitions are moving between workers; retry shortly")
+            return error(self, 503, MOVING)
         return self.json({"time": history.iso(now), "devices": listed}, headers=dict(API_HEADERS))
 
     @app.page("/api/devices/{device}")
@@ -260,9 +255,9 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         try:
             listed = await api.devices(now, only=device)
         except Incomplete:
-            return error(self, 503, "history partitions are moving between workers; retry shortly")
+            return error(self, 503, MOVING)
         if not listed:
-            return error(self, 404, "no device with that name has readings in the history")
+            return error(self, 404, UNKNOWN[history.DEVICE])
         return self.json({"time": history.iso(now), **listed[0]}, headers=dict(API_HEADERS))
 
     @app.page("/api/local/devices")
