@@ -1,6 +1,7 @@
 """The dashboard in a real headless Chromium (Debian's), fed through real Kafka."""
 
 import urllib.parse
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -56,6 +57,26 @@ def page_numbers(page) -> dict:
     })""")
 
 
+@contextmanager
+def chromium():
+    """Debian's Chromium and a page in it, with the dialogs any script opened;
+    closed whatever happens. Screenshots go to helpers.ARTIFACTS."""
+    if not Path(CHROMIUM).exists():
+        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/ensure_chromium.sh)")
+    from playwright.sync_api import sync_playwright
+
+    helpers.ARTIFACTS.mkdir(exist_ok=True)
+    dialogs = []
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1200, "height": 1000})
+            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+            yield browser, page, dialogs
+        finally:
+            browser.close()
+
+
 SHOWS_MESSAGES = "(want) => document.getElementById('total-messages').textContent === want"
 
 
@@ -74,9 +95,6 @@ def fmt(n: int) -> str:
 
 
 def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(kafka, tmp_path, workers):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/ensure_chromium.sh)")
-    from playwright.sync_api import sync_playwright
 
     env = helpers.service_env(tmp_path)
     worker = workers(env)
@@ -92,73 +110,64 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
                              lambda s: matches(expected_summary(first))(s) and len(s["active_alarms"]) == 1,
                              timeout=90)
 
-    artifacts = helpers.ARTIFACTS
-    artifacts.mkdir(exist_ok=True)
-    dialogs = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(helpers.web_url(env, "/"))
-            page.evaluate("() => { window.__sameDocument = true; }")
+    with chromium() as (browser, page, dialogs):
+        page.goto(helpers.web_url(env, "/"))
+        page.evaluate("() => { window.__sameDocument = true; }")
 
-            api = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/summary"))[2])
-            page.wait_for_function(SHOWS_MESSAGES, arg=fmt(api["total_messages"]), timeout=20000)
-            shown = page_numbers(page)
-            # checked against the summary on screen: a later one may have the same totals, another interval
-            api = shown["summary"]
-            assert api in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]), "the page shows a published summary"
-            assert shown["sensors"] == fmt(api["total_sensors"])
-            assert shown["invalid"] == fmt(api["invalid_messages"])
-            assert shown["rows"] == [[r["device"], fmt(r["sensors"])] for r in api["sensors_by_device"]]
-            assert shown["chartValues"] == [r["average"] for r in api["average_humidity_by_device"]]
-            assert [label.removeprefix("⚠ ") for label in shown["chartLabels"]] == \
-                   [r["device"] for r in api["average_humidity_by_device"]]
-            assert [HOSTILE, "51"] in shown["rows"], "the device name is shown literally"
-            assert shown["alarmsFirst"], "active alarms come first on the page"
-            assert [row[:4] for row in shown["alarms"]] == [["HIGH", HOSTILE, "0-ALARM-0001", "64 % RH"]]
-            assert shown["imgs"] == 0 and dialogs == []
-            assert not shown["stale"]
-            interval = api["interval"]
-            assert shown["intervalMessages"] == fmt(interval["messages"])
-            assert shown["newSensors"] == fmt(interval["new_sensors"])
-            assert shown["intervalRows"] == [[r["device"], f"{r['average']:.2f}", fmt(r["count"])]
-                                             for r in interval["average_humidity_by_device"]]
-            assert shown["cut"] == ", ".join(f"{p}: {o}" for p, o in api["as_of"].items())
+        api = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/summary"))[2])
+        page.wait_for_function(SHOWS_MESSAGES, arg=fmt(api["total_messages"]), timeout=20000)
+        shown = page_numbers(page)
+        # checked against the summary on screen: a later one may have the same totals, another interval
+        api = shown["summary"]
+        assert api in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]), "the page shows a published summary"
+        assert shown["sensors"] == fmt(api["total_sensors"])
+        assert shown["invalid"] == fmt(api["invalid_messages"])
+        assert shown["rows"] == [[r["device"], fmt(r["sensors"])] for r in api["sensors_by_device"]]
+        assert shown["chartValues"] == [r["average"] for r in api["average_humidity_by_device"]]
+        assert [label.removeprefix("⚠ ") for label in shown["chartLabels"]] == \
+               [r["device"] for r in api["average_humidity_by_device"]]
+        assert [HOSTILE, "51"] in shown["rows"], "the device name is shown literally"
+        assert shown["alarmsFirst"], "active alarms come first on the page"
+        assert [row[:4] for row in shown["alarms"]] == [["HIGH", HOSTILE, "0-ALARM-0001", "64 % RH"]]
+        assert shown["imgs"] == 0 and dialogs == []
+        assert not shown["stale"]
+        interval = api["interval"]
+        assert shown["intervalMessages"] == fmt(interval["messages"])
+        assert shown["newSensors"] == fmt(interval["new_sensors"])
+        assert shown["intervalRows"] == [[r["device"], f"{r['average']:.2f}", fmt(r["count"])]
+                                         for r in interval["average_humidity_by_device"]]
+        assert shown["cut"] == ", ".join(f"{p}: {o}" for p, o in api["as_of"].items())
 
-            # more readings: the page follows without a reload
-            more = readings(200, 300, devices + ["PETCT9"])
-            helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in more]))
-            expected = expected_summary(first + more)
-            page.wait_for_function(SHOWS_MESSAGES, arg=fmt(expected["total_messages"]), timeout=30000)
-            assert page.evaluate("() => window.__sameDocument === true"), "the page must not reload"
-            page.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 5",
-                                   timeout=10000)
-            # one summary, one cut: once the messages show, the sensors of the same readings do
-            assert page_numbers(page)["sensors"] == fmt(expected["total_sensors"])
-            page.screenshot(path=str(artifacts / "dashboard.png"), full_page=True)
-            assert dialogs == [], f"a script ran from a device name: {dialogs}"
+        # more readings: the page follows without a reload
+        more = readings(200, 300, devices + ["PETCT9"])
+        helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in more]))
+        expected = expected_summary(first + more)
+        page.wait_for_function(SHOWS_MESSAGES, arg=fmt(expected["total_messages"]), timeout=30000)
+        assert page.evaluate("() => window.__sameDocument === true"), "the page must not reload"
+        page.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 5",
+                               timeout=10000)
+        # one summary, one cut: once the messages show, the sensors of the same readings do
+        assert page_numbers(page)["sensors"] == fmt(expected["total_sensors"])
+        page.screenshot(path=str(helpers.ARTIFACTS / "dashboard.png"), full_page=True)
+        assert dialogs == [], f"a script ran from a device name: {dialogs}"
 
-            # 500 devices: every one gets a labelled bar and a table row
-            big = browser.new_page(viewport={"width": 1200, "height": 1000})
-            big.route("**/api/summary", lambda route: route.fulfill(
-                status=200, content_type="application/json", body=orjson.dumps(fleet_summary(500))))
-            big.goto(helpers.web_url(env, "/"))
-            big.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 500",
-                                  timeout=20000)
-            shown = page_numbers(big)
-            assert len(shown["chartLabels"]) == 500 and shown["chartLabels"][0].startswith("⚠ ")
-            assert big.evaluate("() => document.getElementById('chart-box').scrollHeight") >= 500 * 15
-            big.screenshot(path=str(artifacts / "dashboard-500-devices.png"))
+        # 500 devices: every one gets a labelled bar and a table row
+        big = browser.new_page(viewport={"width": 1200, "height": 1000})
+        big.route("**/api/summary", lambda route: route.fulfill(
+            status=200, content_type="application/json", body=orjson.dumps(fleet_summary(500))))
+        big.goto(helpers.web_url(env, "/"))
+        big.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 500",
+                              timeout=20000)
+        shown = page_numbers(big)
+        assert len(shown["chartLabels"]) == 500 and shown["chartLabels"][0].startswith("⚠ ")
+        assert big.evaluate("() => document.getElementById('chart-box').scrollHeight") >= 500 * 15
+        big.screenshot(path=str(helpers.ARTIFACTS / "dashboard-500-devices.png"))
 
-            # no new summary for two intervals: a visible warning
-            worker.stop()
-            page.wait_for_selector("#stale", state="visible", timeout=15000)
-            assert "Stale" in page.inner_text("#stale")
-            page.screenshot(path=str(artifacts / "dashboard-stale.png"))
-        finally:
-            browser.close()
+        # no new summary for two intervals: a visible warning
+        worker.stop()
+        page.wait_for_selector("#stale", state="visible", timeout=15000)
+        assert "Stale" in page.inner_text("#stale")
+        page.screenshot(path=str(helpers.ARTIFACTS / "dashboard-stale.png"))
 
 
 def recent_history(devices: list[str], hours: float = 5.5, every: int = 120):
@@ -176,9 +185,6 @@ def recent_history(devices: list[str], hours: float = 5.5, every: int = 120):
 
 
 def test_device_list_and_device_view_draw_what_the_api_says(kafka, tmp_path, workers):
-    if not Path(CHROMIUM).exists():
-        pytest.fail("Debian's chromium is missing: `make test` installs it (scripts/ensure_chromium.sh)")
-    from playwright.sync_api import sync_playwright
 
     env = helpers.service_env(tmp_path)
     workers(env)
@@ -197,66 +203,57 @@ def test_device_list_and_device_view_draw_what_the_api_says(kafka, tmp_path, wor
     helpers.wait_until(listed, 90, what="every device in /api/devices")
     helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: s["total_messages"] == len(messages), 90)
 
-    artifacts = helpers.ARTIFACTS
-    artifacts.mkdir(exist_ok=True)
-    dialogs = []
-    with sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page(viewport={"width": 1200, "height": 1000})
-            page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-            page.goto(helpers.web_url(env, "/"))
-            page.wait_for_function("() => [...document.querySelectorAll('#devices svg.spark')]"
-                                   ".filter(s => s.dataset.averages).length === 3", timeout=30000)
-            rows = page.evaluate("""() => [...document.querySelectorAll('#devices tbody tr')].map(tr => ({
-                cells: [...tr.cells].map(td => td.textContent),
-                href: tr.querySelector('a').getAttribute('href'),
-                spark: tr.querySelector('svg.spark').dataset.averages.split(',').map(Number)}))""")
-            body = api("/api/devices")
-            assert [r["cells"][0] for r in rows] == [d["device"] for d in body["devices"]] == sorted(devices)
-            for row, device in zip(rows, body["devices"], strict=True):
-                assert row["cells"][2].startswith(f"{device['latest']['humidity']:.1f}")
-                assert row["href"] == "#/device/" + urllib.parse.quote(device["device"], safe="-_.!~*'()")
-                now = datetime.now(UTC).timestamp()
-                spark = api(f"/api/devices/{urllib.parse.quote(device['device'], safe='')}/history?" +
-                            urllib.parse.urlencode({"from": iso(now - 86400), "to": iso(now + 60), "step": 900}))
-                assert row["spark"] == [p["average"] for p in spark["points"]]
+    with chromium() as (browser, page, dialogs):
+        page.goto(helpers.web_url(env, "/"))
+        page.wait_for_function("() => [...document.querySelectorAll('#devices svg.spark')]"
+                               ".filter(s => s.dataset.averages).length === 3", timeout=30000)
+        rows = page.evaluate("""() => [...document.querySelectorAll('#devices tbody tr')].map(tr => ({
+            cells: [...tr.cells].map(td => td.textContent),
+            href: tr.querySelector('a').getAttribute('href'),
+            spark: tr.querySelector('svg.spark').dataset.averages.split(',').map(Number)}))""")
+        body = api("/api/devices")
+        assert [r["cells"][0] for r in rows] == [d["device"] for d in body["devices"]] == sorted(devices)
+        for row, device in zip(rows, body["devices"], strict=True):
+            assert row["cells"][2].startswith(f"{device['latest']['humidity']:.1f}")
+            assert row["href"] == "#/device/" + urllib.parse.quote(device["device"], safe="-_.!~*'()")
+            now = datetime.now(UTC).timestamp()
+            spark = api(f"/api/devices/{urllib.parse.quote(device['device'], safe='')}/history?" +
+                        urllib.parse.urlencode({"from": iso(now - 86400), "to": iso(now + 60), "step": 900}))
+            assert row["spark"] == [p["average"] for p in spark["points"]]
 
-            # the device view, from a link; then from its shared URL in a new page
-            page.click(f"#devices a >> text={HOSTILE}")
-            for view in (page, browser.new_page(viewport={"width": 1200, "height": 900})):
-                if view is not page:
-                    view.goto(helpers.web_url(env, "/#/device/" + urllib.parse.quote(HOSTILE, safe="")))
-                view.wait_for_function("() => window.humidityHistory.chart() && "
-                                       "window.humidityHistory.state.points.length > 0", timeout=20000)
-                assert view.inner_text("#view-device") == HOSTILE
-                for label, step in (("24 h", 900), ("6 h", 300)):
-                    now = datetime.now(UTC).timestamp()
-                    want = api(f"/api/devices/{urllib.parse.quote(HOSTILE, safe='')}/history?" + urllib.parse.urlencode(
-                        {"from": iso(now - (86400 if step == 900 else 21600)), "to": iso(now + 60), "step": step}))
-                    view.click(f"button[data-range] >> text='{label}'")
-                    view.wait_for_function(
-                        "(want) => { const c = window.humidityHistory.chart(); return c && JSON.stringify(c.data"
-                        ".datasets.find(d => d.label === 'average').data.map(p => p.y)) === JSON.stringify(want); }",
-                        arg=[p["average"] for p in want["points"]], timeout=10000)
-                    assert view.inner_text("#view-step") == f"{step // 60} min"
-                    drawn = view.evaluate("""() => window.humidityHistory.chart().data.datasets.map(
-                        d => ({label: d.label, y: d.data.map(p => p.y)}))""")
-                    by_label = {d["label"]: d["y"] for d in drawn}
-                    assert by_label["average"] == [p["average"] for p in want["points"]]
-                    assert by_label["lowest"] == [p["min"] for p in want["points"]]
-                    assert by_label["highest"] == [p["max"] for p in want["points"]]
-                    limits = next(d for d in body["devices"] if d["device"] == HOSTILE)["limits"]
-                    assert by_label["low limit"] == [limits["low"]] * 2
-                    assert by_label["high limit"] == [limits["high"]] * 2
-                loggers = view.evaluate("() => [...document.querySelectorAll('#view-loggers tbody tr')]"
-                                        ".map(tr => tr.cells[0].textContent)")
-                assert loggers == ["0-HIST0001-000", "0-HIST0001-001", "0-HIST0001-002"]
-                assert view.evaluate("() => document.querySelectorAll('img').length") == 0
-            page.screenshot(path=str(artifacts / "device-view.png"), full_page=True)
-            assert dialogs == [], f"a script ran from a device name: {dialogs}"
-        finally:
-            browser.close()
+        # the device view, from a link; then from its shared URL in a new page
+        page.click(f"#devices a >> text={HOSTILE}")
+        for view in (page, browser.new_page(viewport={"width": 1200, "height": 900})):
+            if view is not page:
+                view.goto(helpers.web_url(env, "/#/device/" + urllib.parse.quote(HOSTILE, safe="")))
+            view.wait_for_function("() => window.humidityHistory.chart() && "
+                                   "window.humidityHistory.state.points.length > 0", timeout=20000)
+            assert view.inner_text("#view-device") == HOSTILE
+            for label, step in (("24 h", 900), ("6 h", 300)):
+                now = datetime.now(UTC).timestamp()
+                want = api(f"/api/devices/{urllib.parse.quote(HOSTILE, safe='')}/history?" + urllib.parse.urlencode(
+                    {"from": iso(now - (86400 if step == 900 else 21600)), "to": iso(now + 60), "step": step}))
+                view.click(f"button[data-range] >> text='{label}'")
+                view.wait_for_function(
+                    "(want) => { const c = window.humidityHistory.chart(); return c && JSON.stringify(c.data"
+                    ".datasets.find(d => d.label === 'average').data.map(p => p.y)) === JSON.stringify(want); }",
+                    arg=[p["average"] for p in want["points"]], timeout=10000)
+                assert view.inner_text("#view-step") == f"{step // 60} min"
+                drawn = view.evaluate("""() => window.humidityHistory.chart().data.datasets.map(
+                    d => ({label: d.label, y: d.data.map(p => p.y)}))""")
+                by_label = {d["label"]: d["y"] for d in drawn}
+                assert by_label["average"] == [p["average"] for p in want["points"]]
+                assert by_label["lowest"] == [p["min"] for p in want["points"]]
+                assert by_label["highest"] == [p["max"] for p in want["points"]]
+                limits = next(d for d in body["devices"] if d["device"] == HOSTILE)["limits"]
+                assert by_label["low limit"] == [limits["low"]] * 2
+                assert by_label["high limit"] == [limits["high"]] * 2
+            loggers = view.evaluate("() => [...document.querySelectorAll('#view-loggers tbody tr')]"
+                                    ".map(tr => tr.cells[0].textContent)")
+            assert loggers == ["0-HIST0001-000", "0-HIST0001-001", "0-HIST0001-002"]
+            assert view.evaluate("() => document.querySelectorAll('img').length") == 0
+        page.screenshot(path=str(helpers.ARTIFACTS / "device-view.png"), full_page=True)
+        assert dialogs == [], f"a script ran from a device name: {dialogs}"
 
 
 def iso(t: float) -> str:
