@@ -12,7 +12,10 @@ back if a batch did not continue the state, and waits while the producer is
 behind.
 
 The work on a batch does not await: a shutdown or rebalance cannot cut it in
-half. An unexpected error stops the worker at once, before the batch is
+half. A handler that bounds its work per call (:meth:`PartitionWork.stop_after`)
+leaves its state complete through the offset it stopped after, and the loop
+hands it the same events again after letting the rest of the worker run.
+An unexpected error stops the worker at once, before the batch is
 acknowledged, so that nothing is committed for readings that were not counted.
 """
 
