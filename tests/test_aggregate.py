@@ -175,3 +175,24 @@ def test_totals_round_trip_through_json():
     totals = IngestTotals()
     ingest(totals, [(0, msg("g1", "MRI 1", 50.5))], {}.get)
     assert IngestTotals.from_json(orjson.loads(orjson.dumps(totals.to_json()))) == totals
+
+
+def test_shared_counts_say_up_to_which_input_offset_they_are_complete():
+    totals, entries = SensorTotals(2), {}
+
+    def step(offset, message):
+        out = count_sensors(totals, [(offset, message)], entries.get)
+        entries.update(out.entries)
+        return [(tagged, counts.sensors, counts.covers) for tagged, counts in out.closed]
+
+    step(0, bundle(0, 3, 10, ("g1", "MRI 1")))
+    assert step(1, end(0, 3, 10)) == []
+    assert step(2, end(1, 3, 20)) == [(3, 1, {0: 10, 1: 20})]
+    step(3, end(0, 4, 11))
+    step(4, end(0, 5, 12))
+    # partition 1's next end is of round 6 (a new owner): rounds 4 and 5 close, and what they
+    # cover of partition 1 is still its end of round 3
+    assert step(5, end(1, 6, 25)) == [(4, 1, {0: 11, 1: 20}), (5, 1, {0: 12, 1: 20})]
+    restored = SensorTotals.from_json(orjson.loads(orjson.dumps(totals.to_json())), 2)
+    assert restored.ends.marks == {0: [[5, 12]], 1: [[3, 20], [6, 25]]}, "only marks a later cut may need are kept"
+    assert count_sensors(restored, [(6, end(0, 6, 13))], entries.get).closed[-1][1].covers == {0: 13, 1: 25}

@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 
 import orjson
 
-from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts
+from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, SensorTotals, count_sensors
 from humidity.core.summary import (
     LOGGED_ALARMS_MAX,
     Cut,
@@ -152,3 +152,52 @@ def test_one_line_form_for_deployments():
     assert "\n" not in line
     assert line == ("time=2024-05-06T07:08:09.123456Z messages=1 invalid=3 sensors=1 devices=1 active_alarms=0 "
                     "interval_messages=1 interval_invalid=3 new_sensors=1 as_of=0:0")
+
+
+def test_sightings_lost_with_their_owner_keep_the_rounds_that_miss_them_out_of_summaries():
+    """The kill -9 case: input partition 1's figures for round 5 reached the
+    partials topic, but its sightings and its end of round 5 were lost with
+    the worker; its next owner sends them again in its first round, 8. A
+    round in between would count the readings but not their sensors."""
+    book = PartialsBook(partitions=2)
+    sightings = {0: SensorTotals(2), 1: SensorTotals(2)}
+    log = {0: [], 1: []}
+
+    def to(q, message):
+        offset = len(log[q])
+        log[q].append(message)
+        out = count_sensors(sightings[q], [(offset, message)], {}.get)
+        for tagged, counts in out.closed:
+            book.update(f"sensors/{q}", partial(tagged, sightings[q].offset, counts))
+
+    def close(p, tagged, offset, devices, lost=False):
+        book.update(f"ingest/{p}", partial(tagged, offset, ingest_totals(offset, devices)))
+        book.update(f"alarms/{p}", partial(tagged, offset, []))
+        if not lost:
+            for q in (0, 1):
+                to(q, {"p": p, "end": tagged, "o": offset})
+
+    def seen(p, tagged, offset, q, guid, device):
+        return to(q, {"p": p, "round": tagged, "o": offset, "s": [[guid, device]]})
+
+    seen(0, 4, 0, 0, "g1", "MRI 1")
+    seen(1, 4, 0, 1, "g2", "CT 1")
+    close(0, 4, 0, {"MRI 1": [50.0]})
+    close(1, 4, 0, {"CT 1": [40.0]})
+    # round 5: partition 1's sighting of g3 and its end are lost, its figures are not
+    close(1, 5, 1, {"CT 1": [40.0, 41.0]}, lost=True)
+    seen(0, 5, 1, 1, "g4", "MRI 1")
+    close(0, 5, 1, {"MRI 1": [50.0, 51.0]})
+    seen(0, 6, 2, 1, "g5", "MRI 1")
+    close(0, 6, 2, {"MRI 1": [50.0, 51.0, 52.0]})
+    close(0, 7, 2, {"MRI 1": [50.0, 51.0, 52.0]})
+    seen(1, 8, 1, 0, "g3", "CT 1")  # partition 1's new owner reads offset 1 again
+    close(1, 8, 1, {"CT 1": [40.0, 41.0]})
+    assert [tagged for tagged, *_ in book.history[("sensors", 1)]] == [4, 5, 6, 7]
+    found = book.newest_cut()
+    assert found.round == 4 and found.as_of() == {"0": 0, "1": 0}
+    assert sum(counts.sensors for counts in found.sensors.values()) == 2
+    close(0, 8, 2, {"MRI 1": [50.0, 51.0, 52.0]})
+    found = book.newest_cut()
+    assert found.round == 8 and found.as_of() == {"0": 2, "1": 1}
+    assert sum(counts.sensors for counts in found.sensors.values()) == 5

@@ -102,6 +102,9 @@ class SensorCounts:
     sensors: int = 0
     devices: dict[str, int] = field(default_factory=dict)
     inputs: dict[int, int] = field(default_factory=dict)
+    #: Shared counts only: per input partition, the offset up to which they
+    #: are complete (None: not known, as in partials of earlier versions).
+    covers: dict[int, int] | None = None
 
     def add(self, other: SensorCounts) -> None:
         self.sensors += other.sensors
@@ -114,13 +117,18 @@ class SensorCounts:
         return SensorCounts(self.sensors, dict(self.devices), dict(self.inputs))
 
     def to_json(self) -> dict:
-        return {"sensors": self.sensors, "devices": dict(self.devices),
-                "inputs": {str(p): o for p, o in self.inputs.items()}}
+        doc = {"sensors": self.sensors, "devices": dict(self.devices),
+               "inputs": {str(p): o for p, o in self.inputs.items()}}
+        if self.covers is not None:
+            doc["covers"] = {str(p): o for p, o in self.covers.items()}
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict) -> SensorCounts:
+        covers = doc.get("covers")
         return cls(int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
-                   {int(p): int(o) for p, o in doc.get("inputs", {}).items()})
+                   {int(p): int(o) for p, o in doc.get("inputs", {}).items()},
+                   None if covers is None else {int(p): int(o) for p, o in covers.items()})
 
 
 @dataclass
@@ -283,9 +291,9 @@ def count_sensors(
         partition = message.get("p")
         if "end" in message:
             if not replay:
-                closed = totals.ends.end(partition, int(message["end"]))
-                if closed is not None:
-                    out.closed += _close(totals, closed)
+                closing = totals.ends.end(partition, int(message["end"]), int(message.get("o", -1)))
+                if closing:
+                    out.closed += _close(totals, closing)
                 totals.offset = counted = offset
             continue
         tagged = message.get("round")
@@ -330,13 +338,18 @@ def count_sensors(
     return out
 
 
-def _close(totals: SensorTotals, closed: int) -> list[tuple[int, SensorCounts]]:
-    """Fold the rounds up to ``closed`` into the final counts; the counts as
-    of each round that added something, and as of ``closed``."""
+def _close(totals: SensorTotals, closing: list[int]) -> list[tuple[int, SensorCounts]]:
+    """Fold the rounds up to the last of ``closing`` into the final counts;
+    the counts as of each round that added something, that an input
+    partition ended (what they cover changes there), and the last, each
+    with what it covers (:meth:`Ends.covered`)."""
+    closed = closing[-1]
     snapshots = []
-    for tagged in sorted(r for r in totals.open if r <= closed):
-        totals.counts.add(totals.open.pop(tagged))
-        snapshots.append((tagged, totals.counts.copy()))
-    if not snapshots or snapshots[-1][0] != closed:
-        snapshots.append((closed, totals.counts.copy()))
+    for tagged in sorted({r for r in totals.open if r <= closed}.union(closing)):
+        if tagged in totals.open:
+            totals.counts.add(totals.open.pop(tagged))
+        counts = totals.counts.copy()
+        counts.covers = totals.ends.covered(tagged)
+        snapshots.append((tagged, counts))
+    totals.ends.forget_closed()
     return snapshots

@@ -345,9 +345,9 @@ class AlarmPartition:
         out = [event for at, event in self.recent if at == offset] if replay else []
         produced: list[dict] = []
         if "end" in message:
-            closed = None if replay else self.ends.end(int(message["p"]), int(message["end"]))
-            if closed is not None:
-                self.closed_now = closed
+            closing = [] if replay else self.ends.end(int(message["p"]), int(message["end"]))
+            if closing:
+                self.closed_now = closing[-1]
         elif "tick" in message:
             if not replay:
                 for state in silent():

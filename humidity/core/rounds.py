@@ -21,6 +21,16 @@ describe the readings at or below the same cut.
 A new owner of *p* starts at a round past any its predecessor may have
 closed, even with clocks that disagree by up to CLOCK_MARGIN seconds, and
 past the last round stored in the partition's state.
+
+The partials of *p* and its ends travel to different partitions, so a crash
+can keep the one and lose the other: *p*'s figures for round *R* may be
+durable while its sightings and end of *R* were lost, and its next owner
+sends those sightings again in a later round. A second-hop partition
+therefore says, with the counts it shares as of a round, up to which offset
+of each input partition they are complete (the offset of the newest end at
+or below that round it has seen: everything *p* sent before an end is in
+the log before it), and a summary uses a round only where that covers every
+input partition's figures.
 """
 
 from __future__ import annotations
@@ -54,11 +64,14 @@ def first_round(now: float, length: float, stored: int) -> int:
 class Ends:
     """A second-hop partition's view of the input partitions' rounds:
     ``ends[p]`` is the last round input partition *p* has closed, and
-    ``closed`` the last round closed here (every input partition past it)."""
+    ``closed`` the last round closed here (every input partition past it).
+    ``marks[p]``: the ``[round, offset]`` of *p*'s ends that later cuts may
+    need (those past ``closed`` and the newest at or below it)."""
 
     partitions: int
     ends: dict[int, int] = field(default_factory=dict)
     closed: int = -1
+    marks: dict[int, list[list[int]]] = field(default_factory=dict)
 
     def effective(self, tagged: int | None) -> int:
         """The open round something tagged ``tagged`` belongs to: a closed
@@ -66,22 +79,49 @@ class Ends:
         goes to the first open one)."""
         return self.closed + 1 if tagged is None else max(tagged, self.closed + 1)
 
-    def end(self, partition: int, tagged: int) -> int | None:
-        """Input partition ``partition`` closed round ``tagged``: the last
-        round that closes here now (every one up to it does), or None."""
+    def end(self, partition: int, tagged: int, offset: int | None = None) -> list[int]:
+        """Input partition ``partition`` closed round ``tagged`` at input
+        ``offset`` (None: not tracked). Returns the rounds that close here now
+        and that an end was marked in, ending with the newest (every round up
+        to it closes); empty if none closes."""
         if tagged > self.ends.get(partition, -1):
             self.ends[partition] = tagged
+            if offset is not None:
+                self.marks.setdefault(partition, []).append([tagged, offset])
         newest = min(self.ends.get(p, -1) for p in range(self.partitions))
         if newest <= self.closed:
-            return None
+            return []
+        marked = {r for marks in self.marks.values() for r, _ in marks if self.closed < r < newest}
         self.closed = newest
-        return newest
+        return [*sorted(marked), newest]
+
+    def covered(self, tagged: int) -> dict[int, int]:
+        """Per input partition, the offset of its newest end at or below
+        round ``tagged``: what everything counted as of ``tagged`` includes
+        (partitions without such an end left out)."""
+        covered = {}
+        for p, marks in self.marks.items():
+            at = [offset for r, offset in marks if r <= tagged]
+            if at:
+                covered[p] = at[-1]
+        return covered
+
+    def forget_closed(self) -> None:
+        """Keep of each partition's marks those past ``closed`` and the newest at or below it."""
+        for p, marks in self.marks.items():
+            done = sum(1 for r, _ in marks if r <= self.closed)
+            if done > 1:
+                del marks[:done - 1]
 
     def to_json(self) -> dict:
-        return {"closed": self.closed, "ends": {str(p): r for p, r in self.ends.items()}}
+        doc = {"closed": self.closed, "ends": {str(p): r for p, r in self.ends.items()}}
+        if self.marks:
+            doc["marks"] = {str(p): marks for p, marks in self.marks.items()}
+        return doc
 
     @classmethod
     def from_json(cls, partitions: int, doc: dict | None) -> Ends:
         if not doc:
             return cls(partitions)
-        return cls(partitions, {int(p): int(r) for p, r in doc["ends"].items()}, int(doc["closed"]))
+        return cls(partitions, {int(p): int(r) for p, r in doc["ends"].items()}, int(doc["closed"]),
+                   {int(p): [[int(r), int(o)] for r, o in marks] for p, marks in doc.get("marks", {}).items()})

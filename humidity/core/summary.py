@@ -9,7 +9,8 @@ partition the highest offset whose sightings they include) and
 ``alarms/<a>`` (the active alarms of alarm partition *a*).
 :class:`PartialsBook` keeps the recent ones; :meth:`PartialsBook.newest_cut`
 finds the newest round for which every partition has shared its figures,
-whose sensor counts include nothing past its input offsets, and whose
+whose sensor counts include nothing past its input offsets and miss
+nothing at or below them, and whose
 offsets are nowhere below the previous summary's; :func:`build_summary`
 turns it into the published summary, with what it added since the previous
 one (:class:`Previous`, carried in a header of the previous summary).
@@ -114,7 +115,7 @@ class PartialsBook:
     def newest_cut(self, floor: dict[str, int] | None = None) -> Cut | None:
         """The newest round every input and sightings partition has closed
         whose figures agree (no sensor counted from past the round's input
-        offsets) and whose input offsets are at or above ``floor`` (the
+        offsets, none missed at or below them) and whose input offsets are at or above ``floor`` (the
         previous summary's as_of), with the newest active alarms."""
         if self.missing():
             return None
@@ -130,8 +131,7 @@ class PartialsBook:
             ingest = figures[INGEST]
             if any(ingest[p].offset < floor.get(str(p), -1) for p in ingest):
                 return None  # older rounds are further below the floor
-            if all(offset <= ingest[p].offset for counts in figures[SENSORS].values()
-                   for p, offset in counts.inputs.items() if p in ingest):
+            if all(_agree(counts, ingest) for counts in figures[SENSORS].values()):
                 return Cut(tagged, ingest, figures[SENSORS], alarms)
         return None
 
@@ -142,6 +142,14 @@ class PartialsBook:
             keep = bisect.bisect_right(entries, tagged, key=lambda e: e[0]) - 1
             if keep > 0:
                 del entries[:keep]
+
+
+def _agree(counts: SensorCounts, ingest: dict[int, IngestTotals]) -> bool:
+    """Sensor counts describe the readings of the input figures: they count
+    no sighting past them, and miss none at or below them."""
+    if any(offset > ingest[p].offset for p, offset in counts.inputs.items() if p in ingest):
+        return False
+    return counts.covers is None or all(counts.covers.get(p, -1) >= totals.offset for p, totals in ingest.items())
 
 
 @dataclass
