@@ -108,7 +108,7 @@ class Ends:
 
     def forget_closed(self) -> None:
         """Keep of each partition's marks those past ``closed`` and the newest at or below it."""
-        for p, marks in self.marks.items():
+        for marks in self.marks.values():
             done = sum(1 for r, _ in marks if r <= self.closed)
             if done > 1:
                 del marks[:done - 1]
