@@ -65,16 +65,19 @@ class HumidityApp(faust.App):
         return batched_topic(self, name, **options) if batched else self.topic(name, **options)
 
     def topic_specs(self) -> list[TopicSpec]:
-        """Every topic to create: the declared ones and the tables' changelogs
-        (created here, compacted as Faust would, so that they are in the
+        """Every topic to create: the declared ones, the tables' changelogs
+        and Faust's leader topic (created here, compacted as Faust would, so that they are in the
         metadata before the consumer joins; another partition count is fatal)."""
         changelogs = [TopicSpec(table.changelog_topic.get_topic_name(), self.settings.partitions, CHANGELOG_CONFIG)
                       for table in self.tables.values()]
-        return self.declared_topics + changelogs
+        # Faust's leader election topic, created here so that it is replicated like the others.
+        leader = TopicSpec(self._leader_assignor._leader_topic_name, 1)  # noqa: SLF001
+        return [*self.declared_topics, *changelogs, leader]
 
     async def ensure_topics(self) -> None:
         await ensure_topics(self.settings.bootstrap_servers, self.topic_specs(),
-                            client_kwargs=client_security(self.settings))
+                            client_kwargs=client_security(self.settings),
+                            replication=self.settings.replication_factor)
 
     async def on_first_start(self) -> None:
         await super().on_first_start()
@@ -127,7 +130,10 @@ def create_app(settings: Settings) -> HumidityApp:
         store="rocksdb://",
         datadir=str(settings.data_dir),
         topic_partitions=settings.partitions,
-        topic_replication_factor=1,
+        topic_replication_factor=settings.replication_factor,
+        # Every write waits for all in-sync replicas (at least min.insync.replicas):
+        # what was acknowledged survives the loss of a broker.
+        producer_acks=-1,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         **({"web_host": settings.web_bind} if settings.web_bind not in ("0.0.0.0", "::") else {}),

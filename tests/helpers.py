@@ -190,7 +190,7 @@ async def create_topic(name: str, partitions: int, config: dict | None = None) -
 
 async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
                   bootstrap_servers: str | None = None, partition: int | None = None) -> int:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5,
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5, acks="all",
                                 max_batch_size=262144, max_request_size=2_000_000)
     await producer.start()
     count = 0

@@ -14,6 +14,7 @@ import ssl
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -30,8 +31,6 @@ from aiokafka.partitioner import murmur2
 
 log = logging.getLogger(__name__)
 
-#: Replicas of every topic the service creates (one broker locally).
-REPLICATION = 1
 #: Seconds between attempts while the broker cannot be reached.
 RETRY_EVERY = 5.0
 
@@ -128,15 +127,22 @@ async def partitions_ready(client: AIOKafkaAdminClient, names: list[str]) -> boo
     return True
 
 
-async def partition_counts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, int]:
+async def topic_layouts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, tuple[int, int]]:
+    """(partitions, replicas of its least replicated partition) of each existing topic in ``names``."""
     existing = set(await client.list_topics())
     wanted = [n for n in names if n in existing]
-    counts: dict[str, int] = {}
+    layouts: dict[str, tuple[int, int]] = {}
     if wanted:
         for desc in await client.describe_topics(wanted):
             if desc.get("error_code", 0) == 0:
-                counts[desc["topic"]] = len(desc["partitions"])
-    return counts
+                partitions = desc["partitions"]
+                layouts[desc["topic"]] = (len(partitions), min((len(p["replicas"]) for p in partitions), default=0))
+    return layouts
+
+
+def min_insync_replicas(replication: int) -> int:
+    """Acknowledged by two replicas where there are two: one broker lost loses nothing acknowledged."""
+    return min(2, replication)
 
 
 async def ensure_topics(
@@ -144,8 +150,12 @@ async def ensure_topics(
     specs: list[TopicSpec],
     *,
     client_kwargs: dict | None = None,
+    replication: int = 1,
 ) -> None:
-    """Create missing topics; raise TopicMismatch naming the first bad count.
+    """Create missing topics with ``replication`` replicas each and
+    ``min.insync.replicas`` to match; raise TopicMismatch naming the first
+    bad partition count; warn (once per topic) about an existing topic with
+    fewer replicas than ``replication``.
 
     While the broker cannot be reached it logs one line per RETRY_EVERY
     seconds and tries again, for as long as it takes.
@@ -161,14 +171,22 @@ async def ensure_topics(
             await asyncio.sleep(RETRY_EVERY)
             continue
         try:
-            counts = await partition_counts(client, [s.name for s in specs])
+            layouts = await topic_layouts(client, [s.name for s in specs])
             for spec in specs:
-                actual = counts.get(spec.name)
-                if actual is not None and actual != spec.partitions:
+                if spec.name not in layouts:
+                    continue
+                actual, replicas = layouts[spec.name]
+                if actual != spec.partitions:
                     raise TopicMismatch(mismatch_message(spec.name, actual, spec.partitions, "HUMIDITY_PARTITIONS"))
-            missing = [s for s in specs if s.name not in counts]
+                if replicas < replication:
+                    log.warning("topic %r has %d replica(s) but HUMIDITY_REPLICATION_FACTOR=%d: losing a broker "
+                                "can lose its data; raise it with kafka-reassign-partitions", spec.name, replicas,
+                                replication)
+            missing = [s for s in specs if s.name not in layouts]
             if missing:
-                new = [NewTopic(s.name, s.partitions, REPLICATION, topic_configs=dict(s.config)) for s in missing]
+                durable = {"min.insync.replicas": str(min_insync_replicas(replication))}
+                new = [NewTopic(s.name, s.partitions, replication, topic_configs={**durable, **s.config})
+                       for s in missing]
                 try:
                     await client.create_topics(new, timeout_ms=15000)
                 except TopicAlreadyExistsError:
@@ -191,6 +209,41 @@ async def ensure_topics(
             await asyncio.sleep(RETRY_EVERY)
         finally:
             await client.close()
+
+
+class GroupOffsets:
+    """End offsets and a consumer group's committed offsets, read with clients
+    of their own (so they answer even when the worker's consumer is stuck),
+    created at the first reading (they need the running event loop)."""
+
+    def __init__(self, bootstrap: list[str], group: str, client_kwargs: dict) -> None:
+        self.bootstrap, self.group, self.client_kwargs = bootstrap, group, client_kwargs
+        self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
+
+    async def read(self, topic: str, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
+        """partition -> (end offset, committed offset or -1)."""
+        tps = [TopicPartition(topic, p) for p in partitions]
+        if not tps:
+            return {}
+        if self._clients is None:
+            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000,
+                                        **self.client_kwargs)
+            ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
+                                    request_timeout_ms=10000, **self.client_kwargs)
+            self._clients = admin, ends
+            await admin.start()
+            await ends.start()
+        admin, ends = self._clients
+        end_offsets = await ends.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(self.group, partitions=tps)
+        return {tp.partition: (end_offsets[tp], committed[tp].offset if tp in committed else -1) for tp in tps}
+
+    async def close(self) -> None:
+        if self._clients is not None:
+            admin, ends = self._clients
+            self._clients = None
+            await ends.stop()
+            await admin.close()
 
 
 def key_partition(key: bytes, partitions: int) -> int:
