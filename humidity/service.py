@@ -7,7 +7,7 @@ with explicit settings. Each layer only imports the ones below it:
     plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
     app        humidity/application.py   the faust.App built from settings
     declare    humidity/declare/, tables/   topics, tables, metrics
-    flows      humidity/flow/       ingest, sensors, alarms, history, publisher
+    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, stalls
     edge       humidity/web/, humidity/cli/   web views, commands
 """
 
@@ -26,6 +26,7 @@ from humidity.flow.history import HistoryFlow
 from humidity.flow.ingest import IngestFlow
 from humidity.flow.publisher import Publisher
 from humidity.flow.sensors import SensorsFlow
+from humidity.flow.stalls import StallMonitor
 from humidity.web import history as history_api
 from humidity.web import views
 from tables import Tables, declare_tables
@@ -42,6 +43,7 @@ class Service:
     alarms: AlarmsFlow
     history: HistoryFlow
     publisher: Publisher
+    stalls: StallMonitor
 
 
 def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
@@ -57,8 +59,9 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         alarms=AlarmsFlow(app, alarm_config, topics, tables),
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
+        stalls=StallMonitor(app, metrics),
     )
-    views.register(app, publisher, metrics)
+    views.register(app, publisher, metrics, service.stalls)
     history_api.register(app, history_api.HistoryApi(app, service.history, publisher, alarm_config))
     commands.register(app, topics)
     return service

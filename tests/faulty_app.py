@@ -13,12 +13,16 @@
   read offsets of the input partitions are forgotten, as when a batch fetched
   before a rebalance is delivered after it (Faust then records no gap and,
   on its own, would never commit past that batch).
+* ``pause-input:<file>``: while the file exists, the input partitions the
+  worker owns are not fetched; the worker stays in the group, its web server
+  answers and its timers run (a consumer that silently stopped).
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 
 from app import app, settings  # noqa: F401  (faust -A finds the app here)
 from humidity.plumbing import batching
@@ -77,6 +81,21 @@ elif kind == "forget-read-offsets":
                 self._read_offset.pop(tp, None)
 
     batching.BatchingConsumer.perform_seek = _forgetting
+
+elif kind == "pause-input":
+    switch = Path(arguments)
+
+    @app.timer(0.2)
+    async def _pause_while_switched_on():
+        """While the file exists, the input partitions this worker owns are
+        not fetched (as when Faust leaves a partition out of its active set
+        after a rebalance), although the worker stays in the group."""
+        consumer = app.consumer
+        owned = [tp for tp in app.assignor.assigned_actives() if tp.topic == settings.input_topic]
+        if switch.exists():
+            consumer.pause_partitions(owned)
+        else:
+            consumer.resume_partitions([tp for tp in owned if tp in consumer._paused_partitions])  # noqa: SLF001
 
 elif FAULT:
     raise SystemExit(f"unknown HUMIDITY_TEST_FAULT {FAULT!r}")

@@ -1,11 +1,12 @@
 """Operations: /metrics (Faust's and the service's) and /health."""
 
+import time
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pytest
 
-from humidity.core.health import health
+from humidity.core.health import StallWatch, health
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
@@ -24,6 +25,32 @@ def test_health_rules():
     assert not ok and body["reasons"] == ["no summary has been published yet"]
     ok, body = health(NOW, stamp(1), 3.0, False)
     assert not ok and body["reasons"] == ["the Kafka consumer is not running"]
+
+
+def test_a_partition_with_readings_waiting_and_no_progress_for_the_limit_is_stalled():
+    watch = StallWatch(limit=60)
+    watch.observe({0: (100, 40), 1: (50, 50)}, now=0)
+    watch.observe({0: (180, 90), 1: (50, 50)}, now=30)  # partition 0 progressed at 30
+    assert watch.stalled(now=89) == {}
+    watch.observe({0: (250, 90), 1: (80, 50)}, now=89)  # readings wait in partition 1 from now on
+    assert list(watch.stalled(now=90)) == [0], "no progress since 30, readings waiting"
+    assert watch.describe(now=90) == ["input partition 0 has 160 reading(s) waiting and no progress for 60 s "
+                                      "(limit 60 s)"]
+    assert list(watch.stalled(now=149)) == [0, 1]
+    ok, body = health(NOW, stamp(1), 3.0, True, watch.describe(now=149))
+    assert not ok and body["reasons"] == [
+        "input partition 0 has 160 reading(s) waiting and no progress for 119 s (limit 60 s)",
+        "input partition 1 has 30 reading(s) waiting and no progress for 60 s (limit 60 s)"]
+    watch.observe({0: (250, 250), 1: (80, 51)}, now=150)
+    assert watch.stalled(now=150) == {}, "both moved"
+    watch.observe({1: (80, 51)}, now=200)
+    assert set(watch.partitions) == {1}, "a partition given to another worker is forgotten"
+    watch.observe({1: (80, 51), 0: (300, 250)}, now=201)
+    assert list(watch.stalled(now=230)) == [1], "a partition taken back starts a new wait"
+    idle = StallWatch(limit=5)
+    idle.observe({0: (10, 10)}, now=0)
+    idle.observe({0: (10, 10)}, now=100)
+    assert idle.stalled(now=100) == {}, "nothing waiting is not a stall"
 
 
 def metric(text: str, name: str) -> float:
@@ -63,3 +90,43 @@ def test_metrics_and_health_of_a_live_worker(kafka, tmp_path, workers):
     assert metric(text, 'humidity_active_alarms{kind="HIGH"}') == 0
     assert 0 <= metric(text, "humidity_last_summary_age_seconds") < 3
     assert "faust_" in text, "Faust's own metrics are exported too"
+
+
+@pytest.mark.kafka
+def test_health_turns_503_when_an_owned_input_partition_stops_moving_and_200_when_it_moves_again(
+        kafka, tmp_path, workers):
+    switch = tmp_path / "pause"
+    env = helpers.service_env(tmp_path, HUMIDITY_STALL_SECONDS="5", HUMIDITY_INTERVAL="1",
+                              HUMIDITY_TEST_FAULT=f"pause-input:{switch}")
+    workers(env, "paused", app="tests.faulty_app")
+    helpers.wait_for_web(env)
+    records = dataset(2_000, seed=72)
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[:1_000]]))
+
+    def health_now():
+        status, _, body = helpers.http_get(helpers.web_url(env, "/health"))
+        return status, orjson.loads(body)
+
+    helpers.wait_until(lambda: health_now()[0] == 200, 90, what="/health 200 while readings flow")
+    switch.touch()
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[1_000:1_500]]))
+    paused_at = time.monotonic()
+    status, body = helpers.wait_until(lambda: (found := health_now())[0] == 503 and found, 30,
+                                      what="/health 503 for the stalled partitions")
+    # 5 s without progress, seen by a check every second
+    assert time.monotonic() - paused_at < 5 + 1 + 5, "503 within the stall limit and a check or two"
+    stalls = [r for r in body["reasons"] if r.startswith("input partition ")]
+    assert stalls and all("no progress for" in r and "limit 5 s" in r for r in stalls), body
+    assert len(body["reasons"]) == len(stalls), "the summaries stay fresh: only the stall is reported"
+    text = helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()
+    assert metric(text, "humidity_partition_stalled") == len(stalls)
+    assert metric(text, "humidity_partition_lag") > 0
+
+    switch.unlink()
+    helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[1_500:]]))
+    helpers.wait_until(lambda: health_now()[0] == 200, 30, what="/health 200 once the partitions move again")
+    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected_summary(records)), timeout=60)
+    text = helpers.wait_until(
+        lambda: (t := helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()) and
+        metric(t, "humidity_partition_lag") == 0 and t, 30, what="the lag gauge back at 0")
+    assert metric(text, "humidity_partition_stalled") == 0

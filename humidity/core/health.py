@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from datetime import datetime
 
 
@@ -13,13 +14,63 @@ def summary_age_seconds(summary: dict, now: datetime) -> float:
         return float("nan")
 
 
-def health(now: datetime, summary_time: str | None, interval: float, consuming: bool) -> tuple[bool, dict]:
-    """Healthy while the worker consumes and a summary came within two intervals."""
+@dataclass
+class PartitionProgress:
+    """An owned input partition: its end offset, the group's committed offset
+    (the next one to read), and since when it has waited: the last time its
+    committed offset moved, it was caught up, or it became this worker's."""
+
+    end: int
+    committed: int
+    since: float
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.end - self.committed)
+
+
+@dataclass
+class StallWatch:
+    """Which owned input partitions have not progressed for ``limit`` seconds
+    although readings wait in them: a consumer that silently stopped.
+    Progress is the committed offset moving, so a worker that fetches but
+    never finishes a batch counts as stalled too."""
+
+    limit: float
+    partitions: dict[int, PartitionProgress] = field(default_factory=dict)
+
+    def observe(self, offsets: dict[int, tuple[int, int]], now: float) -> None:
+        """The owned partitions now, each ``(end offset, committed offset)``;
+        the committed offset is -1 when the group has none."""
+        for partition in set(self.partitions) - set(offsets):
+            del self.partitions[partition]
+        for partition, (end, committed) in offsets.items():
+            known = self.partitions.get(partition)
+            if known is None or committed > known.committed or known.lag == 0:
+                self.partitions[partition] = PartitionProgress(end, committed, now)
+            else:
+                known.end = end
+
+    def stalled(self, now: float) -> dict[int, PartitionProgress]:
+        return {p: progress for p, progress in sorted(self.partitions.items())
+                if progress.lag > 0 and now - progress.since >= self.limit}
+
+    def describe(self, now: float) -> list[str]:
+        return [f"input partition {p} has {progress.lag} reading(s) waiting and no progress for "
+                f"{now - progress.since:.0f} s (limit {self.limit:.0f} s)" for p, progress in self.stalled(now).items()]
+
+
+def health(now: datetime, summary_time: str | None, interval: float, consuming: bool,
+           stalls: list[str] | None = None) -> tuple[bool, dict]:
+    """Healthy while the worker consumes, none of its input partitions is
+    stalled (``stalls``: their descriptions) and a summary came within two
+    intervals."""
     limit = 2 * interval
     body: dict = {"consuming": consuming, "summary_time": summary_time, "max_age_seconds": limit}
     reasons = []
     if not consuming:
         reasons.append("the Kafka consumer is not running")
+    reasons += stalls or []
     if summary_time is None:
         reasons.append("no summary has been published yet")
         age = None

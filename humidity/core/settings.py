@@ -78,6 +78,13 @@ def _interval(text: str) -> float:
     return value
 
 
+def _stall(text: str) -> float:
+    value = float(text.strip())
+    if not math.isfinite(value) or not 5 <= value <= 86400:
+        raise ValueError("must be a number of seconds from 5 to 86400")
+    return value
+
+
 def _days(text: str) -> float:
     value = float(text.strip())
     if not math.isfinite(value) or not 0 < value <= 36600:
@@ -149,7 +156,13 @@ class Settings:
     alerts_topic: str = setting("HUMIDITY_ALERTS_TOPIC", "humidity-alerts", _name, "alarm raises and clears")
     partitions: int = setting("HUMIDITY_PARTITIONS", 4, _int_between(1, 1000),
                               "partitions of the input topic and of every topic/table the app creates (1 to 1000)")
+    replication_factor: int = setting("HUMIDITY_REPLICATION_FACTOR", 1, _int_between(1, 100),
+                                      "replicas of every topic the service creates (3 on a production cluster); "
+                                      "`min.insync.replicas` is set to min(2, factor)")
     interval: float = setting("HUMIDITY_INTERVAL", 3.0, _interval, "seconds between summaries (0.1 to 3600)")
+    stall_seconds: float = setting("HUMIDITY_STALL_SECONDS", 60.0, _stall,
+                                   "`/health` answers 503 when an owned input partition has had lag and made no "
+                                   "progress for this long (5 to 86400)", shown="60")
     data_dir: Path = setting("HUMIDITY_DATA_DIR", Path("./data"), _path, "RocksDB data directory of this worker",
                              shown="./data")
     web_port: int = setting("HUMIDITY_WEB_PORT", 6066, _int_between(1, 65535), "Faust web server port")

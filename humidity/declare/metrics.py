@@ -14,7 +14,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from humidity.application import HumidityApp
 from humidity.core.alarms import KINDS
-from humidity.core.health import summary_age_seconds
+from humidity.core.health import StallWatch, summary_age_seconds
 
 
 class Metrics:
@@ -43,6 +43,25 @@ class Metrics:
             "humidity_last_summary_age_seconds",
             "Seconds since the latest summary this worker has seen was published.", registry=self.registry)
 
+        self.partition_lag = Gauge(
+            "humidity_partition_lag", "Readings waiting in an input partition this worker owns (end offset minus "
+            "the group's committed offset).", ["topic", "partition"], registry=self.registry)
+        self.partition_stalled = Gauge(
+            "humidity_partition_stalled", "1 if an input partition this worker owns has had readings waiting and no "
+            "progress for HUMIDITY_STALL_SECONDS.", ["topic", "partition"], registry=self.registry)
+        self._partitions_shown: set[int] = set()
+
+    def observe_partitions(self, topic: str, watch: StallWatch, now: float) -> None:
+        """The owned partitions' lag and stall flags; partitions no longer owned are dropped."""
+        stalled = watch.stalled(now)
+        for gone in self._partitions_shown - set(watch.partitions):
+            self.partition_lag.remove(topic, str(gone))
+            self.partition_stalled.remove(topic, str(gone))
+        self._partitions_shown = set(watch.partitions)
+        for partition, progress in watch.partitions.items():
+            self.partition_lag.labels(topic=topic, partition=str(partition)).set(progress.lag)
+            self.partition_stalled.labels(topic=topic, partition=str(partition)).set(int(partition in stalled))
+
     def observe_summary(self, summary: dict) -> None:
         counts = dict.fromkeys(KINDS, 0)
         for alarm in summary.get("active_alarms", []):
@@ -58,3 +77,4 @@ class Metrics:
             return float("nan") if summary is None else summary_age_seconds(summary, datetime.now(UTC))
 
         self.last_summary_age.set_function(age)
+

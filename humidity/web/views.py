@@ -5,7 +5,8 @@
 * ``GET /api/summary``: the latest published summary, byte for byte as on the
   results topic; ``GET /api/alarms``: its active alarms; 503 with a JSON
   error before the first one.
-* ``GET /health``: 200 while this worker consumes and summaries are fresh.
+* ``GET /health``: 200 while this worker consumes, the input partitions it
+  owns move (or have nothing waiting) and summaries are fresh.
 * ``GET /metrics``: Prometheus text of the app's registry.
 
 Faust's own routes that expose tables, assignments, stats or graphs are
@@ -23,6 +24,7 @@ from humidity.application import HumidityApp
 from humidity.core.health import health, summary_age_seconds
 from humidity.declare.metrics import Metrics
 from humidity.flow.publisher import Publisher
+from humidity.flow.stalls import StallMonitor
 
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX_HTML = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -40,7 +42,7 @@ PAGE_HEADERS = {
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
-def register(app: HumidityApp, publisher: Publisher, metrics: Metrics) -> None:
+def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor) -> None:
     settings = app.settings
     app.static_routes.append(("/static", STATIC_DIR))
 
@@ -75,12 +77,12 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics) -> None:
 
     @app.page("/health")
     async def api_health(self, request):
-        """200 while this worker consumes and summaries are fresh; 503 with the reasons."""
+        """200 while this worker consumes, its input partitions move and summaries are fresh; 503 with the reasons."""
         consumer = app.consumer
         consuming = bool(consumer.started and not consumer.crashed and not app.should_stop)
         summary = publisher.latest.summary
         ok, body = health(datetime.now(UTC), summary["time"] if summary else None, settings.interval,
-                          consuming)
+                          consuming, stalls.describe())
         return self.json(body, status=200 if ok else 503, headers=dict(API_HEADERS))
 
     @app.page("/metrics")
