@@ -24,3 +24,22 @@ def workers(tmp_path):
     yield start
     for worker in started:
         worker.stop(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory):
+    """A 3-broker cluster for the tests of one module, stopped at its end."""
+    if helpers.kafka_port() is None:
+        pytest.skip("needs the test broker: run through `make test`")
+    started = helpers.Cluster(tmp_path_factory.mktemp("cluster"))
+    try:
+        yield started.up()
+    finally:
+        started.down()
+
+
+@pytest.fixture
+def on_cluster(cluster, monkeypatch):
+    """Helpers and workers use the cluster; every broker runs when the test starts."""
+    monkeypatch.setenv("HUMIDITY_TEST_KAFKA_BOOTSTRAP", cluster.bootstrap)
+    return cluster.up()

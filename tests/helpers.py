@@ -31,7 +31,8 @@ def kafka_port() -> int | None:
 
 
 def bootstrap() -> str:
-    return f"127.0.0.1:{kafka_port()}"
+    """The test broker, or the brokers of the cluster a test runs on (HUMIDITY_TEST_KAFKA_BOOTSTRAP)."""
+    return os.environ.get("HUMIDITY_TEST_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port()}"
 
 
 def free_port() -> int:
@@ -51,6 +52,56 @@ def free_port_pair() -> int:
         except OSError:
             continue
     raise RuntimeError("no two consecutive free ports")
+
+
+def free_port_run(count: int) -> int:
+    """The first of ``count`` consecutive free ports (a cluster's brokers and controllers)."""
+    for _ in range(50):
+        port = free_port()
+        if port + count > 65535:
+            continue
+        try:
+            for offset in range(1, count):
+                with socket.socket() as s:
+                    s.bind(("127.0.0.1", port + offset))
+            return port
+        except OSError:
+            continue
+    raise RuntimeError(f"no {count} consecutive free ports")
+
+
+class Cluster:
+    """A 3-broker KRaft cluster started by ``scripts/kafka.sh`` in its own
+    directory and ports; brokers are killed and brought back by pid file."""
+
+    BROKERS = 3
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port_run(2 * self.BROKERS)
+        self.env = dict(os.environ, KAFKA_BROKERS=str(self.BROKERS), KAFKA_PORT=str(self.port),
+                        KAFKA_DATA_DIR=str(data_dir))
+        self.data_dir = data_dir
+        self.bootstrap = ",".join(f"127.0.0.1:{self.port + n}" for n in range(self.BROKERS))
+
+    def script(self, command: str) -> None:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=self.env, check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+
+    def up(self) -> Cluster:
+        """Start every broker that is not running; wait until all answer."""
+        self.script("up")
+        return self
+
+    def down(self) -> None:
+        self.script("down")
+
+    def kill(self, node: int) -> None:
+        """kill -9 broker ``node`` (its node id)."""
+        pid = int((self.data_dir / f"broker-{node}.pid").read_text())
+        os.kill(pid, signal.SIGKILL)
+
+    def node_of(self, address: str) -> int:
+        return int(address.rpartition(":")[2]) - self.port
 
 
 def unique(prefix: str) -> str:

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 import orjson
 import pytest
 
-from humidity.core.health import StallWatch, health
+from humidity.core.health import StallWatch, health, leadership_changes
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
@@ -98,7 +98,7 @@ def test_health_turns_503_when_an_owned_input_partition_stops_moving_and_200_whe
     switch = tmp_path / "pause"
     env = helpers.service_env(tmp_path, HUMIDITY_STALL_SECONDS="5", HUMIDITY_INTERVAL="1",
                               HUMIDITY_TEST_FAULT=f"pause-input:{switch}")
-    workers(env, "paused", app="tests.faulty_app")
+    worker = workers(env, "paused", app="tests.faulty_app")
     helpers.wait_for_web(env)
     records = dataset(2_000, seed=72)
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[:1_000]]))
@@ -109,6 +109,7 @@ def test_health_turns_503_when_an_owned_input_partition_stops_moving_and_200_whe
 
     helpers.wait_until(lambda: health_now()[0] == 200, 90, what="/health 200 while readings flow")
     switch.touch()
+    worker.wait_for_log("FAULT: input partitions paused", timeout=10)
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[1_000:1_500]]))
     paused_at = time.monotonic()
     status, body = helpers.wait_until(lambda: (found := health_now())[0] == 503 and found, 30,
@@ -118,11 +119,13 @@ def test_health_turns_503_when_an_owned_input_partition_stops_moving_and_200_whe
     stalls = [r for r in body["reasons"] if r.startswith("input partition ")]
     assert stalls and all("no progress for" in r and "limit 5 s" in r for r in stalls), body
     assert len(body["reasons"]) == len(stalls), "the summaries stay fresh: only the stall is reported"
-    text = helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()
-    assert metric(text, "humidity_partition_stalled") == len(stalls)
+    text = helpers.wait_until(  # the gauges follow at the next check
+        lambda: (t := helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()) and
+        metric(t, "humidity_partition_stalled") == len(stalls) and t, 10, what="the stalled gauges")
     assert metric(text, "humidity_partition_lag") > 0
 
     switch.unlink()
+    worker.wait_for_log("FAULT: input partitions resumed", timeout=10)
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[1_500:]]))
     helpers.wait_until(lambda: health_now()[0] == 200, 30, what="/health 200 once the partitions move again")
     helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected_summary(records)), timeout=60)
@@ -130,3 +133,12 @@ def test_health_turns_503_when_an_owned_input_partition_stops_moving_and_200_whe
         lambda: (t := helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()) and
         metric(t, "humidity_partition_lag") == 0 and t, 30, what="the lag gauge back at 0")
     assert metric(text, "humidity_partition_stalled") == 0
+
+
+def test_a_lost_broker_and_moved_leaders_are_one_line_each():
+    assert leadership_changes("in", {0: 1, 1: 1, 2: 2}, {0: 0, 1: 0, 2: -1}, {0, 1, 2}, {0, 2}) == [
+        "Kafka: broker 1 is no longer in the cluster",
+        "Kafka: the leader of in partitions 0, 1 moved from broker 1 to broker 0",
+        "Kafka: the leader of in partition 2 moved from broker 2 to none (not available)"]
+    assert leadership_changes("in", {0: 0}, {0: 0}, {0, 2}, {0, 1, 2}) == ["Kafka: broker 1 is in the cluster again"]
+    assert leadership_changes("in", {}, {0: 0}, set(), {0, 1, 2}) == [], "the first look is no change"

@@ -83,3 +83,21 @@ def health(now: datetime, summary_time: str | None, interval: float, consuming: 
     if reasons:
         body["reasons"] = reasons
     return not reasons, body
+
+
+def leadership_changes(topic: str, before: dict[int, int], after: dict[int, int],
+                       brokers_before: set[int], brokers_after: set[int]) -> list[str]:
+    """Log lines for what changed in the cluster between two looks: brokers
+    gone or back, and partitions of ``topic`` whose leader moved (-1: none)."""
+    lines = [f"Kafka: broker {b} is no longer in the cluster" for b in sorted(brokers_before - brokers_after)]
+    lines += [f"Kafka: broker {b} is in the cluster again" for b in sorted(brokers_after - brokers_before)
+              if brokers_before]
+    moves: dict[tuple[int, int], list[int]] = {}
+    for partition, leader in sorted(after.items()):
+        if partition in before and before[partition] != leader:
+            moves.setdefault((before[partition], leader), []).append(partition)
+    for (old, new), partitions in moves.items():
+        where = f"{topic} partition{'s' if len(partitions) > 1 else ''} {', '.join(map(str, partitions))}"
+        lines.append(f"Kafka: the leader of {where} moved from broker {old} to "
+                     + ("none (not available)" if new < 0 else f"broker {new}"))
+    return lines

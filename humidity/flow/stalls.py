@@ -6,7 +6,9 @@ error, while the worker keeps its place in the group (faust-streaming issues
 end offset and the group's committed offset of each owned input partition,
 and feeds :class:`humidity.core.health.StallWatch`; ``/health`` reports the
 partitions that have had readings waiting and no progress for
-HUMIDITY_STALL_SECONDS, and ``/metrics`` the lag of each.
+HUMIDITY_STALL_SECONDS, and ``/metrics`` the lag of each. It also logs, one
+line each, a broker that leaves or rejoins the cluster and input partitions
+whose leader moved (the clients themselves retry quietly).
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ import logging
 import time
 
 from humidity.application import HumidityApp
-from humidity.core.health import StallWatch
+from humidity.core.health import StallWatch, leadership_changes
 from humidity.declare.metrics import Metrics
 from humidity.plumbing.kafka_admin import GroupOffsets, client_security
 
@@ -39,6 +41,8 @@ class StallMonitor:
         self.watch = StallWatch(settings.stall_seconds)
         self.offsets = GroupOffsets(settings.bootstrap_servers, settings.app_id, client_security(settings))
         self.failing = False
+        self.brokers: set[int] = set()
+        self.leaders: dict[int, int] = {}
         app.timer(check_every(settings.stall_seconds))(self.check)
         app.on_before_shutdown.connect(self._close)
 
@@ -57,6 +61,7 @@ class StallMonitor:
             owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.topic)
             try:
                 offsets = await asyncio.wait_for(self.offsets.read(self.topic, owned), READ_TIMEOUT)
+                brokers, leaders = await asyncio.wait_for(self.offsets.leaders(self.topic), READ_TIMEOUT)
             except Exception as exc:  # noqa: BLE001 - unknown offsets are no verdict either way
                 if not self.failing:
                     log.warning("Stall check: cannot read the offsets of %s (%s: %s); trying again", self.topic,
@@ -67,4 +72,7 @@ class StallMonitor:
                 log.info("Stall check: offsets of %s readable again", self.topic)
             self.failing = False
             self.watch.observe(offsets, time.time())
+            for line in leadership_changes(self.topic, self.leaders, leaders, self.brokers, brokers):
+                log.warning("%s", line)
+            self.brokers, self.leaders = brokers, leaders
         self.metrics.observe_partitions(self.topic, self.watch, time.time())

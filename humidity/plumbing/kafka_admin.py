@@ -212,9 +212,10 @@ async def ensure_topics(
 
 
 class GroupOffsets:
-    """End offsets and a consumer group's committed offsets, read with clients
-    of their own (so they answer even when the worker's consumer is stuck),
-    created at the first reading (they need the running event loop)."""
+    """End offsets, a consumer group's committed offsets and partition
+    leaders, read with clients of their own (so they answer even when the
+    worker's consumer is stuck), created at the first reading (they need the
+    running event loop)."""
 
     def __init__(self, bootstrap: list[str], group: str, client_kwargs: dict) -> None:
         self.bootstrap, self.group, self.client_kwargs = bootstrap, group, client_kwargs
@@ -225,6 +226,20 @@ class GroupOffsets:
         tps = [TopicPartition(topic, p) for p in partitions]
         if not tps:
             return {}
+        admin, ends = await self._started()
+        end_offsets = await ends.end_offsets(tps)
+        committed = await admin.list_consumer_group_offsets(self.group, partitions=tps)
+        return {tp.partition: (end_offsets[tp], committed[tp].offset if tp in committed else -1) for tp in tps}
+
+    async def leaders(self, topic: str) -> tuple[set[int], dict[int, int]]:
+        """The brokers in the cluster, and the leader of each partition of ``topic`` (-1: none)."""
+        admin, _ = await self._started()
+        cluster = await admin.describe_cluster()
+        (described,) = await admin.describe_topics([topic])
+        return ({b["node_id"] for b in cluster["brokers"]},
+                {p["partition"]: p["leader"] for p in described["partitions"]})
+
+    async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._clients is None:
             admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000,
                                         **self.client_kwargs)
@@ -233,10 +248,7 @@ class GroupOffsets:
             self._clients = admin, ends
             await admin.start()
             await ends.start()
-        admin, ends = self._clients
-        end_offsets = await ends.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(self.group, partitions=tps)
-        return {tp.partition: (end_offsets[tp], committed[tp].offset if tp in committed else -1) for tp in tps}
+        return self._clients
 
     async def close(self) -> None:
         if self._clients is not None:
