@@ -20,21 +20,40 @@ def kafka_version() -> str:
     return pom.getroot().find("m:properties/m:kafka.version", ns).text
 
 
-def test_kafka_image_is_the_pinned_local_version_with_health_and_volume():
-    kafka = COMPOSE["services"]["kafka"]
-    assert kafka["image"] == f"apache/kafka:{kafka_version()}"
-    assert "healthcheck" in kafka and kafka["volumes"][0].startswith("kafka-data:")
-    assert "kafka-data" in COMPOSE["volumes"]
-    env = kafka["environment"]
-    assert env["KAFKA_PROCESS_ROLES"] == "broker,controller"
-    assert "INTERNAL://kafka:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+BROKERS = sorted(name for name in COMPOSE["services"] if name.startswith("kafka-"))
+
+
+def test_three_brokers_of_the_pinned_local_version_each_with_health_and_volume():
+    assert BROKERS == ["kafka-0", "kafka-1", "kafka-2"]
+    voters = []
+    for n, name in enumerate(BROKERS):
+        broker = COMPOSE["services"][name]
+        assert broker["image"] == f"apache/kafka:{kafka_version()}"
+        assert "healthcheck" in broker
+        volume = broker["volumes"][0].split(":")[0]
+        assert volume == f"{name}-data" and volume in COMPOSE["volumes"]
+        env = broker["environment"]
+        assert env["KAFKA_NODE_ID"] == n and env["KAFKA_PROCESS_ROLES"] == "broker,controller"
+        assert f"INTERNAL://{name}:19092" in env["KAFKA_ADVERTISED_LISTENERS"]
+        voters.append(env["KAFKA_CONTROLLER_QUORUM_VOTERS"])
+        assert env["KAFKA_OFFSETS_TOPIC_REPLICATION_FACTOR"] == 3 and env["KAFKA_MIN_INSYNC_REPLICAS"] == 2
+    assert len({COMPOSE["services"][name]["environment"]["CLUSTER_ID"] for name in BROKERS}) == 1, "one cluster"
+    assert set(voters) == {",".join(f"{n}@{name}:29093" for n, name in enumerate(BROKERS))}
+
+
+def test_the_service_replicates_its_topics_over_every_broker():
+    for service in ("worker", "simulator"):
+        env = COMPOSE["services"][service]["environment"]
+        assert env["HUMIDITY_BROKER"] == ",".join(f"kafka://{name}:19092" for name in BROKERS), service
+        assert env["HUMIDITY_REPLICATION_FACTOR"] == str(len(BROKERS)), service
+        assert set(COMPOSE["services"][service]["depends_on"]) == set(BROKERS), service
 
 
 def test_worker_uses_only_real_settings_with_defaults_that_match():
     worker = COMPOSE["services"]["worker"]
     assert worker["command"] == ["faust", "-A", "app", "worker", "-l", "info"]
     assert "container_name" not in worker and "ports" not in worker, "must scale: no fixed name or host port"
-    assert worker["depends_on"]["kafka"]["condition"] == "service_healthy"
+    assert all(worker["depends_on"][name]["condition"] == "service_healthy" for name in BROKERS)
     env = worker["environment"]
     unknown = set(env) - set(VARIABLES)
     assert not unknown, f"not settings of the app: {unknown}"
@@ -45,7 +64,6 @@ def test_worker_uses_only_real_settings_with_defaults_that_match():
                      "interval"):
             assert str(value) == str(getattr(defaults, field)), variable
     assert env["HUMIDITY_WEB_BIND"] == "0.0.0.0"
-    assert env["HUMIDITY_BROKER"] == "kafka://kafka:19092"
     assert str(env["HUMIDITY_WEB_PORT"]) in [str(p) for p in worker["expose"]]
 
 
