@@ -1,7 +1,8 @@
 """Exit 0 once a Kafka broker answers a real request (cluster metadata).
 
 An open port is not enough: a KRaft broker accepts connections before it
-can serve metadata (and, in a cluster, before the others have registered). Used by scripts/kafka.sh; bounded by --timeout.
+can serve metadata (and, in a cluster, before the others have registered).
+Used by scripts/kafka.sh; bounded by --timeout.
 """
 
 import argparse
