@@ -19,8 +19,8 @@ test: venv kafka-jars chromium ## set up, lint, start a throwaway broker, run th
 lint: venv ## ruff, as `make test` runs it
 	$(VENV)/bin/ruff check .
 
-soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings
-	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) $(SOAK_ARGS)
+soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings; KAFKA_BROKERS=3: SOAK_MINUTES (6) on a cluster, brokers killed too
+	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) --minutes $(or $(SOAK_MINUTES),6) $(SOAK_ARGS)
 
 bench: venv kafka-jars bench/.venv-quix/.installed ## throughput, latency and memory, side by side
 	@scripts/bench.sh $(BENCH_ARGS)

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Run a command against a throwaway broker on its own port and data
-# directory (`make test`, `make soak`); the broker is stopped whatever happens,
-# and the command's exit status is returned.
+# directory (`make test`, `make soak`), or a cluster of KAFKA_BROKERS; the
+# brokers are stopped whatever happens, and the command's exit status is
+# returned.
 set -uo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$root"
@@ -16,4 +17,10 @@ trap cleanup EXIT
 trap 'exit 130' INT TERM
 scripts/kafka.sh up || exit 1
 export HUMIDITY_TEST_KAFKA_PORT="$port" HUMIDITY_TEST_KAFKA_DATA_DIR="$data"
+brokers="${KAFKA_BROKERS:-1}"
+if [ "$brokers" -gt 1 ]; then  # a cluster (KAFKA_BROKERS=3 make soak): every broker is a bootstrap server
+  export HUMIDITY_TEST_KAFKA_BROKERS="$brokers"
+  HUMIDITY_TEST_KAFKA_BOOTSTRAP="$(for n in $(seq 0 $((brokers - 1))); do printf '127.0.0.1:%s,' $((port + n)); done)"
+  export HUMIDITY_TEST_KAFKA_BOOTSTRAP="${HUMIDITY_TEST_KAFKA_BOOTSTRAP%,}"
+fi
 "$@"

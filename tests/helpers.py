@@ -76,8 +76,8 @@ class Cluster:
 
     BROKERS = 3
 
-    def __init__(self, data_dir: Path) -> None:
-        self.port = free_port_run(2 * self.BROKERS)
+    def __init__(self, data_dir: Path, port: int | None = None) -> None:
+        self.port = port or free_port_run(2 * self.BROKERS)
         self.env = dict(os.environ, KAFKA_BROKERS=str(self.BROKERS), KAFKA_PORT=str(self.port),
                         KAFKA_DATA_DIR=str(data_dir))
         self.data_dir = data_dir
@@ -99,9 +99,6 @@ class Cluster:
         """kill -9 broker ``node`` (its node id)."""
         pid = int((self.data_dir / f"broker-{node}.pid").read_text())
         os.kill(pid, signal.SIGKILL)
-
-    def node_of(self, address: str) -> int:
-        return int(address.rpartition(":")[2]) - self.port
 
 
 def unique(prefix: str) -> str:

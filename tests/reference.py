@@ -16,28 +16,42 @@ def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, dev
     return [sim.next_record(start + i * 0.001) for i in range(count)]
 
 
-def expected_summary(records) -> dict:
-    humidity = defaultdict(list)
-    sensors = defaultdict(set)
-    guids = set()
-    invalid = 0
-    for _raw, doc in records:
+class Reference:
+    """The reference summary of the records added so far (one at a time, for
+    streams too long to keep)."""
+
+    def __init__(self) -> None:
+        self.humidity: dict[str, list[float]] = defaultdict(list)
+        self.sensors: dict[str, set[str]] = defaultdict(set)
+        self.guids: set[str] = set()
+        self.invalid = 0
+
+    def add(self, doc: dict | None) -> None:
         if doc is None:
-            invalid += 1
-            continue
+            self.invalid += 1
+            return
         device = doc.get("medicalImagingdevice", doc.get("medicalimagingdevice"))
-        humidity[device].append(doc["payload"]["data"]["humidity"])
-        sensors[device].add(doc["guid"])
-        guids.add(doc["guid"])
-    averages = [{"device": d, "average": math.fsum(v) / len(v)} for d, v in humidity.items()]
-    averages.sort(key=lambda r: (-r["average"], r["device"]))
-    return {
-        "average_humidity_by_device": averages,
-        "total_messages": sum(len(v) for v in humidity.values()),
-        "sensors_by_device": [{"device": d, "sensors": len(sensors[d])} for d in sorted(sensors)],
-        "total_sensors": len(guids),
-        "invalid_messages": invalid,
-    }
+        self.humidity[device].append(doc["payload"]["data"]["humidity"])
+        self.sensors[device].add(doc["guid"])
+        self.guids.add(doc["guid"])
+
+    def summary(self) -> dict:
+        averages = [{"device": d, "average": math.fsum(v) / len(v)} for d, v in self.humidity.items()]
+        averages.sort(key=lambda r: (-r["average"], r["device"]))
+        return {
+            "average_humidity_by_device": averages,
+            "total_messages": sum(len(v) for v in self.humidity.values()),
+            "sensors_by_device": [{"device": d, "sensors": len(self.sensors[d])} for d in sorted(self.sensors)],
+            "total_sensors": len(self.guids),
+            "invalid_messages": self.invalid,
+        }
+
+
+def expected_summary(records) -> dict:
+    reference = Reference()
+    for _raw, doc in records:
+        reference.add(doc)
+    return reference.summary()
 
 
 def assert_matches(summary: dict, expected: dict) -> None:
