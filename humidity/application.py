@@ -66,11 +66,11 @@ class HumidityApp(faust.App):
 
     def topic_specs(self) -> list[TopicSpec]:
         """Every topic to create: the declared ones, the tables' changelogs
-        and Faust's leader topic (created here, compacted as Faust would, so that they are in the
-        metadata before the consumer joins; another partition count is fatal)."""
+        (compacted, as Faust would create them) and Faust's leader topic, all
+        replicated alike and created here, so that they are in the metadata
+        before the consumer joins; another partition count is fatal."""
         changelogs = [TopicSpec(table.changelog_topic.get_topic_name(), self.settings.partitions, CHANGELOG_CONFIG)
                       for table in self.tables.values()]
-        # Faust's leader election topic, created here so that it is replicated like the others.
         leader = TopicSpec(self._leader_assignor._leader_topic_name, 1)  # noqa: SLF001
         return [*self.declared_topics, *changelogs, leader]
 

@@ -9,9 +9,9 @@ partition the highest offset whose sightings they include) and
 ``alarms/<a>`` (the active alarms of alarm partition *a*).
 :class:`PartialsBook` keeps the recent ones; :meth:`PartialsBook.newest_cut`
 finds the newest round for which every partition has shared its figures,
-whose sensor counts include nothing past its input offsets and miss
-nothing at or below them, and whose
-offsets are nowhere below the previous summary's; :func:`build_summary`
+whose sensor counts include nothing past its input offsets and miss nothing
+at or below them, and whose offsets are nowhere below the previous
+summary's; :func:`build_summary`
 turns it into the published summary, with what it added since the previous
 one (:class:`Previous`, carried in a header of the previous summary).
 """
@@ -115,8 +115,9 @@ class PartialsBook:
     def newest_cut(self, floor: dict[str, int] | None = None) -> Cut | None:
         """The newest round every input and sightings partition has closed
         whose figures agree (no sensor counted from past the round's input
-        offsets, none missed at or below them) and whose input offsets are at or above ``floor`` (the
-        previous summary's as_of), with the newest active alarms."""
+        offsets, none missed at or below them) and whose input offsets are
+        at or above ``floor`` (the previous summary's as_of), with the newest
+        active alarms."""
         if self.missing():
             return None
         floor = floor or {}
