@@ -20,6 +20,7 @@ from humidity.core.logs import install as limit_repeated_log_lines
 from humidity.core.settings import Settings
 from humidity.plumbing.batching import Transport, batched_topic
 from humidity.plumbing.kafka_admin import (
+    MAX_MESSAGE_BYTES,
     CredentialsRejected,
     TopicMismatch,
     TopicSpec,
@@ -134,6 +135,7 @@ def create_app(settings: Settings) -> HumidityApp:
         # Every write waits for all in-sync replicas (at least min.insync.replicas):
         # what was acknowledged survives the loss of a broker.
         producer_acks=-1,
+        producer_max_request_size=MAX_MESSAGE_BYTES,
         web_port=settings.web_port,
         web_bind=settings.web_bind,
         **({"web_host": settings.web_bind} if settings.web_bind not in ("0.0.0.0", "::") else {}),

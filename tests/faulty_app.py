@@ -18,6 +18,8 @@
   group, its web server answers and its timers run (a consumer that silently
   stopped, as when Faust leaves a partition out of its active set). It logs
   ``FAULT: input partitions paused`` / ``resumed`` when that takes effect.
+* ``max-request-size:<bytes>``: the producer's message size limit is that
+  small (the limit a very large fleet would reach).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import asyncio
 import os
 from pathlib import Path
 
-from app import app, settings  # noqa: F401  (faust -A finds the app here)
+from app import app, settings
 from humidity.plumbing import batching
 
 FAULT = os.environ.get("HUMIDITY_TEST_FAULT", "")
@@ -104,6 +106,9 @@ elif kind == "pause-input":
         return await fetch(self, consumer, active_partitions, timeout=timeout, max_records=max_records)
 
     batching.BatchingConsumerThread._fetch_records = _paused_while_switched_on
+
+elif kind == "max-request-size":
+    app.conf.producer_max_request_size = int(arguments)
 
 elif FAULT:
     raise SystemExit(f"unknown HUMIDITY_TEST_FAULT {FAULT!r}")

@@ -208,6 +208,13 @@ class Worker:
                 self.proc.wait(10)
         return self.proc.returncode
 
+    def wait(self, timeout: float) -> int:
+        """The exit code once the process has ended by itself (AssertionError after ``timeout``)."""
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"{self.log_path.name} still runs after {timeout:.0f} s") from None
+
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
             self.proc.kill()

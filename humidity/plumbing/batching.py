@@ -37,7 +37,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 
-from aiokafka.errors import ConsumerStoppedError
+from aiokafka.errors import ConsumerStoppedError, MessageSizeTooLargeError
+from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
 
@@ -162,6 +163,18 @@ class Producer(aiokafka_driver.Producer):
         produced = _produced.get()
         if produced is not None:
             produced.append(fut)
+
+    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
+        try:
+            return await super().send(topic, key, value, partition, timestamp, headers,
+                                      transactional_id=transactional_id)
+        except ProducerSendError as exc:
+            if isinstance(exc.__cause__, MessageSizeTooLargeError):
+                # Nothing after it may be acknowledged, or offsets would pass state that was never written.
+                size = len(value or b"") + len(key or b"") + sum(len(v or b"") for _, v in headers or ())
+                stop_worker(f"a message to {topic!r} of about {size} bytes is over the limit of "
+                            f"{self.max_request_size} bytes; nothing after it was sent", traceback=False)
+            raise
 
 
 class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -404,9 +417,10 @@ class Transport(aiokafka_driver.Transport):
     Producer = Producer
 
 
-def stop_worker(reason: str) -> None:
+def stop_worker(reason: str, *, traceback: bool = True) -> None:
     """Stop the process at once, before anything more is acknowledged or
-    committed: carrying on could commit offsets the tables do not include."""
-    log.critical("Stopping the worker: %s", reason, exc_info=sys.exc_info()[0] is not None)
+    committed: carrying on could commit offsets the tables do not include.
+    ``traceback=False``: one line, where the reason says all there is."""
+    log.critical("Stopping the worker: %s", reason, exc_info=traceback and sys.exc_info()[0] is not None)
     logging.shutdown()
     os._exit(70)

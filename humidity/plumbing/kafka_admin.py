@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
     AuthenticationFailedError,
@@ -33,6 +34,12 @@ log = logging.getLogger(__name__)
 
 #: Seconds between attempts while the broker cannot be reached.
 RETRY_EVERY = 5.0
+#: The largest message the service sends, and the limit set on every topic it
+#: creates: per-partition totals, partials and summaries grow with the fleet
+#: (about 70 bytes a device), past Kafka's 1 MB default at some tens of
+#: thousands of devices. Kafka returns a batch larger than a consumer's fetch
+#: size whole (KIP-74), so readers need no change.
+MAX_MESSAGE_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -127,16 +134,29 @@ async def partitions_ready(client: AIOKafkaAdminClient, names: list[str]) -> boo
     return True
 
 
-async def topic_layouts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, tuple[int, int]]:
-    """(partitions, replicas of its least replicated partition) of each existing topic in ``names``."""
+@dataclass(frozen=True)
+class Layout:
+    partitions: int
+    replicas: int  # of its least replicated partition
+    max_message_bytes: int
+
+
+async def topic_layouts(client: AIOKafkaAdminClient, names: Iterable[str]) -> dict[str, Layout]:
+    """The layout of each existing topic in ``names``."""
     existing = set(await client.list_topics())
     wanted = [n for n in names if n in existing]
-    layouts: dict[str, tuple[int, int]] = {}
-    if wanted:
-        for desc in await client.describe_topics(wanted):
-            if desc.get("error_code", 0) == 0:
-                partitions = desc["partitions"]
-                layouts[desc["topic"]] = (len(partitions), min((len(p["replicas"]) for p in partitions), default=0))
+    layouts: dict[str, Layout] = {}
+    if not wanted:
+        return layouts
+    limits = {}
+    for response in await client.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in wanted]):
+        for _error, _message, _type, name, configs in response.resources:
+            limits[name] = next((int(value) for key, value, *_ in configs if key == "max.message.bytes"), 0)
+    for desc in await client.describe_topics(wanted):
+        if desc.get("error_code", 0) == 0:
+            partitions = desc["partitions"]
+            layouts[desc["topic"]] = Layout(len(partitions), min((len(p["replicas"]) for p in partitions), default=0),
+                                            limits.get(desc["topic"], 0))
     return layouts
 
 
@@ -155,7 +175,7 @@ async def ensure_topics(
     """Create missing topics with ``replication`` replicas each and
     ``min.insync.replicas`` to match; raise TopicMismatch naming the first
     bad partition count; warn (once per topic) about an existing topic with
-    fewer replicas than ``replication``.
+    fewer replicas than ``replication`` or a lower message size limit.
 
     While the broker cannot be reached it logs one line per RETRY_EVERY
     seconds and tries again, for as long as it takes.
@@ -173,19 +193,25 @@ async def ensure_topics(
         try:
             layouts = await topic_layouts(client, [s.name for s in specs])
             for spec in specs:
-                if spec.name not in layouts:
+                layout = layouts.get(spec.name)
+                if layout is None:
                     continue
-                actual, replicas = layouts[spec.name]
-                if actual != spec.partitions:
-                    raise TopicMismatch(mismatch_message(spec.name, actual, spec.partitions, "HUMIDITY_PARTITIONS"))
-                if replicas < replication:
+                if layout.partitions != spec.partitions:
+                    raise TopicMismatch(mismatch_message(spec.name, layout.partitions, spec.partitions,
+                                                         "HUMIDITY_PARTITIONS"))
+                if layout.replicas < replication:
                     log.warning("topic %r has %d replica(s) but HUMIDITY_REPLICATION_FACTOR=%d: losing a broker "
-                                "can lose its data; raise it with kafka-reassign-partitions", spec.name, replicas,
-                                replication)
+                                "can lose its data; raise it with kafka-reassign-partitions", spec.name,
+                                layout.replicas, replication)
+                if layout.max_message_bytes < MAX_MESSAGE_BYTES:
+                    log.warning("topic %r takes messages up to %d bytes, the service may send up to %d (large "
+                                "fleets); raise it with kafka-configs --alter --add-config max.message.bytes=%d",
+                                spec.name, layout.max_message_bytes, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
             missing = [s for s in specs if s.name not in layouts]
             if missing:
-                durable = {"min.insync.replicas": str(min_insync_replicas(replication))}
-                new = [NewTopic(s.name, s.partitions, replication, topic_configs={**durable, **s.config})
+                limits = {"min.insync.replicas": str(min_insync_replicas(replication)),
+                          "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+                new = [NewTopic(s.name, s.partitions, replication, topic_configs={**limits, **s.config})
                        for s in missing]
                 try:
                     await client.create_topics(new, timeout_ms=15000)
