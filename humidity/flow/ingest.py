@@ -51,8 +51,11 @@ class IngestFlow:
         self.known_sightings = GenerationCache()
         #: device name -> its history partition (Kafka's key hash is slow in Python).
         self.device_partitions: dict[str, int] = {}
-        #: The round each owned partition is in: partition -> {"open": round}.
-        self.rounds = GenerationCache()
+        #: Each owned partition's round and parsed totals: partition ->
+        #: {"open": round, "totals": IngestTotals}. While it owns a partition
+        #: this worker is the only writer of its totals, so they are parsed
+        #: once per generation, not per batch and round (they list every device).
+        self.owned = GenerationCache()
         batched(app).resume_at[topics.input.get_topic_name()] = resume_from(tables.ingest_totals)
         self.agent = app.agent(topics.input, name="ingest")(self.run)
         app.timer(self.round_length / 2)(self.close_idle_rounds)
@@ -64,7 +67,7 @@ class IngestFlow:
     def ingest_partition(self, work: PartitionWork) -> None:
         tables = self.tables
         with work.current():
-            totals = aggregate.IngestTotals.from_json(load_json(tables.ingest_totals.get(str(work.partition))))
+            totals = self._totals(work.partition, work.generation)
             rows = work.follow(totals.offset)
             if rows is None:
                 return
@@ -141,9 +144,15 @@ class IngestFlow:
 
     # -- rounds
 
+    def _totals(self, partition: int, generation) -> aggregate.IngestTotals:
+        state = self.owned.for_partition(partition, generation)
+        if "totals" not in state:
+            state["totals"] = aggregate.IngestTotals.from_json(load_json(self.tables.ingest_totals.get(str(partition))))
+        return state["totals"]
+
     def _round_for(self, partition: int, generation, totals: aggregate.IngestTotals) -> int:
         """The round a batch of ``partition`` belongs to, closing the one before if it ended."""
-        state = self.rounds.for_partition(partition, generation)
+        state = self.owned.for_partition(partition, generation)
         now = time.time()
         if "open" not in state:
             state["open"] = first_round(now, self.round_length, totals.last_round)
@@ -168,8 +177,7 @@ class IngestFlow:
         if app.rebalancing or not app.tables.recovery.completed.is_set():
             return
         topic = self.topics.input.get_topic_name()
+        generation = app.consumer_generation_id
         for tp in app.assignor.assigned_actives():
             if tp.topic == topic:
-                raw = self.tables.ingest_totals.get(str(tp.partition))
-                self._round_for(tp.partition, app.consumer_generation_id,
-                                aggregate.IngestTotals.from_json(load_json(raw)))
+                self._round_for(tp.partition, generation, self._totals(tp.partition, generation))
