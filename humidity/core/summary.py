@@ -57,6 +57,21 @@ def _figures(kind: str, doc: dict):
     return list(doc["active"])
 
 
+class Figures:
+    """A partial's figures, built when a cut first needs them: most rounds
+    are never summarised, and with many devices building is the cost."""
+
+    __slots__ = ("kind", "doc", "_built")
+
+    def __init__(self, kind: str, doc: dict) -> None:
+        self.kind, self.doc, self._built = kind, doc, None
+
+    def get(self):
+        if self._built is None:
+            self._built, self.doc = _figures(self.kind, self.doc), None
+        return self._built
+
+
 @dataclass
 class Cut:
     """Every partition's figures as of one round."""
@@ -89,7 +104,7 @@ class PartialsBook:
         if partition >= self.partitions:
             return False  # left over from a run with more partitions
         entries = self.history.setdefault(parsed, [])
-        entry = (int(doc["round"]), int(doc["offset"]), _figures(kind, doc))
+        entry = (int(doc["round"]), int(doc["offset"]), Figures(kind, doc))
         at = bisect.bisect_left(entries, entry[0], key=lambda e: e[0])
         if at < len(entries) and entries[at][0] == entry[0]:
             if entries[at][1] > entry[1]:
@@ -110,7 +125,7 @@ class PartialsBook:
         round it closed at or before it (None if it closed none by then)."""
         entries = self.history[(kind, partition)]
         at = bisect.bisect_right(entries, tagged, key=lambda e: e[0])
-        return entries[at - 1][2] if at else None
+        return entries[at - 1][2].get() if at else None
 
     def newest_cut(self, floor: dict[str, int] | None = None) -> Cut | None:
         """The newest round every input and sightings partition has closed
@@ -124,7 +139,7 @@ class PartialsBook:
         counted = [entries for (kind, _p), entries in self.history.items() if kind in CUT_KINDS]
         newest = min(entries[-1][0] for entries in counted)
         candidates = sorted({e[0] for entries in counted for e in entries if e[0] <= newest}, reverse=True)
-        alarms = {p: self.history[(ALARMS, p)][-1][2] for p in range(self.partitions)}
+        alarms = {p: self.history[(ALARMS, p)][-1][2].get() for p in range(self.partitions)}
         for tagged in candidates:
             figures = {kind: {p: self._as_of(kind, p, tagged) for p in range(self.partitions)} for kind in CUT_KINDS}
             if any(f is None for by_partition in figures.values() for f in by_partition.values()):
