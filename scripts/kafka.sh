@@ -185,7 +185,6 @@ up() {
   done
   local deadline=$((SECONDS + start_timeout))
   for n in $(nodes); do
-    pid="$(our_pid "$n")"
     while ! answers "$n" 3; do
       if [ -z "$(our_pid "$n")" ]; then
         echo "kafka: broker $n exited during start-up; last lines of its logs:" >&2

@@ -43,15 +43,7 @@ def free_port() -> int:
 
 def free_port_pair() -> int:
     """A free port whose successor is free too (a broker and its controller)."""
-    for _ in range(50):
-        port = free_port()
-        try:
-            with socket.socket() as s:
-                s.bind(("127.0.0.1", port + 1))
-            return port
-        except OSError:
-            continue
-    raise RuntimeError("no two consecutive free ports")
+    return free_port_run(2)
 
 
 def free_port_run(count: int) -> int:
