@@ -381,18 +381,29 @@ async def wait_history(procs: list[Proc], n: int, timeout: float) -> None:
         await asyncio.sleep(0.1)
 
 
+async def one_worker(bootstrap: str, work: Path, kind: str, interval: float) -> tuple[str, dict, Proc]:
+    """One worker of the app on a fresh input topic, ready to read it:
+    (app id, its environment, its process; the caller stops it)."""
+    app_id = f"bench-{kind}-{uuid.uuid4().hex[:6]}"
+    await create_topic(bootstrap, f"{app_id}-in")
+    env = app_env(bootstrap, work, app_id, f"{app_id}-in", interval=interval, name=app_id)
+    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    try:
+        proc.wait_log(r"\[\^Worker\]: Ready", 180)
+    except BaseException:
+        proc.stop()
+        raise
+    return app_id, env, proc
+
+
 async def run_history_queries(bootstrap: str, work: Path, hours: float, queries: int) -> dict:
     """Query latency of the history API: one worker whose history holds
     ``hours`` of readings from 2,000 loggers on 50 devices (a reading per
     logger every 10 minutes), asked in turn for a device's last 24 hours by
     the minute (up to 1,440 points), a logger's, and the device list."""
-    app_id = f"bench-hist-{uuid.uuid4().hex[:6]}"
-    topic = f"{app_id}-in"
-    await create_topic(bootstrap, topic)
-    env = app_env(bootstrap, work, app_id, topic, interval=3.0, name=app_id)
-    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    app_id, env, proc = await one_worker(bootstrap, work, "hist", interval=3.0)
+    topic = env["HUMIDITY_INPUT_TOPIC"]
     try:
-        proc.wait_log(r"\[\^Worker\]: Ready", 180)
         sim = Simulator(loggers=2000, devices=50, seed=5)
         now = time.time()
         values = list(sim.backfill(hours, now, every=600.0))
@@ -447,15 +458,11 @@ def run_quix(bootstrap: str, topic: str, n: int, work: Path) -> float | None:
 async def run_latency(bootstrap: str, work: Path, rate: float, seconds: float) -> tuple[float, float, int]:
     """Summary latency under steady load: for each summary, the age of the
     newest reading it includes (the M-th reading sent, for M readings counted)."""
-    app_id = f"bench-lat-{uuid.uuid4().hex[:6]}"
-    topic = f"{app_id}-in"
-    await create_topic(bootstrap, topic)
-    env = app_env(bootstrap, work, app_id, topic, interval=3.0, name=app_id)
-    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    app_id, env, proc = await one_worker(bootstrap, work, "lat", interval=3.0)
+    topic = env["HUMIDITY_INPUT_TOPIC"]
     sent_at: list[float] = []
     ages: list[float] = []
     try:
-        proc.wait_log(r"\[\^Worker\]: Ready", 180)
         sim = Simulator(seed=3)
         producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=5)
         await producer.start()
@@ -479,13 +486,9 @@ async def run_latency(bootstrap: str, work: Path, rate: float, seconds: float) -
 
 
 async def run_rss(bootstrap: str, work: Path, sensors: int) -> float:
-    app_id = f"bench-rss-{uuid.uuid4().hex[:6]}"
-    topic = f"{app_id}-in"
-    await create_topic(bootstrap, topic)
-    env = app_env(bootstrap, work, app_id, topic, interval=1.0, name=app_id)
-    proc = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}.log")
+    app_id, env, proc = await one_worker(bootstrap, work, "rss", interval=1.0)
+    topic = env["HUMIDITY_INPUT_TOPIC"]
     try:
-        proc.wait_log(r"\[\^Worker\]: Ready", 180)
         sim = Simulator(loggers=sensors, devices=500, seed=9)
         values = []
         now = time.time()
