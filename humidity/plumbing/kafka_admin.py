@@ -267,13 +267,16 @@ class GroupOffsets:
 
     async def _started(self) -> tuple[AIOKafkaAdminClient, AIOKafkaConsumer]:
         if self._clients is None:
-            admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap, request_timeout_ms=10000,
-                                        **self.client_kwargs)
+            admin = await _admin(self.bootstrap, self.client_kwargs)
             ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
                                     request_timeout_ms=10000, **self.client_kwargs)
-            self._clients = admin, ends
-            await admin.start()
-            await ends.start()
+            try:
+                await ends.start()
+            except BaseException:
+                await ends.stop()
+                await admin.close()
+                raise
+            self._clients = admin, ends  # only once both started: a failed start is tried again next time
         return self._clients
 
     async def close(self) -> None:
