@@ -14,6 +14,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import orjson
@@ -226,13 +227,20 @@ def run(coro):
         return pool.submit(asyncio.run, coro).result()
 
 
-async def create_topic(name: str, partitions: int, config: dict | None = None) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
+@asynccontextmanager
+async def admin():
+    """An admin client of the test broker (or cluster), closed afterwards."""
+    client = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
+    await client.start()
     try:
-        await admin.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})])
+        yield client
     finally:
-        await admin.close()
+        await client.close()
+
+
+async def create_topic(name: str, partitions: int, config: dict | None = None) -> None:
+    async with admin() as client:
+        await client.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})])
 
 
 async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
@@ -326,12 +334,8 @@ async def group_members(group: str) -> dict:
     """member id -> [(topic, partition), ...] of a consumer group's assignment."""
     from aiokafka.protocol.group import MemberAssignment
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
-    try:
-        described = await admin.describe_consumer_groups([group])
-    finally:
-        await admin.close()
+    async with admin() as client:
+        described = await client.describe_consumer_groups([group])
     members = {}
     for response in described:
         for grp in response.groups:
@@ -351,12 +355,8 @@ async def group_members(group: str) -> dict:
 
 async def committed_offsets(group: str, topic: str, partitions: int = 4) -> dict[int, int | None]:
     """partition -> the group's committed offset (None if none)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap())
-    await admin.start()
-    try:
-        committed = await admin.list_consumer_group_offsets(group)
-    finally:
-        await admin.close()
+    async with admin() as client:
+        committed = await client.list_consumer_group_offsets(group)
     found = {tp.partition: meta.offset for tp, meta in committed.items() if tp.topic == topic}
     return {p: found.get(p) for p in range(partitions)}
 

@@ -2,7 +2,6 @@
 mid-stream, the group coordinator lost and brought back; each exact."""
 
 import pytest
-from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
 from tests import helpers
@@ -18,28 +17,20 @@ def cluster_env(tmp_path):
 
 async def layout(names):
     """topic -> (replica counts of its partitions, its min.insync.replicas)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=helpers.bootstrap())
-    await admin.start()
-    try:
+    async with helpers.admin() as admin:
         described = {d["topic"]: sorted({len(p["replicas"]) for p in d["partitions"]})
                      for d in await admin.describe_topics(names)}
         responses = await admin.describe_configs([ConfigResource(ConfigResourceType.TOPIC, n) for n in names])
-        in_sync = {}
-        for response in responses:
-            for _error, _message, _type, name, configs in response.resources:
-                in_sync[name] = next(value for key, value, *_ in configs if key == "min.insync.replicas")
-    finally:
-        await admin.close()
+    in_sync = {}
+    for response in responses:
+        for _error, _message, _type, name, configs in response.resources:
+            in_sync[name] = next(value for key, value, *_ in configs if key == "min.insync.replicas")
     return {name: (described[name], in_sync[name]) for name in names}
 
 
 async def topics_of(env):
-    admin = AIOKafkaAdminClient(bootstrap_servers=helpers.bootstrap())
-    await admin.start()
-    try:
+    async with helpers.admin() as admin:
         names = await admin.list_topics()
-    finally:
-        await admin.close()
     app_id = env["HUMIDITY_APP_ID"]
     return sorted(n for n in names if n.startswith(app_id))
 
@@ -61,22 +52,14 @@ def test_every_topic_the_service_creates_has_3_replicas_and_min_insync_2(on_clus
 
 async def leaders(topic):
     """partition -> node id of its leader."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=helpers.bootstrap())
-    await admin.start()
-    try:
+    async with helpers.admin() as admin:
         (described,) = await admin.describe_topics([topic])
-    finally:
-        await admin.close()
     return {p["partition"]: p["leader"] for p in described["partitions"]}
 
 
 async def coordinator(group):
-    admin = AIOKafkaAdminClient(bootstrap_servers=helpers.bootstrap())
-    await admin.start()
-    try:
+    async with helpers.admin() as admin:
         return await admin.find_coordinator(group)
-    finally:
-        await admin.close()
 
 
 def run_with_a_broker_lost(cluster, tmp_path, workers, choose, back: bool):
