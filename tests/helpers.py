@@ -239,8 +239,18 @@ async def admin():
 
 
 async def create_topic(name: str, partitions: int, config: dict | None = None) -> None:
+    """Create a topic and wait (up to 30 s) until every partition has a leader: a
+    consumer that joins before the metadata shows it is assigned nothing ("Ignoring missing topic")."""
     async with admin() as client:
         await client.create_topics([NewTopic(name, partitions, 1, topic_configs=config or {})])
+        deadline = time.monotonic() + 30
+        while True:
+            (described,) = await client.describe_topics([name])
+            if described["partitions"] and all(p["leader"] >= 0 for p in described["partitions"]):
+                return
+            if time.monotonic() >= deadline:
+                raise AssertionError(f"topic {name!r} has no leader for every partition after 30 s")
+            await asyncio.sleep(0.1)
 
 
 async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
