@@ -21,11 +21,13 @@ from humidity.plumbing.tables import raw_table
 
 @dataclass(frozen=True)
 class Tables:
-    #: key: input partition number (``b"3"``); value: JSON of
+    #: key: input partition number (``b"3"``); value: the header of
     #: :class:`humidity.core.aggregate.IngestTotals` (valid / invalid counts,
-    #: exact humidity sums and counts per device, the offset up to which it
-    #: includes the partition, epoch). Written by agent ``ingest``, once per
-    #: partition per batch.
+    #: the offset up to which it includes the partition, epoch, number of
+    #: devices); key ``b"3/" + device name``: the device's entry (exact
+    #: humidity sum and count, the offset through which they include its
+    #: readings, epoch). Written by agent ``ingest``, once per partition per
+    #: batch: the devices the batch touched, then the header.
     ingest_totals: TableT
     #: key: :func:`humidity.core.aggregate.sighting_key` of (device, guid);
     #: value: the input offset (ASCII) that first saw the pair in this

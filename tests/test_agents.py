@@ -56,7 +56,8 @@ async def test_ingest_counts_readings_and_dead_letters_bad_ones(service, sent):
         raw = await eventually(lambda: (v := ingest_totals.get("0")) and orjson.loads(v)["offset"] >= 3 and v)
     totals = orjson.loads(raw)
     assert (totals["valid"], totals["invalid"]) == (3, 1)
-    assert totals["devices"]["MRI 12"] == [[142.0], 2]
+    entry = orjson.loads(ingest_totals.get(b"0/MRI 12"))
+    assert (entry["s"], entry["c"], totals["device_count"]) == ([142.0], 2, 2)
     bundles = [orjson.loads(s["value"]) for s in sent["sightings"]]
     assert [tuple(pair) for bundle in bundles for pair in bundle["s"]] == [("g1", "MRI 12"), ("g2", "CT 3")]
     for bundle, message in zip(bundles, sent["sightings"], strict=True):
@@ -98,7 +99,9 @@ async def test_count_sensors_counts_distinct_guids_per_device_as_of_each_closed_
             await agent.put(orjson.dumps({"p": p, "end": 7, "o": 9}), key=b"e")
         raw = await eventually(lambda: (v := sensor_totals.get("0")) and orjson.loads(v)["offset"] >= 6 and v)
     totals = orjson.loads(raw)
-    assert (totals["sensors"], totals["devices"], totals["closed"]) == (2, {"MRI 12": 2, "CT 3": 1}, 7)
+    devices = {name: orjson.loads(sensor_totals.get(b"0/" + name.encode()))["n"] for name in ("MRI 12", "CT 3")}
+    assert (totals["sensors"], devices, totals["device_count"], totals["closed"]) == \
+        (2, {"MRI 12": 2, "CT 3": 1}, 2, 7)
     assert orjson.loads(sensors.get("g1"))["devices"] == {"MRI 12": [7, 0], "CT 3": [7, 2]}
     (shared,) = [orjson.loads(p["value"]) for p in partials]
     assert (shared["round"], shared["sensors"], shared["inputs"]) == (7, 2, {"0": 9})

@@ -79,10 +79,12 @@ def end(p, tagged, offset=0):
 
 def counted(totals):
     """(sensors, devices) over closed and open rounds."""
-    everything = totals.counts.copy()
+    sensors, devices = totals.counts.sensors, dict(totals.counts.devices)
     for adds in totals.open.values():
-        everything.add(adds)
-    return everything.sensors, {d: n for d, n in everything.devices.items() if n}
+        sensors += adds.sensors
+        for device, n in adds.devices.items():
+            devices[device] = devices.get(device, 0) + n
+    return sensors, {d: n for d, n in devices.items() if n}
 
 
 def test_count_sensors_counts_each_guid_once_and_each_device_once():
@@ -171,6 +173,65 @@ def test_the_offsets_a_batch_covers_are_included_even_without_a_message():
     assert sensors.offset == 6
 
 
+def stored(totals, store=None):
+    """What the ingest flow writes for a batch: the unsaved devices' entries, then the header."""
+    store = {} if store is None else store
+    for name in totals.unsaved:
+        store[name] = orjson.loads(orjson.dumps(totals.device_json(name)))
+    totals.unsaved.clear()
+    store[None] = orjson.loads(orjson.dumps(totals.header_json()))
+    return store
+
+
+def restored(store):
+    return IngestTotals.from_stored(store.get(None), [(k, v) for k, v in store.items() if k is not None])
+
+
+def test_a_batch_stores_only_the_devices_it_touched():
+    totals = IngestTotals()
+    ingest(totals, [(i, msg(f"g{i}", f"MRI {i}", 50.0)) for i in range(100)], {}.get)
+    assert len(totals.unsaved) == 100
+    store = stored(totals)
+    ingest(totals, [(100, msg("g1", "MRI 7", 51.0)), (101, msg("g2", "CT 9", 40.0))], {}.get)
+    assert totals.unsaved == {"MRI 7", "CT 9"}
+    stored(totals, store)
+    assert restored(store) == totals and store[None]["device_count"] == 101
+    assert store["MRI 7"]["o"] == 101 and store["MRI 8"]["o"] == 99
+
+
+def test_device_entries_kept_by_a_crash_that_lost_the_header_do_not_count_twice():
+    rng = random.Random(5)
+    batches = [[(o, msg(f"g{o % 7}", f"MRI {o % 5}", round(rng.uniform(20, 80), 1))) for o in range(b, b + 10)]
+               for b in range(0, 50, 10)]
+    reference = IngestTotals()
+    for batch in batches:
+        ingest(reference, batch, {}.get)
+    totals = IngestTotals()
+    store = {}
+    for batch in batches[:2]:
+        ingest(totals, batch, {}.get)
+        stored(totals, store)
+    ingest(totals, batches[2], {}.get)  # written in part: two device entries, not the header
+    for name in ("MRI 1", "MRI 3"):
+        store[name] = orjson.loads(orjson.dumps(totals.device_json(name)))
+    again = restored(store)
+    assert again.offset == 19 and again.devices["MRI 1"].offset == 29
+    for batch in batches[2:]:
+        ingest(again, batch, {}.get)
+    assert again == reference and sum(d.count for d in again.devices.values()) == 50
+
+
+def test_totals_stored_as_one_value_by_an_earlier_version_continue_as_entries():
+    old = IngestTotals()
+    ingest(old, [(0, msg("g1", "MRI 1", 50.0)), (1, msg("g2", "CT 1", 40.0))], {}.get)
+    totals = IngestTotals.from_stored(orjson.loads(orjson.dumps(old.to_json())), [])
+    assert totals.unsaved == {"MRI 1", "CT 1"} and totals.devices["CT 1"].offset == 1
+    ingest(totals, [(1, msg("g2", "CT 1", 40.0)), (2, msg("g1", "MRI 1", 52.0))], {}.get)
+    store = stored(totals)
+    assert set(store) == {None, "MRI 1", "CT 1"}
+    assert (store["MRI 1"]["c"], store["CT 1"]["c"], store[None]["valid"]) == (2, 1, 3)
+
+
 def test_totals_round_trip_through_json():
     totals = IngestTotals()
     ingest(totals, [(0, msg("g1", "MRI 1", 50.5))], {}.get)
@@ -196,3 +257,49 @@ def test_shared_counts_say_up_to_which_input_offset_they_are_complete():
     restored = SensorTotals.from_json(orjson.loads(orjson.dumps(totals.to_json())), 2)
     assert restored.ends.marks == {0: [[5, 12]], 1: [[3, 20], [6, 25]]}, "only marks a later cut may need are kept"
     assert count_sensors(restored, [(6, end(0, 6, 13))], entries.get).closed[-1][1].covers == {0: 13, 1: 25}
+
+
+def sensors_stored(totals, store):
+    """What the sensors flow writes for a batch: the changed devices' entries, then the header."""
+    for name in totals.unsaved:
+        store[name] = orjson.loads(orjson.dumps(totals.device_json(name)))
+    totals.unsaved.clear()
+    store[None] = orjson.loads(orjson.dumps(totals.header_json()))
+
+
+def sensors_restored(store, partitions=1):
+    return SensorTotals.from_stored(store.get(None), [(k, v) for k, v in store.items() if k is not None],
+                                    partitions)
+
+
+def test_sensor_device_entries_kept_by_a_crash_that_lost_the_header_count_as_before_it():
+    batches = [[(0, bundle(0, 1, 5, ("g1", "MRI 1"), ("g2", "CT 1"))), (1, end(0, 1))],
+               [(2, bundle(0, 2, 9, ("g3", "MRI 1"), ("g1", "CT 1"))), (3, end(0, 2))],
+               [(4, bundle(0, 3, 12, ("g4", "PET 1"))), (5, end(0, 3))]]
+    reference, entries = SensorTotals(1), {}
+    for batch in batches:
+        entries.update(count_sensors(reference, batch, entries.get).entries)
+    totals, store, entries = SensorTotals(1), {}, {}
+    entries.update(count_sensors(totals, batches[0], entries.get).entries)
+    sensors_stored(totals, store)
+    assert store["MRI 1"] == {"n": 1, "r": 1, "was": None, "epoch": 0} and store[None]["device_count"] == 2
+    entries.update(count_sensors(totals, batches[1], entries.get).entries)
+    assert totals.unsaved == {"MRI 1": 1, "CT 1": 1}
+    store["MRI 1"] = totals.device_json("MRI 1")  # written; CT 1 and the header were lost
+    again = sensors_restored(store)
+    assert again.counts.devices == {"MRI 1": 1, "CT 1": 1} and again.ends.closed == 1
+    for batch in batches[1:]:
+        entries.update(count_sensors(again, batch, entries.get).entries)
+    assert (again.sensors, again.devices) == (reference.sensors, reference.devices) == \
+        (4, {"MRI 1": 2, "CT 1": 2, "PET 1": 1})
+
+
+def test_sensor_totals_stored_as_one_value_by_an_earlier_version_continue_as_entries():
+    old = {"offset": 7, "sensors": 2, "devices": {"MRI 1": 2}, "closed": 3, "ends": {"0": 3}, "epoch": 2}
+    totals = sensors_restored({None: old})
+    assert totals.devices == {"MRI 1": 2} and totals.unsaved == {"MRI 1": 2}
+    count_sensors(totals, [(8, bundle(0, 4, 9, ("g9", "CT 1"))), (9, end(0, 4))], {}.get)
+    store = {}
+    sensors_stored(totals, store)
+    assert store["MRI 1"]["n"] == 2 and store["CT 1"] == {"n": 1, "r": 4, "was": None, "epoch": 2}
+    assert sensors_restored(store).devices == {"MRI 1": 2, "CT 1": 1}

@@ -56,7 +56,7 @@ def test_a_batch_lost_after_it_was_fetched_is_read_again_not_skipped(kafka, tmp_
 
 
 def latest_totals_offsets(env) -> dict[int, int]:
-    """partition -> the offset in the newest ingest totals the broker holds."""
+    """partition -> the offset in the newest ingest totals header the broker holds."""
     topic = f"{env['HUMIDITY_APP_ID']}-ingest-totals-changelog"
 
     async def read():
@@ -71,9 +71,16 @@ def latest_totals_offsets(env) -> dict[int, int]:
                 if ends[tp] == 0:
                     found[tp.partition] = -1
                     continue
-                consumer.seek(tp, ends[tp] - 1)
-                records = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
-                found[tp.partition] = orjson.loads(records[-1].value)["offset"] if records else None
+                # the newest header (device entries, keys "<p>/<device>", come before it)
+                consumer.seek(tp, max(0, ends[tp] - 500))
+                records = []
+                while not records or records[-1].offset < ends[tp] - 1:
+                    batch = (await consumer.getmany(tp, timeout_ms=5000)).get(tp, [])
+                    if not batch:
+                        break
+                    records += batch
+                headers = [r for r in records if b"/" not in r.key]
+                found[tp.partition] = orjson.loads(headers[-1].value)["offset"] if headers else None
             return found
         finally:
             await consumer.stop()

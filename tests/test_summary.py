@@ -7,10 +7,15 @@ import orjson
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, SensorTotals, count_sensors
 from humidity.core.summary import (
+    BASE_EVERY,
+    INGEST,
     LOGGED_ALARMS_MAX,
+    SENSORS,
+    Chain,
     Cut,
     PartialsBook,
     Previous,
+    Sharer,
     build_summary,
     render_line,
     render_text,
@@ -142,7 +147,17 @@ def test_text_form_lists_at_most_twenty_active_alarms():
     lines = render_text(summary).splitlines()
     assert "Active alarms (2000, newest first)" in lines[2]
     assert sum(line.startswith("OFFLINE") for line in lines) == LOGGED_ALARMS_MAX == 20
-    assert "... and 1980 more (all of them: GET /api/alarms)" in lines
+    assert "... and 1,980 more (all of them: GET /api/alarms)" in lines
+
+
+def test_text_form_lists_at_most_fifty_devices_per_block():
+    devices = {f"MRI {i}": [40.0 + i % 20] for i in range(40_000)}
+    summary, _ = build_summary(cut([ingest_totals(0, devices)], [sensors(1, {d: 1 for d in devices})]), NOW, 3.0)
+    lines = render_text(summary).splitlines()
+    assert len(lines) < 250
+    assert lines.count("... and 39,950 more (all of them: GET /api/summary/devices?sort=average)") == 1
+    assert lines.count("... and 39,950 more (all of them: GET /api/summary/devices?sort=device)") == 1
+    assert "... and 39,950 more (all of them: GET /api/summary/devices?sort=interval_average)" in lines
 
 
 def test_one_line_form_for_deployments():
@@ -163,12 +178,16 @@ def test_sightings_lost_with_their_owner_keep_the_rounds_that_miss_them_out_of_s
     sightings = {0: SensorTotals(2), 1: SensorTotals(2)}
     log = {0: [], 1: []}
 
+    sharers = {0: Sharer(), 1: Sharer()}
+
     def to(q, message):
         offset = len(log[q])
         log[q].append(message)
         out = count_sensors(sightings[q], [(offset, message)], {}.get)
-        for tagged, counts in out.closed:
-            book.update(f"sensors/{q}", partial(tagged, sightings[q].offset, counts))
+        if out.closed:
+            shares = [(tagged, partial(tagged, sightings[q].offset, counts)) for tagged, counts in out.closed]
+            for doc in sharers[q].docs(shares, lambda: dict(sightings[q].counts.devices)):
+                book.update(f"sensors/{q}", doc)
 
     def close(p, tagged, offset, devices, lost=False):
         book.update(f"ingest/{p}", partial(tagged, offset, ingest_totals(offset, devices)))
@@ -193,7 +212,7 @@ def test_sightings_lost_with_their_owner_keep_the_rounds_that_miss_them_out_of_s
     close(0, 7, 2, {"MRI 1": [50.0, 51.0, 52.0]})
     seen(1, 8, 1, 0, "g3", "CT 1")  # partition 1's new owner reads offset 1 again
     close(1, 8, 1, {"CT 1": [40.0, 41.0]})
-    assert [tagged for tagged, *_ in book.history[("sensors", 1)]] == [4, 5, 6, 7]
+    assert [tagged for tagged, *_ in book.chains[("sensors", 1)].rounds] == [4, 5, 6, 7]
     found = book.newest_cut()
     assert found.round == 4 and found.as_of() == {"0": 0, "1": 0}
     assert sum(counts.sensors for counts in found.sensors.values()) == 2
@@ -201,3 +220,59 @@ def test_sightings_lost_with_their_owner_keep_the_rounds_that_miss_them_out_of_s
     found = book.newest_cut()
     assert found.round == 8 and found.as_of() == {"0": 2, "1": 1}
     assert sum(counts.sensors for counts in found.sensors.values()) == 5
+
+
+def ingest_share(tagged, offset, devices, epoch=1, **extra):
+    """An ingest partial: the header of totals with ``devices`` in all, listing ``devices``."""
+    totals = ingest_totals(offset, devices)
+    totals.epoch = epoch
+    return {**totals.to_json(), "round": tagged, **extra}
+
+
+def test_a_chain_takes_deltas_that_continue_it_and_waits_for_a_base_after_a_gap():
+    chain = Chain(INGEST)
+    assert not chain.update({**ingest_share(1, 10, {"MRI 1": [50.0]}), "since": 0}), "no base yet"
+    assert chain.update(ingest_share(2, 20, {"MRI 1": [50.0], "CT 1": [40.0]}))
+    delta = ingest_share(3, 30, {"MRI 1": [50.0, 52.0], "CT 1": [40.0]})
+    delta["devices"].pop("CT 1")  # only what changed; the header still counts both devices
+    assert chain.update({**delta, "since": 2})
+    assert chain.figures(3).devices == {"MRI 1": DeviceSum([50.0, 52.0], 2), "CT 1": DeviceSum([40.0], 1)}
+    assert chain.figures(2).devices["MRI 1"] == DeviceSum([50.0], 1), "older rounds stay as they were"
+    assert not chain.update({**ingest_share(5, 50, {}), "since": 4}), "round 4 was missed"
+    assert not chain.update({**ingest_share(6, 60, {}), "since": 5}), "still no base"
+    assert chain.tail == 3
+    assert chain.update(ingest_share(7, 70, {"MRI 1": [50.0, 52.0, 53.0], "CT 1": [40.0]}))
+    chain.forget_before(7)
+    assert [r for r, *_ in chain.rounds] == [7] and not chain.several
+
+
+def test_a_new_owners_base_replaces_rounds_it_closes_again_and_drops_devices_it_does_not_list():
+    chain = Chain(SENSORS)
+    share = {"offset": 5, "sensors": 2, "inputs": {}, "epoch": 3}
+    assert chain.update({**share, "round": 4, "devices": {"MRI 1": 1, "CT 1": 1}})
+    assert chain.update({**share, "round": 5, "since": 4, "devices": {"MRI 1": 2}, "sensors": 3, "device_count": 2})
+    # the owner's state write was lost: its successor (epoch 4) closes round 5 again, without CT 1
+    assert chain.update({**share, "round": 5, "epoch": 4, "sensors": 1, "devices": {"MRI 1": 1}})
+    assert not chain.update({**share, "round": 6, "since": 5, "devices": {}}), "a late delta of the old owner"
+    assert chain.figures(5).devices == {"MRI 1": 1} and chain.figures(4).devices == {"MRI 1": 1, "CT 1": 1}
+    assert not chain.update({**share, "round": 9, "devices": {"MRI 1": 9}}), "a late base of the old owner"
+
+
+def test_figures_whose_device_count_disagrees_are_not_used():
+    chain = Chain(SENSORS)
+    chain.update({"round": 1, "offset": 1, "sensors": 1, "inputs": {}, "devices": {"MRI 1": 1}})
+    chain.update({"round": 2, "offset": 2, "sensors": 2, "inputs": {}, "since": 1, "devices": {},
+                  "device_count": 2})
+    assert chain.figures(1) is not None and chain.figures(2) is None
+
+
+def test_an_owner_shares_a_base_first_then_deltas_and_a_base_every_base_every_rounds():
+    sharer, everything = Sharer(), {"MRI 1": 1, "CT 1": 1}
+    first = sharer.docs([(3, {"round": 3, "devices": {"MRI 1": 1}}), (4, {"round": 4, "devices": {}})],
+                        lambda: everything)
+    assert first == [{"round": 4, "devices": everything}], "no delta before the first base"
+    docs = sharer.docs([(5, {"round": 5, "devices": {"CT 1": 1}}), (6, {"round": 6, "devices": {}})],
+                       lambda: everything)
+    assert docs == [{"round": 5, "devices": {"CT 1": 1}, "since": 4}, {"round": 6, "devices": {}, "since": 5}]
+    assert "since" not in sharer.docs([(4 + BASE_EVERY, {"round": 4 + BASE_EVERY, "devices": {}})],
+                                      lambda: everything)[0]

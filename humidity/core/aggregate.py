@@ -2,11 +2,15 @@
 
 Why per partition, and why the offsets:
 
-* A worker owns whole partitions. Everything kept for partition *p* is one
-  value (``IngestTotals`` / ``SensorTotals``) that also records the offset of
-  the last message it includes. That value is written in one table write, so
-  counts and offset can never disagree, and a message redelivered after a
-  crash (offset <= the recorded one) is recognised and not counted twice.
+* A worker owns whole partitions. What is kept for partition *p* records
+  the offset of the last message it includes, written in the same table
+  write as the counts, so counts and offset can never disagree, and a
+  message redelivered after a crash (offset <= the recorded one) is
+  recognised and not counted twice. Ingest totals are a header (counts,
+  offset) and one entry per device (its exact sum, count, and the offset
+  through which it includes the device's readings), so that a batch writes
+  only the devices it touched: each entry is a fact on its own ("device d's
+  readings of p up to offset o"), whichever of the writes a crash kept.
 * Sensor sets do not go into those values (they would grow with the fleet).
   A sensor is remembered once, in its own key, with the offset that first saw
   it; the rules below use that offset to tell a redelivery from a new sighting.
@@ -53,6 +57,9 @@ def exact_total(partials: Iterable[float]) -> float:
 class DeviceSum:
     partials: list[float] = field(default_factory=list)
     count: int = 0
+    #: The input offset through which the device's readings are included
+    #: (stored entries only; -1 in shared figures).
+    offset: int = field(default=-1, compare=False)
 
     def add(self, value: float) -> None:
         exact_add(self.partials, value)
@@ -69,16 +76,24 @@ class IngestTotals:
     devices: dict[str, DeviceSum] = field(default_factory=dict)
     epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
     last_round: int = -1  # the round (humidity.core.rounds) of the last batch counted
+    #: Devices whose stored entry is behind: written with the next header.
+    unsaved: set[str] = field(default_factory=set, compare=False)
+    #: Shared figures without their devices: how many there are.
+    device_count: int | None = field(default=None, compare=False)
 
     def to_json(self) -> dict:
-        return {
-            "offset": self.offset,
-            "valid": self.valid,
-            "invalid": self.invalid,
-            "devices": {d: [s.partials, s.count] for d, s in self.devices.items()},
-            "epoch": self.epoch,
-            "last_round": self.last_round,
-        }
+        """Everything in one document (the figures shared for a round)."""
+        return {**self.header_json(), "devices": {d: [s.partials, s.count] for d, s in self.devices.items()}}
+
+    def header_json(self) -> dict:
+        """The stored header: the counts and offset, without the devices."""
+        return {"offset": self.offset, "valid": self.valid, "invalid": self.invalid,
+                "epoch": self.epoch, "last_round": self.last_round, "device_count": len(self.devices)}
+
+    def device_json(self, name: str) -> dict:
+        """The stored entry of one device."""
+        device = self.devices[name]
+        return {"s": device.partials, "c": device.count, "o": device.offset, "epoch": self.epoch}
 
     @classmethod
     def from_json(cls, doc: dict | None) -> IngestTotals:
@@ -88,10 +103,26 @@ class IngestTotals:
             offset=int(doc["offset"]),
             valid=int(doc["valid"]),
             invalid=int(doc["invalid"]),
-            devices={d: DeviceSum(list(p), int(c)) for d, (p, c) in doc["devices"].items()},
+            devices={d: DeviceSum(list(p), int(c)) for d, (p, c) in doc.get("devices", {}).items()},
             epoch=int(doc.get("epoch", 0)),
             last_round=int(doc.get("last_round", -1)),
+            device_count=doc.get("device_count"),
         )
+
+    @classmethod
+    def from_stored(cls, header: dict | None, entries: Iterable[tuple[str, dict]]) -> IngestTotals:
+        """The totals from a stored header and device entries. A header
+        written before device entries existed holds the devices itself: they
+        include the readings up to its offset, and are marked unsaved so that
+        the next write stores them as entries."""
+        totals = cls.from_json(header)
+        for device in totals.devices.values():
+            device.offset = totals.offset
+        totals.unsaved = set(totals.devices)
+        for name, doc in entries:
+            totals.devices[name] = DeviceSum(list(doc["s"]), int(doc["c"]), int(doc["o"]))
+            totals.unsaved.discard(name)
+        return totals
 
 
 @dataclass
@@ -105,22 +136,16 @@ class SensorCounts:
     #: Shared counts only: per input partition, the offset up to which they
     #: are complete (None: not known, as in partials of earlier versions).
     covers: dict[int, int] | None = None
-
-    def add(self, other: SensorCounts) -> None:
-        self.sensors += other.sensors
-        for device, n in other.devices.items():
-            self.devices[device] = self.devices.get(device, 0) + n
-        for partition, offset in other.inputs.items():
-            self.inputs[partition] = max(offset, self.inputs.get(partition, -1))
-
-    def copy(self) -> SensorCounts:
-        return SensorCounts(self.sensors, dict(self.devices), dict(self.inputs))
+    #: Shared counts that list only some devices: how many there are.
+    device_count: int | None = None
 
     def to_json(self) -> dict:
         doc = {"sensors": self.sensors, "devices": dict(self.devices),
                "inputs": {str(p): o for p, o in self.inputs.items()}}
         if self.covers is not None:
             doc["covers"] = {str(p): o for p, o in self.covers.items()}
+        if self.device_count is not None:
+            doc["device_count"] = self.device_count
         return doc
 
     @classmethod
@@ -128,7 +153,8 @@ class SensorCounts:
         covers = doc.get("covers")
         return cls(int(doc["sensors"]), {d: int(n) for d, n in doc["devices"].items()},
                    {int(p): int(o) for p, o in doc.get("inputs", {}).items()},
-                   None if covers is None else {int(p): int(o) for p, o in covers.items()})
+                   None if covers is None else {int(p): int(o) for p, o in covers.items()},
+                   doc.get("device_count"))
 
 
 @dataclass
@@ -143,6 +169,9 @@ class SensorTotals:
     open: dict[int, SensorCounts] = field(default_factory=dict)
     ends: Ends = None  # type: ignore[assignment]
     epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
+    #: Devices whose count changed since the last write, with the count
+    #: before (None: the device was not counted yet); stored with the next header.
+    unsaved: dict[str, int | None] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
         if self.ends is None:
@@ -160,16 +189,62 @@ class SensorTotals:
         return self.open.setdefault(tagged, SensorCounts())
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, **self.counts.to_json(), **self.ends.to_json(),
-                "open": {str(r): c.to_json() for r, c in self.open.items()}, "epoch": self.epoch}
+        return {**self.header_json(), "devices": dict(self.counts.devices)}
+
+    def header_json(self) -> dict:
+        """The stored header: everything but the closed counts per device."""
+        counts = self.counts.to_json()
+        del counts["devices"]
+        return {"offset": self.offset, **counts, **self.ends.to_json(),
+                "open": {str(r): c.to_json() for r, c in self.open.items()}, "epoch": self.epoch,
+                "device_count": len(self.counts.devices)}
+
+    def device_json(self, name: str) -> dict:
+        """The stored entry of one device: its count as of the last closed
+        round, and before the changes since the previous write (what a
+        restore takes if the header written with it was lost)."""
+        return {"n": self.counts.devices[name], "r": self.ends.closed, "was": self.unsaved.get(name),
+                "epoch": self.epoch}
 
     @classmethod
     def from_json(cls, doc: dict | None, partitions: int) -> SensorTotals:
         if not doc:
             return cls(partitions)
-        return cls(partitions, int(doc["offset"]), SensorCounts.from_json(doc),
+        return cls(partitions, int(doc["offset"]), SensorCounts.from_json({"devices": {}, **doc}),
                    {int(r): SensorCounts.from_json(c) for r, c in doc.get("open", {}).items()},
                    Ends.from_json(partitions, doc if "ends" in doc else None), int(doc.get("epoch", 0)))
+
+    @classmethod
+    def from_stored(cls, header: dict | None, entries: Iterable[tuple[str, dict]], partitions: int) -> SensorTotals:
+        """The totals from a stored header and device entries. An entry
+        written after its header (``r`` past the header's closed round: the
+        header of its batch was lost) counts as it was before that batch.
+        Devices held by a header of an earlier version are stored as entries
+        by the next write."""
+        totals = cls.from_json(header, partitions)
+        devices = totals.counts.devices
+        totals.unsaved = dict(devices)
+        for name, doc in entries:
+            totals.unsaved.pop(name, None)
+            n = doc["n"] if int(doc["r"]) <= totals.ends.closed else doc["was"]
+            if n is None:
+                devices.pop(name, None)
+            else:
+                devices[name] = int(n)
+        return totals
+
+
+def device_entry_prefix(partition: int) -> bytes:
+    """Table keys of a partition's device entries begin with this."""
+    return b"%d/" % partition
+
+
+def device_entry_key(partition: int, device: str) -> bytes:
+    return device_entry_prefix(partition) + device.encode("utf-8", "surrogatepass")
+
+
+def device_of_entry_key(partition: int, key: bytes) -> str:
+    return key[len(device_entry_prefix(partition)):].decode("utf-8", "surrogatepass")
 
 
 def sighting_key(device: str, guid: str) -> str:
@@ -200,10 +275,14 @@ def ingest(
     ``totals.offset``) changes no count; it only repeats what it sent (its
     dead letter, or the forward of a sighting it made), in case that was lost
     with the crash: those outputs are at-least-once, the counts exactly-once.
-    A sighting whose table entry was lost is recorded again. ``through``: the
-    last offset the messages cover (offsets without a message included).
+    A sighting whose table entry was lost is recorded again. A device whose
+    entry already includes a reading (its offset is at or past it: stored
+    by a batch whose header a crash lost) does not add it again. ``through``:
+    the last offset the messages cover (offsets without a message included).
+    Devices whose entry changed are added to ``totals.unsaved``.
     """
     out = IngestOutcome(totals)
+    touched: set[str] = set()
     for offset, raw in messages:
         replay = offset <= totals.offset
         parsed = parse_reading(raw)
@@ -221,10 +300,15 @@ def ingest(
         device = totals.devices.get(parsed.device)
         if device is None:
             device = totals.devices[parsed.device] = DeviceSum()
-        device.add(parsed.humidity)
+        if offset > device.offset:
+            device.add(parsed.humidity)
+            touched.add(parsed.device)
         totals.offset = offset
     if through is not None:
         totals.offset = max(totals.offset, through)
+    for name in touched:
+        totals.devices[name].offset = totals.offset
+    totals.unsaved |= touched
     return out
 
 
@@ -342,14 +426,23 @@ def _close(totals: SensorTotals, closing: list[int]) -> list[tuple[int, SensorCo
     """Fold the rounds up to the last of ``closing`` into the final counts;
     the counts as of each round that added something, that an input
     partition ended (what they cover changes there), and the last, each
-    with what it covers (:meth:`Ends.covered`)."""
+    with what it covers (:meth:`Ends.covered`), listing the devices whose
+    count the round changed (and how many devices there are)."""
     closed = closing[-1]
+    counts = totals.counts
     snapshots = []
     for tagged in sorted({r for r in totals.open if r <= closed}.union(closing)):
-        if tagged in totals.open:
-            totals.counts.add(totals.open.pop(tagged))
-        counts = totals.counts.copy()
-        counts.covers = totals.ends.covered(tagged)
-        snapshots.append((tagged, counts))
+        changed = {}
+        adds = totals.open.pop(tagged, None)
+        if adds is not None:
+            counts.sensors += adds.sensors
+            for partition, offset in adds.inputs.items():
+                counts.inputs[partition] = max(offset, counts.inputs.get(partition, -1))
+            for device, n in adds.devices.items():
+                if device not in totals.unsaved:
+                    totals.unsaved[device] = counts.devices.get(device)
+                changed[device] = counts.devices[device] = counts.devices.get(device, 0) + n
+        snapshots.append((tagged, SensorCounts(counts.sensors, changed, dict(counts.inputs),
+                                               totals.ends.covered(tagged), len(counts.devices))))
     totals.ends.forget_closed()
     return snapshots

@@ -3,27 +3,30 @@ figures (pure).
 
 Workers share, for every round they close (:mod:`humidity.core.rounds`),
 the figures of the partitions they own as *partials*, keyed ``ingest/<p>``
-(counts and exact sums of input partition *p*, and the offset they include),
-``sensors/<q>`` (distinct sensors of sightings partition *q*, and per input
-partition the highest offset whose sightings they include) and
-``alarms/<a>`` (the active alarms of alarm partition *a*).
-:class:`PartialsBook` keeps the recent ones; :meth:`PartialsBook.newest_cut`
-finds the newest round for which every partition has shared its figures,
-whose sensor counts include nothing past its input offsets and miss nothing
-at or below them, and whose offsets are nowhere below the previous
-summary's; :func:`build_summary`
-turns it into the published summary, with what it added since the previous
-one (:class:`Previous`, carried in a header of the previous summary).
+(counts and exact sums per device of input partition *p*, and the offset
+they include), ``sensors/<q>`` (distinct sensors per device of sightings
+partition *q*, and per input partition the highest offset whose sightings
+they include) and ``alarms/<a>`` (the active alarms of alarm partition *a*).
+Ingest and sensor partials list only the devices whose figures changed since
+the owner's previous one, with a base of every device now and then
+(:class:`Sharer`, :class:`Chain`), so that sharing costs what changed, not
+the size of the fleet. :class:`PartialsBook` keeps the recent ones;
+:meth:`PartialsBook.newest_cut` finds the newest round for which every
+partition has shared its figures, whose sensor counts include nothing past
+its input offsets and miss nothing at or below them, and whose offsets are
+nowhere below the previous summary's; :func:`build_summary` turns it into
+the published summary, with what it added since the previous one
+(:class:`Previous`, carried in a header of the previous summary).
 """
 
 from __future__ import annotations
 
 import bisect
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
-from humidity.core.aggregate import IngestTotals, SensorCounts, exact_total
+from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
 from humidity.core.alarms import sort_alarms
 from humidity.core.readings import utc_iso
 
@@ -49,27 +52,152 @@ def parse_partial_key(key: str) -> tuple[str, int] | None:
     return kind, int(number)
 
 
-def _figures(kind: str, doc: dict):
+#: A partition's owner shares every device's figures (a base) at least once
+#: in this many rounds, and in between only the devices that changed: a
+#: reader that missed part of a chain (compaction keeps one record per key)
+#: has a complete one again after at most this many rounds.
+BASE_EVERY = 40
+
+
+def _header(kind: str, doc: dict):
+    """A partial's figures without the devices (they are kept per device)."""
     if kind == INGEST:
-        return IngestTotals.from_json(doc)
-    if kind == SENSORS:
-        return SensorCounts.from_json(doc)
-    return list(doc["active"])
+        return IngestTotals.from_json({**doc, "devices": {}})
+    return SensorCounts.from_json({**doc, "devices": {}})
 
 
-class Figures:
-    """A partial's figures, built when a cut first needs them: most rounds
-    are never summarised, and with many devices building is the cost."""
+def _device_value(kind: str, value):
+    return DeviceSum(list(value[0]), int(value[1])) if kind == INGEST else int(value)
 
-    __slots__ = ("kind", "doc", "_built")
 
-    def __init__(self, kind: str, doc: dict) -> None:
-        self.kind, self.doc, self._built = kind, doc, None
+@dataclass
+class Chain:
+    """One partition's figures of one kind (ingest or sensors), round by
+    round, as its owners share them: a *base* lists every device; a *delta*
+    (``since``: the round of the owner's previous partial) only the devices
+    whose figures changed. A delta is taken only where it continues the
+    chain, a base from the same owner or a later one (a higher epoch), so the
+    figures as of any round kept are complete. Devices are kept per device,
+    so that a delta costs what it changed."""
 
-    def get(self):
-        if self._built is None:
-            self._built, self.doc = _figures(self.kind, self.doc), None
-        return self._built
+    kind: str
+    epoch: int = -1
+    tail: int = -1  # the newest round taken
+    rounds: list = field(default_factory=list)  # [(round, offset, figures without devices)], ascending
+    devices: dict[str, list] = field(default_factory=dict)  # device -> [(round, value or None)], ascending
+    several: set[str] = field(default_factory=set)  # devices with more than one entry
+
+    def update(self, doc: dict) -> bool:
+        tagged, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
+            doc.get("since")
+        if since is None:
+            if (epoch, tagged, offset) <= (self.epoch, self.tail, self.rounds[-1][1] if self.rounds else -1):
+                return False  # a late base of a former owner, or one already taken
+            if tagged <= self.tail:  # a new owner closed these rounds again: its figures replace them
+                self._truncate(tagged)
+        elif epoch != self.epoch or int(since) != self.tail or tagged <= self.tail:
+            return False  # does not continue the chain: wait for the next base
+        devices = doc.get("devices", {})
+        for name, value in devices.items():
+            self._set(name, tagged, _device_value(self.kind, value))
+        if since is None:  # a device the base does not list is not in the partition's figures
+            for name in [d for d in self.devices if d not in devices]:
+                self._set(name, tagged, None)
+        self.rounds.append((tagged, offset, _header(self.kind, doc)))
+        self.epoch, self.tail = epoch, tagged
+        if len(self.rounds) > HISTORY_MAX + HISTORY_MAX // 8:
+            self.forget_before(self.rounds[-HISTORY_MAX][0])
+        return True
+
+    def _truncate(self, tagged: int) -> None:
+        """Forget rounds ``tagged`` and later."""
+        del self.rounds[bisect.bisect_left(self.rounds, tagged, key=lambda e: e[0]):]
+        for name in list(self.devices):
+            entries = self.devices[name]
+            del entries[bisect.bisect_left(entries, tagged, key=lambda e: e[0]):]
+            if not entries:
+                del self.devices[name]
+            if len(entries) < 2:
+                self.several.discard(name)
+        self.tail = self.rounds[-1][0] if self.rounds else -1
+
+    def _set(self, name: str, tagged: int, value) -> None:
+        entries = self.devices.get(name)
+        if entries is None:
+            if value is not None:
+                self.devices[name] = [(tagged, value)]
+            return
+        entries.append((tagged, value))
+        self.several.add(name)
+
+    def head(self, tagged: int):
+        """(round, offset, figures without devices) of the last round taken at or before ``tagged``."""
+        at = bisect.bisect_right(self.rounds, tagged, key=lambda e: e[0])
+        return self.rounds[at - 1] if at else None
+
+    def figures(self, tagged: int):
+        """The figures as of round ``tagged`` with every device, or None if
+        they are not complete (a device count that disagrees)."""
+        head = self.head(tagged)
+        if head is None:
+            return None
+        at, _offset, header = head
+        devices = {}
+        for name, entries in self.devices.items():
+            if entries[0][0] > at:
+                continue
+            value = entries[0][1] if len(entries) == 1 else \
+                entries[bisect.bisect_right(entries, at, key=lambda e: e[0]) - 1][1]
+            if value is not None:
+                devices[name] = value
+        if header.device_count is not None and header.device_count != len(devices):
+            return None
+        return replace(header, devices=devices)
+
+    def forget_before(self, tagged: int) -> None:
+        """Drop what no later cut can need: rounds before ``tagged`` but the last one at or before it."""
+        keep = bisect.bisect_right(self.rounds, tagged, key=lambda e: e[0]) - 1
+        if keep > 0:
+            del self.rounds[:keep]
+        if not self.rounds:
+            return
+        oldest = self.rounds[0][0]
+        for name in list(self.several):
+            entries = self.devices[name]
+            keep = bisect.bisect_right(entries, oldest, key=lambda e: e[0]) - 1
+            if keep > 0:
+                del entries[:keep]
+            if len(entries) == 1:
+                self.several.discard(name)
+                if entries[0][1] is None:
+                    del self.devices[name]
+
+
+class Sharer:
+    """An owner's side of a :class:`Chain` (for one generation): which
+    partials are bases and which round each delta continues."""
+
+    def __init__(self) -> None:
+        self.shared: int | None = None  # the round of the last partial sent
+        self.base = -1
+
+    def docs(self, shares: list[tuple[int, dict]], every_device: Callable[[], dict]) -> list[dict]:
+        """The partials to send for ``shares``: ``(round, doc)`` in round
+        order, each doc listing the devices its round changed;
+        ``every_device()``: every device's figures as of the last round."""
+        *deltas, (last, doc) = shares
+        out = []
+        if self.shared is not None:
+            for tagged, delta in deltas:
+                out.append({**delta, "since": self.shared})
+                self.shared = tagged
+        if self.shared is None or last - self.base >= BASE_EVERY:
+            out.append({**doc, "devices": every_device()})
+            self.base = last
+        else:
+            out.append({**doc, "since": self.shared})
+        self.shared = last
+        return out
 
 
 @dataclass
@@ -92,40 +220,34 @@ class PartialsBook:
     workers that own them."""
 
     partitions: int
-    history: dict[tuple[str, int], list] = field(default_factory=dict)  # -> [(round, offset, figures)]
+    chains: dict[tuple[str, int], Chain] = field(default_factory=dict)
+    alarms: dict[int, tuple[int, int, list]] = field(default_factory=dict)  # p -> newest (round, offset, active)
 
     def update(self, key: str, doc: dict) -> bool:
-        """Record one partial. A round's figures shared twice (a new owner
-        closing it again) keep the ones of the higher offset."""
+        """Record one partial. Active alarms: the newest round's (of two
+        shares of a round, by a new owner closing it again, the higher offset)."""
         parsed = parse_partial_key(key)
         if parsed is None or "round" not in doc:
             return False  # not a partial, or one written before rounds
         kind, partition = parsed
         if partition >= self.partitions:
             return False  # left over from a run with more partitions
-        entries = self.history.setdefault(parsed, [])
-        entry = (int(doc["round"]), int(doc["offset"]), Figures(kind, doc))
-        at = bisect.bisect_left(entries, entry[0], key=lambda e: e[0])
-        if at < len(entries) and entries[at][0] == entry[0]:
-            if entries[at][1] > entry[1]:
+        if kind == ALARMS:
+            entry = (int(doc["round"]), int(doc["offset"]), list(doc["active"]))
+            if entry[:2] <= self.alarms.get(partition, (-1, -1))[:2]:
                 return False
-            entries[at] = entry
-        else:
-            entries.insert(at, entry)
-        del entries[:-HISTORY_MAX]
-        return True
+            self.alarms[partition] = entry
+            return True
+        chain = self.chains.get(parsed)
+        if chain is None:
+            chain = self.chains[parsed] = Chain(kind)
+        return chain.update(doc)
 
     def missing(self) -> list[str]:
         """Partitions with no figures yet: no summary could be global."""
         return [partial_key(kind, p) for kind in KINDS for p in range(self.partitions)
-                if not self.history.get((kind, p))]
-
-    def _as_of(self, kind: str, partition: int, tagged: int):
-        """The figures of a partition as of round ``tagged``: those of the last
-        round it closed at or before it (None if it closed none by then)."""
-        entries = self.history[(kind, partition)]
-        at = bisect.bisect_right(entries, tagged, key=lambda e: e[0])
-        return entries[at - 1][2].get() if at else None
+                if not (p in self.alarms if kind == ALARMS else
+                        (chain := self.chains.get((kind, p))) is not None and chain.rounds)]
 
     def newest_cut(self, floor: dict[str, int] | None = None) -> Cut | None:
         """The newest round every input and sightings partition has closed
@@ -136,28 +258,31 @@ class PartialsBook:
         if self.missing():
             return None
         floor = floor or {}
-        counted = [entries for (kind, _p), entries in self.history.items() if kind in CUT_KINDS]
-        newest = min(entries[-1][0] for entries in counted)
-        candidates = sorted({e[0] for entries in counted for e in entries if e[0] <= newest}, reverse=True)
-        alarms = {p: self.history[(ALARMS, p)][-1][2].get() for p in range(self.partitions)}
+        chains = {kind: [self.chains[(kind, p)] for p in range(self.partitions)] for kind in CUT_KINDS}
+        counted = chains[INGEST] + chains[SENSORS]
+        newest = min(chain.tail for chain in counted)
+        candidates = sorted({e[0] for chain in counted for e in chain.rounds if e[0] <= newest}, reverse=True)
         for tagged in candidates:
-            figures = {kind: {p: self._as_of(kind, p, tagged) for p in range(self.partitions)} for kind in CUT_KINDS}
-            if any(f is None for by_partition in figures.values() for f in by_partition.values()):
+            heads = {kind: [chain.head(tagged) for chain in chains[kind]] for kind in CUT_KINDS}
+            if any(head is None for by_partition in heads.values() for head in by_partition):
                 return None  # older rounds lack a partition too
-            ingest = figures[INGEST]
+            ingest = {p: head[2] for p, head in enumerate(heads[INGEST])}
             if any(ingest[p].offset < floor.get(str(p), -1) for p in ingest):
                 return None  # older rounds are further below the floor
-            if all(_agree(counts, ingest) for counts in figures[SENSORS].values()):
-                return Cut(tagged, ingest, figures[SENSORS], alarms)
+            if not all(_agree(head[2], ingest) for head in heads[SENSORS]):
+                continue
+            figures = {kind: {p: chain.figures(tagged) for p, chain in enumerate(chains[kind])} for kind in CUT_KINDS}
+            if any(f is None for by_partition in figures.values() for f in by_partition.values()):
+                continue
+            return Cut(tagged, figures[INGEST], figures[SENSORS],
+                       {p: active for p, (_r, _o, active) in self.alarms.items()})
         return None
 
     def forget_before(self, tagged: int) -> None:
         """Drop what no later cut can need: figures of rounds before
         ``tagged``, but the last one at or before it."""
-        for entries in self.history.values():
-            keep = bisect.bisect_right(entries, tagged, key=lambda e: e[0]) - 1
-            if keep > 0:
-                del entries[:keep]
+        for chain in self.chains.values():
+            chain.forget_before(tagged)
 
 
 def _agree(counts: SensorCounts, ingest: dict[int, IngestTotals]) -> bool:
@@ -248,39 +373,97 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
     return summary, Previous(time, summary["as_of"], valid, invalid, total_sensors, sums)
 
 
+#: The band the page marks averages inside or outside of (% RH), as the old job did.
+BAND = (30.0, 60.0)
+#: The per-device lists of a summary (a brief summary leaves them out).
+DEVICE_LISTS = ("average_humidity_by_device", "sensors_by_device")
+
+
+def device_rows(summary: dict) -> list[dict]:
+    """One row per device of a summary: ``{"device", "average", "outside"
+    (of BAND), "sensors", "interval_average", "interval_count"}`` (None
+    where the summary has no figure)."""
+    rows: dict[str, dict] = {}
+
+    def row(device: str) -> dict:
+        found = rows.get(device)
+        if found is None:
+            found = rows[device] = {"device": device, "average": None, "outside": False, "sensors": 0,
+                                    "interval_average": None, "interval_count": 0}
+        return found
+
+    for r in summary["average_humidity_by_device"]:
+        row(r["device"]).update(average=r["average"], outside=not BAND[0] <= r["average"] <= BAND[1])
+    for r in summary["sensors_by_device"]:
+        row(r["device"])["sensors"] = r["sensors"]
+    for r in summary.get("interval", {}).get("average_humidity_by_device", []):
+        row(r["device"]).update(interval_average=r["average"], interval_count=r["count"])
+    return list(rows.values())
+
+
+def brief(summary: dict, rows: list[dict]) -> dict:
+    """The summary without its per-device lists, with how many devices and
+    how many of them are outside BAND (the page's header and cards)."""
+    out = {k: v for k, v in summary.items() if k not in DEVICE_LISTS}
+    if "interval" in summary:
+        out["interval"] = {k: v for k, v in summary["interval"].items() if k != "average_humidity_by_device"}
+        out["interval"]["devices"] = len(summary["interval"]["average_humidity_by_device"])
+    out["device_count"] = len(rows)
+    out["outside_count"] = sum(row["outside"] for row in rows)
+    return out
+
+
 #: Active alarms listed in the log per summary; a fleet-wide outage (every
 #: logger OFFLINE) would otherwise put thousands of lines in the log each interval.
 LOGGED_ALARMS_MAX = 20
+#: Devices listed in the log per block: with tens of thousands of devices a
+#: full list every interval would be megabytes of log nobody reads (the
+#: results topic and the API have every one).
+LOGGED_DEVICES_MAX = 50
+
+
+def _listed(rows: list, line, limit: int, where: str) -> list[str]:
+    """``line(row)`` for the first ``limit`` rows, and how many more there are."""
+    shown = [line(row) for row in rows[:limit]]
+    if len(rows) > limit:
+        shown.append(f"... and {len(rows) - limit:,} more (all of them: {where})")
+    return shown
 
 
 def render_text(summary: dict) -> str:
     """The four titled blocks of the old job's console output, each since the
-    start and for this interval, for the log."""
+    start and for this interval, for the log (at most LOGGED_DEVICES_MAX
+    devices and LOGGED_ALARMS_MAX alarms each)."""
     rule = "-" * 43
     interval = summary["interval"]
     since = f"since {interval['since']}" if interval["since"] else "since the start"
+
+    def listed(rows, line, sort):
+        return _listed(rows, line, LOGGED_DEVICES_MAX, f"GET /api/summary/devices?sort={sort}")
+
     blocks = [
         ("Average humidity by device (highest first), since the start",
-         [f"({row['device']!r}, {row['average']})" for row in summary["average_humidity_by_device"]]),
+         listed(summary["average_humidity_by_device"], lambda row: f"({row['device']!r}, {row['average']})",
+                "average")),
         (f"Average humidity by device (highest first), this interval ({since})",
-         [f"({row['device']!r}, {row['average']}, {row['count']} readings)"
-          for row in interval["average_humidity_by_device"]]),
+         listed(interval["average_humidity_by_device"],
+                lambda row: f"({row['device']!r}, {row['average']}, {row['count']} readings)",
+                "interval_average")),
         ("Total messages processed",
          [f"Total number of messages: {summary['total_messages']} since the start, "
           f"{interval['messages']} this interval",
           f"Invalid messages (dead-lettered): {summary['invalid_messages']} since the start, "
           f"{interval['invalid_messages']} this interval"]),
         ("Number of sensors by device (devices ascending), since the start",
-         [f"({row['device']!r}, {row['sensors']})" for row in summary["sensors_by_device"]]),
+         listed(summary["sensors_by_device"], lambda row: f"({row['device']!r}, {row['sensors']})",
+                "device")),
         ("Total number of sensors",
          [f"Total number of sensors: {summary['total_sensors']} since the start, "
           f"{interval['new_sensors']} new this interval"]),
     ]
     alarms = summary.get("active_alarms", [])
-    rows = [f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} limit={a['limit']} since {a['since']}"
-            for a in alarms[:LOGGED_ALARMS_MAX]]
-    if len(alarms) > LOGGED_ALARMS_MAX:
-        rows.append(f"... and {len(alarms) - LOGGED_ALARMS_MAX} more (all of them: GET /api/alarms)")
+    rows = _listed(alarms, lambda a: f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} "
+                                     f"limit={a['limit']} since {a['since']}", LOGGED_ALARMS_MAX, "GET /api/alarms")
     blocks.insert(0, (f"Active alarms ({len(alarms)}, newest first)", rows))
     cut = ", ".join(f"{p}: {o}" for p, o in summary["as_of"].items())
     lines = [f"Readings at or below offsets {{{cut}}} of the input partitions"]

@@ -50,7 +50,9 @@ class Topics:
     #: "value", "limit", "since"}``.
     alerts: TopicT
     #: Per-partition totals and active alarms shared by the workers that own
-    #: them (compacted; keys ``ingest/<p>``, ``sensors/<p>``, ``alarms/<p>``).
+    #: them (compacted; keys ``ingest/<p>``, ``sensors/<p>``, ``alarms/<p>``;
+    #: totals list the devices that changed since the previous partial of the
+    #: key, ``since`` its round, or every device: :class:`humidity.core.summary.Chain`).
     #: Every worker reads all of it.
     partials: TopicT
     #: The published summaries (key ``summary``), one per interval.

@@ -4,8 +4,8 @@ bundles for the alarms, by round (a flow).
 Agent ``ingest`` gets one record batch of an input partition at a time
 (:mod:`humidity.plumbing.stream`): it loads the partition's totals, applies
 the pure rules of :mod:`humidity.core.aggregate` to the records that
-continue them, writes the new totals (one changelog message per batch) and
-new sightings, and queues what it sends: dead letters, and per batch one
+continue them, writes the new totals (the entries of the devices the batch
+touched, then the header with the offset) and new sightings, and queues what it sends: dead letters, and per batch one
 bundle per sightings partition (the first sightings whose guid lives there)
 and per alarm partition (the valid readings of its loggers), each tagged
 with the partition's current round, and per history partition (the valid
@@ -14,8 +14,10 @@ readings of its devices).
 Rounds (:mod:`humidity.core.rounds`): when the clock passes the end of a
 partition's round, before its next batch or on a timer if no batch comes,
 the round is closed: the totals at that moment go to the partials topic as
-the partition's figures for the round, and an end mark to every sightings
-and alarm partition.
+the partition's figures for the round (every device at the first close of
+a generation and every BASE_EVERY rounds, otherwise those that changed since
+the previous close: :class:`humidity.core.summary.Sharer`), and an end mark
+to every sightings and alarm partition.
 """
 
 from __future__ import annotations
@@ -30,16 +32,20 @@ from humidity.core import aggregate
 from humidity.core.alarms import alarm_partition_of
 from humidity.core.readings import dead_letter
 from humidity.core.rounds import first_round, round_length, round_of
-from humidity.core.summary import INGEST, partial_key
+from humidity.core.summary import INGEST, Sharer, partial_key
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.tables import partition_range
 from tables import Tables
 
 #: Device names whose history partition is remembered, at most.
 DEVICE_PARTITIONS_MAX = 100_000
+#: Sightings remembered per partition, at most (the table has them all;
+#: memory stays bounded however many sensors).
+KNOWN_SIGHTINGS_MAX = 100_000
 
 
 class IngestFlow:
@@ -87,10 +93,17 @@ class IngestFlow:
             totals.last_round = tagged
             outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in rows],
                                        sighting_offset, through=work.through)
+            if len(known) + len(outcome.new_sightings) > KNOWN_SIGHTINGS_MAX:
+                known.clear()
             for key, offset in outcome.new_sightings.items():
                 tables.sightings[key] = str(offset).encode()
                 known[key] = offset
-            tables.ingest_totals[str(work.partition)] = orjson.dumps(totals.to_json())
+            for name in totals.unsaved:
+                tables.ingest_totals[aggregate.device_entry_key(work.partition, name)] = orjson.dumps(
+                    totals.device_json(name))
+            self.owned.for_partition(work.partition, work.generation)["changed"].update(totals.unsaved)
+            totals.unsaved.clear()
+            tables.ingest_totals[str(work.partition)] = orjson.dumps(totals.header_json())
         source = {"p": work.partition, "round": tagged, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)
         rows = [[r.guid, r.device, r.event_time.timestamp(), r.humidity, offset] for offset, r in outcome.readings]
@@ -147,7 +160,12 @@ class IngestFlow:
     def _totals(self, partition: int, generation) -> aggregate.IngestTotals:
         state = self.owned.for_partition(partition, generation)
         if "totals" not in state:
-            state["totals"] = aggregate.IngestTotals.from_json(load_json(self.tables.ingest_totals.get(str(partition))))
+            state["changed"] = set()  # devices whose figures changed since the last partial
+            state["sharer"] = Sharer()
+            table = self.tables.ingest_totals
+            entries = ((aggregate.device_of_entry_key(partition, key), orjson.loads(value)) for key, value
+                       in partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+            state["totals"] = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))), entries)
         return state["totals"]
 
     def _round_for(self, partition: int, generation, totals: aggregate.IngestTotals) -> int:
@@ -158,18 +176,26 @@ class IngestFlow:
             state["open"] = first_round(now, self.round_length, totals.last_round)
         clock = round_of(now, self.round_length)
         if clock > state["open"]:
-            self._close(partition, state["open"], totals)
+            self._close(partition, state["open"], totals, state)
             state["open"] = clock
         return state["open"]
 
-    def _close(self, partition: int, tagged: int, totals: aggregate.IngestTotals) -> None:
+    def _close(self, partition: int, tagged: int, totals: aggregate.IngestTotals, state: dict) -> None:
         """The partition's figures as of round ``tagged``, and its end on every second-hop partition."""
         end = orjson.dumps({"p": partition, "end": tagged, "o": totals.offset})
         for target in range(self.settings.partitions):
             self.topics.sightings.send_soon(key=b"e", value=end, partition=target)
             self.topics.alarm_readings.send_soon(key=b"e", value=end, partition=target)
-        self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(),
-                                       value=orjson.dumps({**totals.to_json(), "round": tagged}))
+        devices = totals.devices
+
+        def figures(names) -> dict:
+            return {d: [devices[d].partials, devices[d].count] for d in names}
+
+        changed = state["changed"]
+        share = {**totals.header_json(), "round": tagged, "devices": figures(changed)}
+        for doc in state["sharer"].docs([(tagged, share)], lambda: figures(devices)):
+            self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(), value=orjson.dumps(doc))
+        changed.clear()
 
     async def close_idle_rounds(self) -> None:
         """Close the rounds of owned partitions that had no batch since they ended."""

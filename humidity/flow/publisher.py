@@ -59,6 +59,8 @@ class Publisher:
         app.timer(self.settings.interval, on_leader=True)(self.publish_summary)
 
     def _on_summary(self, raw: bytes, headers) -> None:
+        if raw == self.latest.raw:
+            return  # this worker published it (with a large fleet, reading it again costs)
         summary = orjson.loads(raw)
         latest = self.latest.summary
         if latest is not None and summary.get("time", "") < latest.get("time", ""):

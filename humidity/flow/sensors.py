@@ -5,7 +5,9 @@ sends to the partition each guid hashes to, so that each sensor is counted
 on exactly one partition of the sightings topic and the per-partition counts
 add up (:func:`humidity.core.aggregate.count_sensors`). When every input
 partition has ended a round here, the round closes and the counts as of it
-go to the partials topic.
+go to the partials topic. The totals are a header and one entry per device
+(:class:`humidity.core.aggregate.SensorTotals`): a batch writes the devices
+whose counts it changed.
 """
 
 from __future__ import annotations
@@ -14,10 +16,11 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate
-from humidity.core.summary import SENSORS, partial_key
+from humidity.core.summary import SENSORS, Sharer, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
-from humidity.plumbing.stream import PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.tables import partition_range
 from tables import Tables
 
 
@@ -40,6 +43,10 @@ def sightings_message(key: bytes | None, value: bytes | None) -> dict | None:
 class SensorsFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables) -> None:
         self.partitions, self.topics, self.tables = app.settings.partitions, topics, tables
+        #: Each owned partition's parsed totals and what it last shared: the
+        #: only writer of a partition's totals while it owns it, a worker
+        #: parses them once per generation, not per batch.
+        self.owned = GenerationCache()
         batched(app).resume_at[topics.sightings.get_topic_name()] = resume_from(tables.sensor_totals)
         self.agent = app.agent(topics.sightings, name="count_sensors")(self.run)
 
@@ -50,11 +57,20 @@ class SensorsFlow:
         # per batch), and every summary waits for its counts.
         await per_batch(stream, self.count_partition, backpressure=False)
 
+    def _totals(self, partition: int, state: dict) -> aggregate.SensorTotals:
+        if "totals" not in state:
+            table = self.tables.sensor_totals
+            entries = ((aggregate.device_of_entry_key(partition, key), orjson.loads(value)) for key, value
+                       in partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+            state["totals"] = aggregate.SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
+                                                                 self.partitions)
+        return state["totals"]
+
     def count_partition(self, work: PartitionWork) -> None:
         tables = self.tables
+        state = self.owned.for_partition(work.partition, work.generation)
         with work.current():
-            totals = aggregate.SensorTotals.from_json(load_json(tables.sensor_totals.get(str(work.partition))),
-                                                      self.partitions)
+            totals = self._totals(work.partition, state)
             rows = work.follow(totals.offset)
             if rows is None:
                 return
@@ -65,8 +81,21 @@ class SensorsFlow:
                                               through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
-            tables.sensor_totals[str(work.partition)] = orjson.dumps(totals.to_json())
-        key = partial_key(SENSORS, work.partition).encode()
-        for tagged, counts in outcome.closed:
-            self.topics.partials.send_soon(
-                key=key, value=orjson.dumps({"round": tagged, "offset": totals.offset, **counts.to_json()}))
+            for name in totals.unsaved:
+                tables.sensor_totals[aggregate.device_entry_key(work.partition, name)] = orjson.dumps(
+                    totals.device_json(name))
+            totals.unsaved.clear()
+            tables.sensor_totals[str(work.partition)] = orjson.dumps(totals.header_json())
+        self.share(work.partition, totals, outcome.closed, state)
+
+    def share(self, partition: int, totals: aggregate.SensorTotals, closed: list, state: dict) -> None:
+        """The counts as of each round closed, as deltas of the devices they
+        changed, or every device (:class:`humidity.core.summary.Sharer`)."""
+        if not closed:
+            return
+        key = partial_key(SENSORS, partition).encode()
+        sharer = state.setdefault("sharer", Sharer())
+        shares = [(tagged, {"round": tagged, "offset": totals.offset, "epoch": totals.epoch, **counts.to_json()})
+                  for tagged, counts in closed]
+        for doc in sharer.docs(shares, lambda: dict(totals.counts.devices)):
+            self.topics.partials.send_soon(key=key, value=orjson.dumps(doc))
