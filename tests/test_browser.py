@@ -8,7 +8,9 @@ from pathlib import Path
 import orjson
 import pytest
 
+from humidity.core.listing import Listing
 from humidity.core.simulation import reading_doc
+from humidity.core.summary import brief, device_rows
 from tests import helpers
 from tests.reference import expected_summary, matches
 
@@ -40,7 +42,8 @@ def page_numbers(page) -> dict:
         messages: document.getElementById('total-messages').textContent,
         sensors: document.getElementById('total-sensors').textContent,
         invalid: document.getElementById('invalid-messages').textContent,
-        rows: [...document.querySelectorAll('#sensors tbody tr')].map(tr => [...tr.cells].map(td => td.textContent)),
+        rows: [...document.querySelectorAll('#device-table tbody tr')]
+            .map(tr => [...tr.cells].map(td => td.textContent)),
         chartLabels: window.humidityDashboard.chart() ? window.humidityDashboard.chart().data.labels : null,
         chartValues: window.humidityDashboard.chart() ? window.humidityDashboard.chart().data.datasets[0].data : null,
         imgs: document.querySelectorAll('img').length,
@@ -50,11 +53,20 @@ def page_numbers(page) -> dict:
         stale: !document.getElementById('stale').hidden,
         intervalMessages: document.getElementById('interval-messages').textContent,
         newSensors: document.getElementById('new-sensors').textContent,
-        intervalRows: [...document.querySelectorAll('#interval-table tbody tr')]
-            .map(tr => [...tr.cells].map(td => td.textContent)),
         cut: document.getElementById('cut').textContent,
+        pageLabel: document.getElementById('device-page').textContent,
+        count: document.getElementById('device-count').textContent,
         summary: window.humidityDashboard.summary,
+        devicesTime: window.humidityDashboard.devices && window.humidityDashboard.devices.time,
     })""")
+
+
+def table_rows(rows: list[dict]) -> list[list[str]]:
+    """The device table's cells for rows of /api/summary/devices."""
+    def fixed(x):
+        return "–" if x is None else f"{x:.2f}"
+    return [[r["device"], fixed(r["average"]), "⚠ outside" if r["outside"] else "inside", fixed(r["interval_average"]),
+             fmt(r["interval_count"]), fmt(r["sensors"])] for r in rows]
 
 
 @contextmanager
@@ -78,16 +90,41 @@ def chromium():
 
 
 SHOWS_MESSAGES = "(want) => document.getElementById('total-messages').textContent === want"
+SHOWS_ITS_DEVICES = ("() => window.humidityDashboard.devices && window.humidityDashboard.summary && "
+                     "window.humidityDashboard.devices.time === window.humidityDashboard.summary.time")
+DEVICE_ROWS = "() => [...document.querySelectorAll('#device-table tbody tr')].map(tr => tr.cells[0].textContent)"
 
 
 def fleet_summary(devices: int) -> dict:
     averages = sorted(({"device": f"MRI {i}", "average": 20.0 + (i * 7919 % 600) / 10} for i in range(devices)),
                       key=lambda r: (-r["average"], r["device"]))
     return {"time": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"), "interval_seconds": 3.0,
-            "average_humidity_by_device": averages, "total_messages": 10 * devices,
+            "as_of": {"0": 10 * devices - 1}, "average_humidity_by_device": averages, "total_messages": 10 * devices,
             "sensors_by_device": sorted(({"device": r["device"], "sensors": 4} for r in averages),
                                         key=lambda r: r["device"]),
-            "total_sensors": 4 * devices, "invalid_messages": 0}
+            "total_sensors": 4 * devices, "invalid_messages": 0, "active_alarms": [],
+            "interval": {"since": None, "messages": 0, "invalid_messages": 0, "new_sensors": 0,
+                         "average_humidity_by_device": []}}
+
+
+def serve_summary(page, summary: dict) -> None:
+    """The page's summary API answers with ``summary``, by the service's own rules (core.listing, core.summary)."""
+    rows = device_rows(summary)
+    sorts = {k: (lambda key: lambda r: r[key])(k) for k in ("device", "average", "sensors", "interval_average",
+                                                           "interval_count")}
+    bands = {"all": None, "outside": lambda r: r["outside"], "inside": lambda r: not r["outside"]}
+
+    def devices(route):
+        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(route.request.url).query))
+        listing = Listing.parse(params, tuple(sorts), "average")
+        total, found = listing.apply(rows, sorts, bands[params.get("band", "all")])
+        route.fulfill(status=200, content_type="application/json", body=orjson.dumps(
+            {"time": summary["time"], "total": total, "offset": listing.offset, "limit": listing.limit,
+             "devices": found}))
+
+    page.route("**/api/summary/totals", lambda route: route.fulfill(
+        status=200, content_type="application/json", body=orjson.dumps(brief(summary, rows))))
+    page.route("**/api/summary/devices?*", devices)
 
 
 def fmt(n: int) -> str:
@@ -116,17 +153,21 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
 
         api = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/summary"))[2])
         page.wait_for_function(SHOWS_MESSAGES, arg=fmt(api["total_messages"]), timeout=20000)
+        page.wait_for_function(SHOWS_ITS_DEVICES, timeout=10000)
         shown = page_numbers(page)
         # checked against the summary on screen: a later one may have the same totals, another interval
-        api = shown["summary"]
-        assert api in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]), "the page shows a published summary"
+        published = {s["time"]: s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"])}
+        assert shown["summary"]["time"] in published, "the page shows a published summary"
+        api = published[shown["summary"]["time"]]
         assert shown["sensors"] == fmt(api["total_sensors"])
         assert shown["invalid"] == fmt(api["invalid_messages"])
-        assert shown["rows"] == [[r["device"], fmt(r["sensors"])] for r in api["sensors_by_device"]]
+        by_average = sorted(device_rows(api), key=lambda r: (-r["average"], r["device"]))
+        assert shown["rows"] == table_rows(by_average)
         assert shown["chartValues"] == [r["average"] for r in api["average_humidity_by_device"]]
         assert [label.removeprefix("⚠ ") for label in shown["chartLabels"]] == \
                [r["device"] for r in api["average_humidity_by_device"]]
-        assert [HOSTILE, "51"] in shown["rows"], "the device name is shown literally"
+        assert [HOSTILE, "51"] in [[row[0], row[5]] for row in shown["rows"]], "the device name is shown literally"
+        assert shown["pageLabel"] == "1–4 of 4" and shown["count"].startswith("(4 devices, ")
         assert shown["alarmsFirst"], "active alarms come first on the page"
         assert [row[:4] for row in shown["alarms"]] == [["HIGH", HOSTILE, "0-ALARM-0001", "64 % RH"]]
         assert shown["imgs"] == 0 and dialogs == []
@@ -134,8 +175,6 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
         interval = api["interval"]
         assert shown["intervalMessages"] == fmt(interval["messages"])
         assert shown["newSensors"] == fmt(interval["new_sensors"])
-        assert shown["intervalRows"] == [[r["device"], f"{r['average']:.2f}", fmt(r["count"])]
-                                         for r in interval["average_humidity_by_device"]]
         assert shown["cut"] == ", ".join(f"{p}: {o}" for p, o in api["as_of"].items())
 
         # more readings: the page follows without a reload
@@ -144,30 +183,55 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
         expected = expected_summary(first + more)
         page.wait_for_function(SHOWS_MESSAGES, arg=fmt(expected["total_messages"]), timeout=30000)
         assert page.evaluate("() => window.__sameDocument === true"), "the page must not reload"
-        page.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 5",
+        page.wait_for_function("() => document.querySelectorAll('#device-table tbody tr').length === 5",
                                timeout=10000)
         # one summary, one cut: once the messages show, the sensors of the same readings do
         assert page_numbers(page)["sensors"] == fmt(expected["total_sensors"])
         page.screenshot(path=str(helpers.ARTIFACTS / "dashboard.png"), full_page=True)
         assert dialogs == [], f"a script ran from a device name: {dialogs}"
 
-        # 500 devices: every one gets a labelled bar and a table row
-        big = browser.new_page(viewport={"width": 1200, "height": 1000})
-        big.route("**/api/summary", lambda route: route.fulfill(
-            status=200, content_type="application/json", body=orjson.dumps(fleet_summary(500))))
-        big.goto(helpers.web_url(env, "/"))
-        big.wait_for_function("() => document.querySelectorAll('#sensors tbody tr').length === 500",
-                              timeout=20000)
-        shown = page_numbers(big)
-        assert len(shown["chartLabels"]) == 500 and shown["chartLabels"][0].startswith("⚠ ")
-        assert big.evaluate("() => document.getElementById('chart-box').scrollHeight") >= 500 * 15
-        big.screenshot(path=str(helpers.ARTIFACTS / "dashboard-500-devices.png"))
-
         # no new summary for two intervals: a visible warning
         worker.stop()
         page.wait_for_selector("#stale", state="visible", timeout=15000)
         assert "Stale" in page.inner_text("#stale")
         page.screenshot(path=str(helpers.ARTIFACTS / "dashboard-stale.png"))
+
+
+def test_40000_devices_a_page_at_a_time_found_by_name_top_and_bottom(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    workers(env)
+    helpers.wait_for_web(env)
+    summary = fleet_summary(40_000)
+    by_average = sorted(device_rows(summary), key=lambda r: (-r["average"], r["device"]))
+    lowest_first = sorted(by_average, key=lambda r: (r["average"], r["device"]))
+    with chromium() as (browser, page, dialogs):
+        serve_summary(page, summary)
+        page.goto(helpers.web_url(env, "/"))
+        page.wait_for_function(SHOWS_ITS_DEVICES, timeout=20000)
+        shown = page_numbers(page)
+        assert shown["pageLabel"] == "1–50 of 40,000" and shown["messages"] == "400,000"
+        assert shown["rows"] == table_rows(by_average[:50]), "the top 50 by average"
+        assert len(shown["chartLabels"]) == 50 and shown["chartLabels"][0].startswith("⚠ ")
+        assert page.evaluate("() => document.getElementById('chart-box').scrollHeight") < 1500, "no 40,000-bar chart"
+        assert page.evaluate("() => document.getElementById('device-prev').disabled")
+
+        def shows(label):
+            page.wait_for_function("(want) => document.getElementById('device-page').textContent === want",
+                                   arg=label, timeout=10000)
+            return page.evaluate(DEVICE_ROWS)
+
+        page.click("#device-next")
+        assert shows("51–100 of 40,000") == [r["device"] for r in by_average[50:100]]
+        page.select_option("#device-sort", "average:asc")
+        assert shows("1–50 of 40,000") == [r["device"] for r in lowest_first[:50]], "the bottom 50"
+        page.fill("#device-q", "mri 3999")
+        assert shows("1–11 of 11") == [r["device"] for r in lowest_first if r["device"].startswith("MRI 3999")]
+        page.fill("#device-q", "")
+        page.select_option("#device-band", "outside")
+        outside = [r for r in lowest_first if r["outside"]]
+        assert shows(f"1–50 of {len(outside):,}") == [r["device"] for r in outside[:50]]
+        page.screenshot(path=str(helpers.ARTIFACTS / "dashboard-40000-devices.png"))
+        assert dialogs == []
 
 
 def recent_history(devices: list[str], hours: float = 5.5, every: int = 120):

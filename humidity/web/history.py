@@ -8,7 +8,7 @@ partition (the device list, a datalogger's history) go to each worker that
 owns some, and the answers are merged exactly. While partitions move
 between workers the API answers 503: an answer is complete or not given.
 
-* ``GET /api/devices``
+* ``GET /api/devices`` (all, or a page: ``q``, ``sort``, ``order``, ``offset``, ``limit``)
 * ``GET /api/devices/{device}`` (with its loggers)
 * ``GET /api/devices/{device}/history?from=&to=&step=`` and ``.../history.csv``
 * ``GET /api/loggers/{guid}`` (its newest reading) and ``GET /api/loggers/{guid}/history?from=&to=&step=``
@@ -30,12 +30,20 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import history
 from humidity.core.alarms import AlarmConfig
+from humidity.core.listing import Listing, ListingError
 from humidity.flow.history import HistoryFlow
 from humidity.flow.publisher import Publisher
 from humidity.plumbing.kafka_admin import key_partition
 
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 MOVING = "history partitions are moving between workers; retry shortly"
+#: How ``/api/devices`` sorts (devices without a figure go last).
+DEVICE_SORTS = {
+    "device": lambda d: d["device"],
+    "now": lambda d: d["latest"]["humidity"] if d["latest"] else None,
+    "alarms": lambda d: d["active_alarms"],
+    "loggers": lambda d: d["loggers"],
+}
 UNKNOWN = {history.DEVICE: "no device with that name has readings in the history",
            history.LOGGER: "no datalogger with that name has readings in the history"}
 #: Seconds a worker waits for another worker's part of an answer.
@@ -241,12 +249,18 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
 
     @app.page("/api/devices")
     async def devices(self, request):
+        """Every device (by name), or with ``q``, ``sort``, ``order``, ``offset``, ``limit`` a page of them."""
+        try:
+            listing = Listing.parse(request.query, tuple(DEVICE_SORTS), "device", default_limit=None)
+        except ListingError as exc:
+            return error(self, 400, str(exc))
         now = time.time()
         try:
             listed = await api.devices(now)
         except Incomplete:
             return error(self, 503, MOVING)
-        return self.json({"time": history.iso(now), "devices": listed}, headers=dict(API_HEADERS))
+        total, page = listing.apply(listed, DEVICE_SORTS)
+        return self.json({"time": history.iso(now), "total": total, "devices": page}, headers=dict(API_HEADERS))
 
     @app.page("/api/devices/{device}")
     async def device(self, request, device: str):

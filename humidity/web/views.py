@@ -3,8 +3,11 @@
 * ``GET /``: the dashboard (static HTML; scripts and styles under ``/static``,
   all served from this repository, so the page works with no internet).
 * ``GET /api/summary``: the latest published summary, byte for byte as on the
-  results topic; ``GET /api/alarms``: its active alarms; 503 with a JSON
-  error before the first one.
+  results topic; ``GET /api/summary/totals``: the same without the lists
+  per device; ``GET /api/summary/devices``: its devices, found by name,
+  filtered, sorted and paged (:mod:`humidity.core.listing`);
+  ``GET /api/alarms``: its active alarms; 503 with a JSON error before the
+  first one.
 * ``GET /health``: 200 while this worker consumes, the input partitions it
   owns move (or have nothing waiting) and summaries are fresh.
 * ``GET /metrics``: Prometheus text of the app's registry.
@@ -22,6 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from humidity.application import HumidityApp
 from humidity.core.health import health, summary_age_seconds
+from humidity.core.listing import Listing, ListingError
+from humidity.core.summary import brief, device_rows
 from humidity.declare.metrics import Metrics
 from humidity.flow.publisher import Publisher
 from humidity.flow.stalls import StallMonitor
@@ -40,6 +45,36 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
+
+
+#: How ``/api/summary/devices`` sorts (values a device has no figure for go last).
+SUMMARY_SORTS = {
+    "device": lambda row: row["device"],
+    "average": lambda row: row["average"],
+    "sensors": lambda row: row["sensors"],
+    "interval_average": lambda row: row["interval_average"],
+    "interval_count": lambda row: row["interval_count"],
+}
+BANDS = {"all": None, "outside": lambda row: row["outside"], "inside": lambda row: not row["outside"]}
+
+
+class SummaryRows:
+    """The latest summary's rows per device and brief form, made once per summary."""
+
+    def __init__(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self.made_for: dict | None = None
+        self.rows: list[dict] = []
+        self.brief: dict = {}
+
+    def current(self) -> bool:
+        summary = self.publisher.latest.summary
+        if summary is None:
+            return False
+        if summary is not self.made_for:
+            self.rows = device_rows(summary)
+            self.brief, self.made_for = brief(summary, self.rows), summary
+        return True
 
 
 def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor) -> None:
@@ -65,6 +100,32 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
         age = summary_age_seconds(latest.summary, datetime.now(UTC))
         return self.bytes(latest.raw, content_type="application/json",
                           headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
+
+    rows = SummaryRows(publisher)
+
+    @app.page("/api/summary/totals")
+    async def api_summary_totals(self, request):
+        """The latest summary without its lists per device (``device_count``, ``outside_count`` instead)."""
+        if not rows.current():
+            return no_summary_yet(self)
+        return self.json(rows.brief, headers=dict(API_HEADERS))
+
+    @app.page("/api/summary/devices")
+    async def api_summary_devices(self, request):
+        """A page of the latest summary's devices: ``q``, ``band`` (all, outside, inside), ``sort``, ``order``,
+        ``offset``, ``limit``."""
+        try:
+            listing = Listing.parse(request.query, tuple(SUMMARY_SORTS), "average")
+            band = request.query.get("band", "all")
+            if band not in BANDS:
+                raise ListingError("band is all, outside or inside")
+        except ListingError as exc:
+            return self.json({"error": str(exc)}, status=400, headers=dict(API_HEADERS))
+        if not rows.current():
+            return no_summary_yet(self)
+        total, page = listing.apply(rows.rows, SUMMARY_SORTS, BANDS[band])
+        return self.json({"time": rows.brief["time"], "total": total, "offset": listing.offset,
+                          "limit": listing.limit, "devices": page}, headers=dict(API_HEADERS))
 
     @app.page("/api/alarms")
     async def api_alarms(self, request):

@@ -1,10 +1,12 @@
-/* Dashboard: polls /api/summary every interval and redraws.
+/* Dashboard: polls /api/summary/totals every interval and redraws; the
+ * devices of the summary come a page at a time from /api/summary/devices.
  * Every string from a datalogger (device names) is set with textContent or
  * drawn on the canvas by Chart.js: it is never parsed as HTML. */
 "use strict";
 (function () {
   const BAND_LOW = 30, BAND_HIGH = 60;
   const COLOR_INSIDE = "#2e7d32", COLOR_OUTSIDE = "#c62828";
+  const PAGE_SIZE = 50;
   const number = new Intl.NumberFormat("en");
   const $ = (id) => document.getElementById(id);
 
@@ -12,8 +14,7 @@
   let shownTime = null;        // "time" of the summary on screen
   let lastNewAt = Date.now();  // local clock when the shown summary was published (server age applied)
   let chart = null;
-
-  const inside = (avg) => avg >= BAND_LOW && avg <= BAND_HIGH;
+  let asked = 0;               // the newest device page asked for (answers to older ones are dropped)
 
   // Shade the 30-60 % band behind the bars.
   const bandPlugin = {
@@ -30,9 +31,9 @@
   };
 
   function drawChart(rows) {
-    const labels = rows.map((r) => (inside(r.average) ? "" : "⚠ ") + r.device);
+    const labels = rows.map((r) => (r.outside ? "⚠ " : "") + r.device);
     const values = rows.map((r) => r.average);
-    const colors = rows.map((r) => (inside(r.average) ? COLOR_INSIDE : COLOR_OUTSIDE));
+    const colors = rows.map((r) => (r.outside ? COLOR_OUTSIDE : COLOR_INSIDE));
     const canvas = $("chart");
     canvas.parentElement.style.height = Math.max(220, rows.length * 18 + 70) + "px";
     if (typeof Chart === "undefined") return; // library failed to load: the tables still work
@@ -77,6 +78,8 @@
     tbody.replaceChildren(fragment);
   }
 
+  const fixed2 = (x) => (x === null || x === undefined ? "–" : x.toFixed(2));
+
   function render(s) {
     intervalSeconds = s.interval_seconds || intervalSeconds;
     $("interval").textContent = String(intervalSeconds);
@@ -88,14 +91,29 @@
     $("invalid-messages").textContent = number.format(s.invalid_messages);
     $("cut").textContent = Object.entries(s.as_of || {}).map(([p, o]) => p + ": " + o).join(", ") || "–";
     renderInterval(s);
-    const avgs = s.average_humidity_by_device;
-    $("device-count").textContent = "(" + avgs.length + " devices)";
-    drawChart(avgs);
-    fillTable(document.querySelector("#averages tbody"), avgs, (r) => [
-      [r.device], [r.average.toFixed(2), "num"], [inside(r.average) ? "inside" : "⚠ outside", inside(r.average) ? "" : "outside"],
-    ]);
-    fillTable(document.querySelector("#sensors tbody"), s.sensors_by_device, (r) => [[r.device], [number.format(r.sensors), "num"]]);
+    $("device-count").textContent = "(" + number.format(s.device_count) + " devices, " +
+      number.format(s.outside_count) + " outside 30 to 60 % RH)";
     renderAlarms(s.active_alarms || []);
+    loadDevices();
+  }
+
+  async function loadDevices() {
+    const mine = ++asked;
+    try {
+      const response = await fetch("/api/summary/devices?" + pager.params(), { cache: "no-store" });
+      if (!response.ok || mine !== asked) return;
+      const body = await response.json();
+      if (mine !== asked) return;
+      pager.shown(body.total, body.devices.length);
+      drawChart(body.devices);
+      fillTable(document.querySelector("#device-table tbody"), body.devices, (r) => [
+        [r.device], [fixed2(r.average), "num"], [r.outside ? "⚠ outside" : "inside", r.outside ? "outside" : ""],
+        [fixed2(r.interval_average), "num"], [number.format(r.interval_count), "num"], [number.format(r.sensors), "num"],
+      ]);
+      window.humidityDashboard.devices = body;
+    } catch (err) {
+      /* the next summary asks again; poll() reports an unreachable worker */
+    }
   }
 
   function renderInterval(s) {
@@ -104,10 +122,6 @@
     $("interval-messages").textContent = number.format(iv.messages);
     $("interval-invalid").textContent = number.format(iv.invalid_messages);
     $("new-sensors").textContent = number.format(iv.new_sensors);
-    $("interval-since").textContent = iv.since ? "(since " + new Date(iv.since).toLocaleTimeString() + ")" : "(since the start)";
-    fillTable(document.querySelector("#interval-table tbody"), iv.average_humidity_by_device, (r) => [
-      [r.device], [r.average.toFixed(2), "num"], [number.format(r.count), "num"],
-    ]);
     const seconds = iv.since ? (Date.parse(s.time) - Date.parse(iv.since)) / 1000 : 0;
     $("rate").textContent = seconds > 0 ? number.format(Math.round((iv.messages + iv.invalid_messages) / seconds)) : "–";
   }
@@ -141,7 +155,7 @@
 
   async function poll() {
     try {
-      const response = await fetch("/api/summary", { cache: "no-store" });
+      const response = await fetch("/api/summary/totals", { cache: "no-store" });
       if (response.status === 503) {
         showProblem("No summary yet: the service is starting or waiting for data.");
       } else if (!response.ok) {
@@ -164,7 +178,8 @@
     setTimeout(poll, Math.max(500, intervalSeconds * 1000));
   }
 
-  window.humidityDashboard = { summary: null, chart: () => chart };
+  const pager = window.humidityPager("device", PAGE_SIZE, loadDevices);
+  window.humidityDashboard = { summary: null, devices: null, chart: () => chart };
   poll();
   setInterval(updateStale, 1000);
 })();

@@ -1,5 +1,5 @@
-/* Devices now and over time: the device list with 24-hour sparklines
- * (/api/devices, /api/devices/{device}/history), and a device view at
+/* Devices now and over time: the device list, a page at a time, with
+ * 24-hour sparklines (/api/devices, /api/devices/{device}/history), and a device view at
  * #/device/<name> (a URL that can be shared) with a time-range picker.
  * Device and logger names are set with textContent, drawn by Chart.js, or
  * percent-encoded into URLs: never parsed as HTML. */
@@ -11,7 +11,8 @@
   const REFRESH_MS = 10000;
   const fixed = (x) => (x === null || x === undefined ? "–" : x.toFixed(1));
   const iso = (ms) => new Date(ms).toISOString();
-  const state = { devices: [], sparklines: {}, sparkAt: {}, chart: null, view: null, range: "24h", points: [] };
+  const PAGE_SIZE = 50;
+  const state = { devices: [], sparklines: {}, sparkAt: {}, chart: null, view: null, range: "24h", points: [], asked: 0 };
 
   function historyUrl(device, seconds, step, csv) {
     const end = Date.now();
@@ -99,20 +100,28 @@
       fragment.appendChild(tr);
     }
     tbody.replaceChildren(fragment);
-    $("devices-count").textContent = "(" + state.devices.length + ")";
   }
 
-  async function pollDevices() {
+  async function loadDevices() {
+    const mine = ++state.asked;
     try {
-      const body = await getJson("/api/devices");
-      state.devices = body.devices;
+      const body = await getJson("/api/devices?" + pager.params());
+      if (mine !== state.asked) return;  // the controls changed meanwhile
       const stale = body.devices.filter((d) => !state.sparkAt[d.device] || Date.now() - state.sparkAt[d.device] > 60000);
       await Promise.all(stale.map(refreshSparkline));
+      if (mine !== state.asked) return;
+      state.devices = body.devices;
+      pager.shown(body.total, body.devices.length);
+      $("devices-count").textContent = "(" + body.total + (pager.params().has("q") ? " found)" : ")");
       renderDevices();
-      if (state.view) renderViewNow();
     } catch (err) {
       /* the summary part of the page reports an unreachable worker */
     }
+  }
+
+  async function pollDevices() {
+    await loadDevices();
+    if (state.view) renderViewNow();
     setTimeout(pollDevices, REFRESH_MS);
   }
 
@@ -218,6 +227,7 @@
     button.addEventListener("click", () => { state.range = button.dataset.range; loadView(); });
   }
   window.addEventListener("hashchange", route);
+  const pager = window.humidityPager("devices", PAGE_SIZE, loadDevices);
   window.humidityHistory = { state, chart: () => state.chart };
   route();
   pollDevices();
