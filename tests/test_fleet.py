@@ -74,6 +74,7 @@ def test_many_devices_exact_through_kill_9(kafka, tmp_path, workers):
     helpers.wait_until(counting, 180, interval=0.5, what="a quarter of the readings counted")
     first.kill()  # kill -9, mid-stream
     again = workers(env, "again")  # the same data directory
+    helpers.wait_for_web(env)
     helpers.wait_until(exact_on_the_page(again, env, expected), 300, interval=2.0,
                        what="a summary of every reading, each counted once")
 
