@@ -6,6 +6,8 @@ Against the local real Kafka, in one run:
   (c) the full app, one worker, until its published summary shows all N
   (d) the full app, two workers
   (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
+  (c10k) (c) with 10,000 devices; (c1m) (c) on one long drain (--big, 1,000,000),
+       with its CPU cores and the longest pause in counting
   (c0) with --baseline REF: (c) for the app as committed at git REF, to show
        a change's cost before/after in the same run
 then the summary latency under a steady 3,334 msg/s, and the worker's peak RSS
@@ -71,14 +73,15 @@ def messages(n: int, loggers: int = 2000, devices: int = 50, seed: int = 1) -> l
     return [sim.next_message(now) for _ in range(n)]
 
 
-_preloaded: dict[int, list[bytes]] = {}
+_preloaded: dict[tuple[int, int], list[bytes]] = {}
 
 
-def preloaded(n: int) -> list[bytes]:
-    """The same N readings for every contender."""
-    if n not in _preloaded:
-        _preloaded[n] = messages(n)
-    return _preloaded[n]
+def preloaded(n: int, devices: int = 50) -> list[bytes]:
+    """The same N readings for every contender (2,000 loggers on 50 devices,
+    or two loggers per device for more devices)."""
+    if (n, devices) not in _preloaded:
+        _preloaded[(n, devices)] = messages(n) if devices == 50 else messages(n, 2 * devices, devices)
+    return _preloaded[(n, devices)]
 
 
 async def produce(bootstrap: str, topic: str, values: list[bytes]) -> None:
@@ -311,8 +314,27 @@ def drain_rate(points: list[tuple[float, int]], n: int, start: float) -> float:
 cpu_use: dict[str, list[dict]] = {}
 
 
+def longest_pause(points: list[tuple[float, int]], n: int) -> float:
+    """The longest time the count stood still while readings waited: between
+    two summaries that counted more, from the first that counted any until
+    the one that counted all ``n``."""
+    moved = [t for (t, m), (_, before) in zip(points[1:], points, strict=False) if m > before and before < n]
+    return max((b - a for a, b in zip(moved, moved[1:], strict=False)), default=0.0)
+
+
+def per_core_ratio(med: dict, cores: dict) -> float | None:
+    """Two workers' throughput per worker CPU core over one worker's."""
+    if not (med.get("app2") and med.get("app1") and cores.get("app2") and cores.get("app1")):
+        return None
+    return round((med["app2"] / cores["app2"]) / (med["app1"] / cores["app1"]), 3)
+
+
+#: label -> the longest pause of each drain (longest_pause)
+pauses: dict[str, list[float]] = {}
+
+
 async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=None, label: str = "",
-                  code: Path = ROOT) -> float:
+                  code: Path = ROOT, devices: int = 50) -> float:
     """(c)/(d) the full app. The workers start on an empty fresh topic; once
     their group is Stable (no rebalance left to happen mid-drain) and they
     publish, the N readings are written (in ~0.2 s) and drained, until a
@@ -343,8 +365,9 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
             broker = broker_pid()
             cpu0 = [cpu_seconds(pid) for pid in pids], broker and cpu_seconds(broker)
             started = time.time()
-            await produce(bootstrap, topic, preloaded(n))
+            await produce(bootstrap, topic, preloaded(n, devices))
             await watcher.wait_for(counted, 900)
+            pauses.setdefault(label, []).append(round(longest_pause(points, n), 2))
             if with_history:  # and until every reading is in the history too
                 await wait_history(procs, n, 900)
                 history_done.setdefault(label, []).append(n / (time.time() - started))
@@ -541,9 +564,11 @@ async def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=3334.0)
     parser.add_argument("--sensors", type=int, default=100_000)
+    parser.add_argument("--big", type=int, default=1_000_000, help="readings of the one long drain (app1_1m)")
     parser.add_argument("--history-queries", type=int, default=200, help="history API queries of each kind")
     parser.add_argument("--skip", default="",
-                        help="comma-separated: raw,bare,app1,app1_lean,app2,quix,latency,rss,history")
+                        help="comma-separated: raw,bare,app1,app1_10k,app1_lean,app2,quix,app1_1m,latency,"
+                             "rss,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -558,7 +583,8 @@ async def main() -> int:
     await produce(args.bootstrap, topic, preloaded(n))
     log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
 
-    runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_lean", "app2", "quix", "app1_base")}
+    runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_10k", "app1_lean", "app2", "quix",
+                                                    "app1_base", "app1_1m")}
     baseline = checkout(args.baseline, work) if args.baseline else None
     for round_ in range(args.repeat):
         # interleaved, so that a noisy neighbour hits every contender alike
@@ -568,6 +594,9 @@ async def main() -> int:
             runs["bare"].append(run_faust_bare(args.bootstrap, topic, n, work))
         if "app1" not in skip:
             runs["app1"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1"))
+        if "app1_10k" not in skip:
+            runs["app1_10k"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_10k",
+                                                  devices=10_000))
         if baseline is not None:
             runs["app1_base"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_base",
                                                    code=baseline))
@@ -582,7 +611,12 @@ async def main() -> int:
                 runs["quix"].append(value)
         log(f"bench: round {round_ + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}" for k, v in runs.items() if v))
 
+    if "app1_1m" not in skip:  # one long drain: sustained speed, pauses, cores
+        runs["app1_1m"].append(await run_app(args.bootstrap, args.big, work, workers=1, label="app1_1m"))
+        log(f"bench: {args.big:,} readings, 1 worker: {runs['app1_1m'][-1]:,.0f} msg/s, "
+            f"longest pause {pauses['app1_1m'][-1]} s, {cpu_use['app1_1m'][-1]}")
     med = {k: (statistics.median(v) if v else None) for k, v in runs.items()}
+    cores = {k: statistics.median(u["workers"] for u in v) for k, v in cpu_use.items() if v}
     latency = (None, None, 0)
     if "latency" not in skip:
         latency = await run_latency(args.bootstrap, work, args.rate, args.latency_seconds)
@@ -599,6 +633,12 @@ async def main() -> int:
         "raw_aiokafka_msgs_per_s": med["raw"],
         "faust_bare_msgs_per_s": med["bare"],
         "app_1_worker_msgs_per_s": med["app1"],
+        "app_1_worker_10k_devices_msgs_per_s": med["app1_10k"],
+        "app_1_worker_1m_msgs_per_s": med["app1_1m"],
+        "app_1_worker_1m_longest_pause_s": pauses.get("app1_1m", [None])[-1],
+        "app_1_worker_1m_cpu_cores": cores.get("app1_1m"),
+        "longest_pause_s": pauses,
+        "summary_interval_s": BENCH_INTERVAL,
         "app_2_workers_msgs_per_s": med["app2"],
         "app_1_worker_without_faust_metrics_msgs_per_s": med["app1_lean"],
         "quix_streams_msgs_per_s": med["quix"],
@@ -616,6 +656,8 @@ async def main() -> int:
                    "c_over_a": ratio("app1", "raw"),
                    "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix"),
                    "c_over_c0": ratio("app1", "app1_base"),
+                   "c10k_over_c": ratio("app1_10k", "app1"), "c1m_over_c": ratio("app1_1m", "app1"),
+                   "d_per_core_over_c_per_core": per_core_ratio(med, cores),
                    "c_history_over_c0": (round(med_history["app1"] / med["app1_base"], 3)
                                          if med_history.get("app1") and med.get("app1_base") else None)},
         "machine": machine(),
@@ -630,9 +672,13 @@ async def main() -> int:
     rows = [
         ("(a) aiokafka + orjson, dicts", fmt(med["raw"], " msg/s")),
         ("(b) bare Faust agent", fmt(med["bare"], " msg/s")),
-        ("(c) full app, 1 worker", fmt(med["app1"], " msg/s")),
+        ("(c) full app, 1 worker", fmt(med["app1"], " msg/s") + f", {fmt(cores.get('app1'))} cores"),
+        ("(c10k) (c) with 10,000 devices (20,000 loggers)", fmt(med["app1_10k"], " msg/s")),
+        (f"(c1m) (c) draining {args.big:,} readings", fmt(med["app1_1m"], " msg/s")
+         + f", {fmt(cores.get('app1_1m'))} cores, longest pause "
+         + fmt(result["app_1_worker_1m_longest_pause_s"], " s")),
         ("(c') (c) with HUMIDITY_FAUST_METRICS=off", fmt(med["app1_lean"], " msg/s")),
-        ("(d) full app, 2 workers", fmt(med["app2"], " msg/s")),
+        ("(d) full app, 2 workers", fmt(med["app2"], " msg/s") + f", {fmt(cores.get('app2'))} cores"),
         ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
         ("(c) until the history counted every reading", fmt(med_history.get("app1"), " msg/s")),
         *([(f"(c0) full app, 1 worker, at {args.baseline}", fmt(med["app1_base"], " msg/s")),
@@ -643,7 +689,10 @@ async def main() -> int:
         ("(d)/(c)   target >= 1.5", fmt(result["ratios"]["d_over_c"])),
         ("(c')/(b)", fmt(result["ratios"]["c_lean_over_b"])),
         ("(c)/(a)", fmt(result["ratios"]["c_over_a"])),
-        ("(c)/(e)   target > 1", fmt(result["ratios"]["c_over_e"])),
+        ("(c)/(e)   target >= 1.5", fmt(result["ratios"]["c_over_e"])),
+        ("(c10k)/(c)   target >= 0.8", fmt(result["ratios"]["c10k_over_c"])),
+        ("(c1m)/(c)   target >= 0.9 (and >= 0.85 cores, no pause > 1 interval)", fmt(result["ratios"]["c1m_over_c"])),
+        ("(d) per core / (c) per core   target >= 0.85", fmt(result["ratios"]["d_per_core_over_c_per_core"])),
         (f"latency p50 at {args.rate:,.0f} msg/s", fmt(latency[0], " s")),
         ("latency p99   target <= 3.5 s", fmt(latency[1], " s")),
         (f"peak RSS, {args.sensors:,} sensors   target <= 400 MB", fmt(rss, " MB")),
