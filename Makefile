@@ -22,8 +22,12 @@ lint: venv ## ruff, as `make test` runs it
 soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings; KAFKA_BROKERS=3: SOAK_MINUTES (6) on a cluster, brokers killed too
 	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) --minutes $(or $(SOAK_MINUTES),6) $(SOAK_ARGS)
 
-bench: venv kafka-jars bench/.venv-quix/.installed ## throughput, latency and memory, side by side
+bench: venv kafka-jars bench/.venv-quix/.installed bench/kstreams/target/humidity-kstreams-1.jar ## throughput, latency and memory, side by side
 	@scripts/bench.sh $(BENCH_ARGS)
+
+# the Kafka Streams peer (Java 17, Maven Central)
+bench/kstreams/target/humidity-kstreams-1.jar: bench/kstreams/pom.xml $(wildcard bench/kstreams/src/main/java/bench/*.java)
+	mvn -q -B -f bench/kstreams/pom.xml clean package -DskipTests
 
 profile: venv kafka-jars bench/.venv-quix/.installed ## where one worker's CPU goes (py-spy)
 	@scripts/bench.sh --profile $(BENCH_ARGS)

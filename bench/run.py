@@ -8,6 +8,8 @@ Against the local real Kafka, in one run:
   (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
   (c10k) (c) with 10,000 devices; (c1m) (c) on one long drain (--big, 1,000,000),
        with its CPU cores and the longest pause in counting
+  (k) Kafka Streams with RocksDB state and changelogs (bench/kstreams, Java 17,
+       built by Maven), cold on N readings and warm on --big, with its CPU cores
   (c0) with --baseline REF: (c) for the app as committed at git REF, to show
        a change's cost before/after in the same run
 then the summary latency under a steady 3,334 msg/s, and the worker's peak RSS
@@ -322,11 +324,11 @@ def longest_pause(points: list[tuple[float, int]], n: int) -> float:
     return max((b - a for a, b in zip(moved, moved[1:], strict=False)), default=0.0)
 
 
-def per_core_ratio(med: dict, cores: dict) -> float | None:
-    """Two workers' throughput per worker CPU core over one worker's."""
-    if not (med.get("app2") and med.get("app1") and cores.get("app2") and cores.get("app1")):
+def per_core_ratio(med: dict, cores: dict, a: str, b: str) -> float | None:
+    """Throughput per CPU core of contender ``a`` over ``b``'s."""
+    if not (med.get(a) and med.get(b) and cores.get(a) and cores.get(b)):
         return None
-    return round((med["app2"] / cores["app2"]) / (med["app1"] / cores["app1"]), 3)
+    return round((med[a] / cores[a]) / (med[b] / cores[b]), 3)
 
 
 #: label -> the longest pause of each drain (longest_pause)
@@ -478,6 +480,26 @@ def run_quix(bootstrap: str, topic: str, n: int, work: Path) -> float | None:
     return n / (out["last"] - out["first"])
 
 
+KSTREAMS = ROOT / "bench" / "kstreams" / "target"
+
+
+def run_kstreams(bootstrap: str, topic: str, n: int, work: Path) -> tuple[float, float] | None:
+    """(k) the Kafka Streams peer (bench/kstreams, built by `make bench`): (msg/s, its CPU cores)."""
+    jar = KSTREAMS / "humidity-kstreams-1.jar"
+    if not jar.exists():
+        log("kstreams: bench/kstreams/target missing (make bench builds it); skipped")
+        return None
+    result = work / f"kstreams-{uuid.uuid4().hex[:6]}.json"
+    proc = Proc(["java", "-cp", f"{jar}:{KSTREAMS / 'lib'}/*", "bench.HumidityStreams", bootstrap, topic, str(n),
+                 str(result), str(work / f"kstreams-state-{uuid.uuid4().hex[:6]}")], dict(os.environ),
+                work / "kstreams.log")
+    try:
+        out = wait_file(result, proc, timeout=900)
+    finally:
+        proc.stop()
+    return n / (out["last"] - out["first"]), round(out["cpu_cores"], 2)
+
+
 async def run_latency(bootstrap: str, work: Path, rate: float, seconds: float) -> tuple[float, float, int]:
     """Summary latency under steady load: for each summary, the age of the
     newest reading it includes (the M-th reading sent, for M readings counted)."""
@@ -567,8 +589,8 @@ async def main() -> int:
     parser.add_argument("--big", type=int, default=1_000_000, help="readings of the one long drain (app1_1m)")
     parser.add_argument("--history-queries", type=int, default=200, help="history API queries of each kind")
     parser.add_argument("--skip", default="",
-                        help="comma-separated: raw,bare,app1,app1_10k,app1_lean,app2,quix,app1_1m,latency,"
-                             "rss,history")
+                        help="comma-separated: raw,bare,app1,app1_10k,app1_lean,app2,quix,kstreams,app1_1m,"
+                             "latency,rss,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -584,7 +606,8 @@ async def main() -> int:
     log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
 
     runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_10k", "app1_lean", "app2", "quix",
-                                                    "app1_base", "app1_1m")}
+                                                    "kstreams", "app1_base", "app1_1m", "kstreams_1m")}
+    kstreams_cores: dict[str, list[float]] = {"kstreams": [], "kstreams_1m": []}
     baseline = checkout(args.baseline, work) if args.baseline else None
     for round_ in range(args.repeat):
         # interleaved, so that a noisy neighbour hits every contender alike
@@ -609,14 +632,25 @@ async def main() -> int:
             value = run_quix(args.bootstrap, topic, n, work)
             if value is not None:
                 runs["quix"].append(value)
+        if "kstreams" not in skip and (value := run_kstreams(args.bootstrap, topic, n, work)) is not None:
+            runs["kstreams"].append(value[0])
+            kstreams_cores["kstreams"].append(value[1])
         log(f"bench: round {round_ + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}" for k, v in runs.items() if v))
 
     if "app1_1m" not in skip:  # one long drain: sustained speed, pauses, cores
         runs["app1_1m"].append(await run_app(args.bootstrap, args.big, work, workers=1, label="app1_1m"))
         log(f"bench: {args.big:,} readings, 1 worker: {runs['app1_1m'][-1]:,.0f} msg/s, "
             f"longest pause {pauses['app1_1m'][-1]} s, {cpu_use['app1_1m'][-1]}")
+    if "kstreams" not in skip:  # the JVM warm: one long drain
+        big_topic = f"bench-big-{uuid.uuid4().hex[:8]}"
+        await create_topic(args.bootstrap, big_topic)
+        await produce(args.bootstrap, big_topic, preloaded(args.big))
+        if (value := run_kstreams(args.bootstrap, big_topic, args.big, work)) is not None:
+            runs["kstreams_1m"].append(value[0])
+            kstreams_cores["kstreams_1m"].append(value[1])
     med = {k: (statistics.median(v) if v else None) for k, v in runs.items()}
     cores = {k: statistics.median(u["workers"] for u in v) for k, v in cpu_use.items() if v}
+    cores.update({k: statistics.median(v) for k, v in kstreams_cores.items() if v})
     latency = (None, None, 0)
     if "latency" not in skip:
         latency = await run_latency(args.bootstrap, work, args.rate, args.latency_seconds)
@@ -642,6 +676,9 @@ async def main() -> int:
         "app_2_workers_msgs_per_s": med["app2"],
         "app_1_worker_without_faust_metrics_msgs_per_s": med["app1_lean"],
         "quix_streams_msgs_per_s": med["quix"],
+        "kafka_streams_msgs_per_s": {"cold": med["kstreams"], "warm": med["kstreams_1m"],
+                                     "cpu_cores": {"cold": cores.get("kstreams"), "warm": cores.get("kstreams_1m")},
+                                     "readings": {"cold": n, "warm": args.big}},
         "baseline": {"ref": args.baseline, "app_1_worker_msgs_per_s": med["app1_base"]} if baseline else None,
         "latency_p50_s": latency[0],
         "latency_p99_s": latency[1],
@@ -657,7 +694,8 @@ async def main() -> int:
                    "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix"),
                    "c_over_c0": ratio("app1", "app1_base"),
                    "c10k_over_c": ratio("app1_10k", "app1"), "c1m_over_c": ratio("app1_1m", "app1"),
-                   "d_per_core_over_c_per_core": per_core_ratio(med, cores),
+                   "d_per_core_over_c_per_core": per_core_ratio(med, cores, "app2", "app1"),
+                   "c1m_per_core_over_k_warm_per_core": per_core_ratio(med, cores, "app1_1m", "kstreams_1m"),
                    "c_history_over_c0": (round(med_history["app1"] / med["app1_base"], 3)
                                          if med_history.get("app1") and med.get("app1_base") else None)},
         "machine": machine(),
@@ -680,6 +718,9 @@ async def main() -> int:
         ("(c') (c) with HUMIDITY_FAUST_METRICS=off", fmt(med["app1_lean"], " msg/s")),
         ("(d) full app, 2 workers", fmt(med["app2"], " msg/s") + f", {fmt(cores.get('app2'))} cores"),
         ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
+        (f"(k) Kafka Streams, cold ({n:,})", fmt(med["kstreams"], " msg/s") + f", {fmt(cores.get('kstreams'))} cores"),
+        (f"(k1m) Kafka Streams, warm ({args.big:,})", fmt(med["kstreams_1m"], " msg/s")
+         + f", {fmt(cores.get('kstreams_1m'))} cores"),
         ("(c) until the history counted every reading", fmt(med_history.get("app1"), " msg/s")),
         *([(f"(c0) full app, 1 worker, at {args.baseline}", fmt(med["app1_base"], " msg/s")),
            ("(c)/(c0)", fmt(result["ratios"]["c_over_c0"])),
@@ -693,6 +734,7 @@ async def main() -> int:
         ("(c10k)/(c)   target >= 0.8", fmt(result["ratios"]["c10k_over_c"])),
         ("(c1m)/(c)   target >= 0.9 (and >= 0.85 cores, no pause > 1 interval)", fmt(result["ratios"]["c1m_over_c"])),
         ("(d) per core / (c) per core   target >= 0.85", fmt(result["ratios"]["d_per_core_over_c_per_core"])),
+        ("(c1m) per core / (k1m) per core   target >= 1", fmt(result["ratios"]["c1m_per_core_over_k_warm_per_core"])),
         (f"latency p50 at {args.rate:,.0f} msg/s", fmt(latency[0], " s")),
         ("latency p99   target <= 3.5 s", fmt(latency[1], " s")),
         (f"peak RSS, {args.sensors:,} sensors   target <= 400 MB", fmt(rss, " MB")),
