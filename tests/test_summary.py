@@ -276,3 +276,6 @@ def test_an_owner_shares_a_base_first_then_deltas_and_a_base_every_base_every_ro
     assert docs == [{"round": 5, "devices": {"CT 1": 1}, "since": 4}, {"round": 6, "devices": {}, "since": 5}]
     assert "since" not in sharer.docs([(4 + BASE_EVERY, {"round": 4 + BASE_EVERY, "devices": {}})],
                                       lambda: everything)[0]
+    # a close before the owner's first batch carried the stored epoch; the next one its own
+    assert sharer.docs([(50, {"round": 50, "epoch": 7, "devices": {}})], lambda: everything) == \
+        [{"round": 50, "epoch": 7, "devices": everything}], "a new epoch starts with a base"

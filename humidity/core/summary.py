@@ -180,23 +180,28 @@ class Sharer:
     def __init__(self) -> None:
         self.shared: int | None = None  # the round of the last partial sent
         self.base = -1
+        self.epoch: int | None = None  # of the partials sent
 
     def docs(self, shares: list[tuple[int, dict]], every_device: Callable[[], dict]) -> list[dict]:
         """The partials to send for ``shares``: ``(round, doc)`` in round
-        order, each doc listing the devices its round changed;
-        ``every_device()``: every device's figures as of the last round."""
+        order, each doc listing the devices its round changed (and the
+        owner's ``epoch``); ``every_device()``: every device's figures as of
+        the last round. A base when nothing was sent yet, when the epoch
+        changed (the owner claimed the partition after a close with the
+        stored one), and every BASE_EVERY rounds."""
         *deltas, (last, doc) = shares
+        continues = self.shared is not None and doc.get("epoch") == self.epoch
         out = []
-        if self.shared is not None:
+        if continues:
             for tagged, delta in deltas:
                 out.append({**delta, "since": self.shared})
                 self.shared = tagged
-        if self.shared is None or last - self.base >= BASE_EVERY:
+        if not continues or last - self.base >= BASE_EVERY:
             out.append({**doc, "devices": every_device()})
             self.base = last
         else:
             out.append({**doc, "since": self.shared})
-        self.shared = last
+        self.shared, self.epoch = last, doc.get("epoch")
         return out
 
 

@@ -5,11 +5,12 @@ Agent ``ingest`` gets one record batch of an input partition at a time
 (:mod:`humidity.plumbing.stream`): it loads the partition's totals, applies
 the pure rules of :mod:`humidity.core.aggregate` to the records that
 continue them, writes the new totals (the entries of the devices the batch
-touched, then the header with the offset) and new sightings, and queues what it sends: dead letters, and per batch one
-bundle per sightings partition (the first sightings whose guid lives there)
-and per alarm partition (the valid readings of its loggers), each tagged
-with the partition's current round, and per history partition (the valid
-readings of its devices).
+touched, then the header with the offset) and new sightings, and queues
+what it sends: dead letters, and per batch one bundle per sightings
+partition (the first sightings whose guid lives there) and per alarm
+partition (the valid readings of its loggers), each tagged with the
+partition's current round, and per history partition (the valid readings
+of its devices).
 
 Rounds (:mod:`humidity.core.rounds`): when the clock passes the end of a
 partition's round, before its next batch or on a timer if no batch comes,
