@@ -10,10 +10,13 @@ from humidity.core.aggregate import (
     IngestTotals,
     SensorTotals,
     count_sensors,
+    device_entries,
+    device_entry_key,
     exact_add,
     exact_total,
     ingest,
     sighting_key,
+    stored_records,
 )
 from humidity.core.simulation import reading_doc
 
@@ -174,17 +177,22 @@ def test_the_offsets_a_batch_covers_are_included_even_without_a_message():
 
 
 def stored(totals, store=None):
-    """What the ingest flow writes for a batch: the unsaved devices' entries, then the header."""
+    """What the flows write for a batch (stored_records), by device name (None: the header)."""
     store = {} if store is None else store
-    for name in totals.unsaved:
-        store[name] = orjson.loads(orjson.dumps(totals.device_json(name)))
+    *entries, (_, header) = stored_records(0, totals)
+    store.update(device_entries(0, entries))
+    store[None] = orjson.loads(header)
     totals.unsaved.clear()
-    store[None] = orjson.loads(orjson.dumps(totals.header_json()))
     return store
 
 
+def entries_of(store):
+    """The device entries of a store, as the flows read them back from the table."""
+    return device_entries(0, [(device_entry_key(0, k), orjson.dumps(v)) for k, v in store.items() if k is not None])
+
+
 def restored(store):
-    return IngestTotals.from_stored(store.get(None), [(k, v) for k, v in store.items() if k is not None])
+    return IngestTotals.from_stored(store.get(None), entries_of(store))
 
 
 def test_a_batch_stores_only_the_devices_it_touched():
@@ -259,17 +267,8 @@ def test_shared_counts_say_up_to_which_input_offset_they_are_complete():
     assert count_sensors(restored, [(6, end(0, 6, 13))], entries.get).closed[-1][1].covers == {0: 13, 1: 25}
 
 
-def sensors_stored(totals, store):
-    """What the sensors flow writes for a batch: the changed devices' entries, then the header."""
-    for name in totals.unsaved:
-        store[name] = orjson.loads(orjson.dumps(totals.device_json(name)))
-    totals.unsaved.clear()
-    store[None] = orjson.loads(orjson.dumps(totals.header_json()))
-
-
 def sensors_restored(store, partitions=1):
-    return SensorTotals.from_stored(store.get(None), [(k, v) for k, v in store.items() if k is not None],
-                                    partitions)
+    return SensorTotals.from_stored(store.get(None), entries_of(store), partitions)
 
 
 def test_sensor_device_entries_kept_by_a_crash_that_lost_the_header_count_as_before_it():
@@ -281,7 +280,7 @@ def test_sensor_device_entries_kept_by_a_crash_that_lost_the_header_count_as_bef
         entries.update(count_sensors(reference, batch, entries.get).entries)
     totals, store, entries = SensorTotals(1), {}, {}
     entries.update(count_sensors(totals, batches[0], entries.get).entries)
-    sensors_stored(totals, store)
+    stored(totals, store)
     assert store["MRI 1"] == {"n": 1, "r": 1, "was": None, "epoch": 0} and store[None]["device_count"] == 2
     entries.update(count_sensors(totals, batches[1], entries.get).entries)
     assert totals.unsaved == {"MRI 1": 1, "CT 1": 1}
@@ -299,7 +298,6 @@ def test_sensor_totals_stored_as_one_value_by_an_earlier_version_continue_as_ent
     totals = sensors_restored({None: old})
     assert totals.devices == {"MRI 1": 2} and totals.unsaved == {"MRI 1": 2}
     count_sensors(totals, [(8, bundle(0, 4, 9, ("g9", "CT 1"))), (9, end(0, 4))], {}.get)
-    store = {}
-    sensors_stored(totals, store)
+    store = stored(totals)
     assert store["MRI 1"]["n"] == 2 and store["CT 1"] == {"n": 1, "r": 4, "was": None, "epoch": 2}
     assert sensors_restored(store).devices == {"MRI 1": 2, "CT 1": 1}

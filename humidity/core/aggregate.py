@@ -27,8 +27,10 @@ readings were split over partitions or workers.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
+
+import orjson
 
 from humidity.core.readings import Invalid, Reading, parse_reading
 from humidity.core.rounds import Ends
@@ -243,8 +245,20 @@ def device_entry_key(partition: int, device: str) -> bytes:
     return device_entry_prefix(partition) + device.encode("utf-8", "surrogatepass")
 
 
-def device_of_entry_key(partition: int, key: bytes) -> str:
-    return key[len(device_entry_prefix(partition)):].decode("utf-8", "surrogatepass")
+def stored_records(partition: int, totals: IngestTotals | SensorTotals) -> list[tuple[bytes | str, bytes]]:
+    """The table records a batch writes of a partition's totals: the entries
+    of its unsaved devices, then the header (under the partition's number)."""
+    records: list[tuple[bytes | str, bytes]] = [
+        (device_entry_key(partition, name), orjson.dumps(totals.device_json(name))) for name in totals.unsaved]
+    records.append((str(partition), orjson.dumps(totals.header_json())))
+    return records
+
+
+def device_entries(partition: int, items: Iterable[tuple[bytes, bytes]]) -> Iterator[tuple[str, dict]]:
+    """(device, entry) of a partition's stored device entries, from their table (key, value)."""
+    skip = len(device_entry_prefix(partition))
+    for key, value in items:
+        yield key[skip:].decode("utf-8", "surrogatepass"), orjson.loads(value)
 
 
 def sighting_key(device: str, guid: str) -> str:

@@ -99,12 +99,10 @@ class IngestFlow:
             for key, offset in outcome.new_sightings.items():
                 tables.sightings[key] = str(offset).encode()
                 known[key] = offset
-            for name in totals.unsaved:
-                tables.ingest_totals[aggregate.device_entry_key(work.partition, name)] = orjson.dumps(
-                    totals.device_json(name))
+            for key, value in aggregate.stored_records(work.partition, totals):
+                tables.ingest_totals[key] = value
             self.owned.for_partition(work.partition, work.generation)["changed"].update(totals.unsaved)
             totals.unsaved.clear()
-            tables.ingest_totals[str(work.partition)] = orjson.dumps(totals.header_json())
         source = {"p": work.partition, "round": tagged, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)
         rows = [[r.guid, r.device, r.event_time.timestamp(), r.humidity, offset] for offset, r in outcome.readings]
@@ -164,8 +162,8 @@ class IngestFlow:
             state["changed"] = set()  # devices whose figures changed since the last partial
             state["sharer"] = Sharer()
             table = self.tables.ingest_totals
-            entries = ((aggregate.device_of_entry_key(partition, key), orjson.loads(value)) for key, value
-                       in partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+            entries = aggregate.device_entries(
+                partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
             state["totals"] = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))), entries)
         return state["totals"]
 

@@ -60,8 +60,8 @@ class SensorsFlow:
     def _totals(self, partition: int, state: dict) -> aggregate.SensorTotals:
         if "totals" not in state:
             table = self.tables.sensor_totals
-            entries = ((aggregate.device_of_entry_key(partition, key), orjson.loads(value)) for key, value
-                       in partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+            entries = aggregate.device_entries(
+                partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
             state["totals"] = aggregate.SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
                                                                  self.partitions)
         return state["totals"]
@@ -81,11 +81,9 @@ class SensorsFlow:
                                               through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
-            for name in totals.unsaved:
-                tables.sensor_totals[aggregate.device_entry_key(work.partition, name)] = orjson.dumps(
-                    totals.device_json(name))
+            for key, value in aggregate.stored_records(work.partition, totals):
+                tables.sensor_totals[key] = value
             totals.unsaved.clear()
-            tables.sensor_totals[str(work.partition)] = orjson.dumps(totals.header_json())
         self.share(work.partition, totals, outcome.closed, state)
 
     def share(self, partition: int, totals: aggregate.SensorTotals, closed: list, state: dict) -> None:
