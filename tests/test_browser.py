@@ -8,9 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
-from humidity.core.listing import Listing
 from humidity.core.simulation import reading_doc
-from humidity.core.summary import brief, device_rows
+from humidity.core.summary import DEVICE_SORTS, brief, device_rows, devices_query
 from tests import helpers
 from tests.reference import expected_summary, matches
 
@@ -108,16 +107,12 @@ def fleet_summary(devices: int) -> dict:
 
 
 def serve_summary(page, summary: dict) -> None:
-    """The page's summary API answers with ``summary``, by the service's own rules (core.listing, core.summary)."""
+    """The page's summary API answers with ``summary``, by the service's own rules (core.summary)."""
     rows = device_rows(summary)
-    sorts = {k: (lambda key: lambda r: r[key])(k) for k in ("device", "average", "sensors", "interval_average",
-                                                           "interval_count")}
-    bands = {"all": None, "outside": lambda r: r["outside"], "inside": lambda r: not r["outside"]}
 
     def devices(route):
-        params = dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(route.request.url).query))
-        listing = Listing.parse(params, tuple(sorts), "average")
-        total, found = listing.apply(rows, sorts, bands[params.get("band", "all")])
+        listing, keep = devices_query(dict(urllib.parse.parse_qsl(urllib.parse.urlsplit(route.request.url).query)))
+        total, found = listing.apply(rows, DEVICE_SORTS, keep)
         route.fulfill(status=200, content_type="application/json", body=orjson.dumps(
             {"time": summary["time"], "total": total, "offset": listing.offset, "limit": listing.limit,
              "devices": found}))

@@ -22,12 +22,14 @@ the published summary, with what it added since the previous one
 from __future__ import annotations
 
 import bisect
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
+from operator import itemgetter
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
 from humidity.core.alarms import sort_alarms
+from humidity.core.listing import Listing, ListingError
 from humidity.core.readings import utc_iso
 
 INGEST = "ingest"
@@ -404,6 +406,21 @@ def device_rows(summary: dict) -> list[dict]:
     for r in summary.get("interval", {}).get("average_humidity_by_device", []):
         row(r["device"]).update(interval_average=r["average"], interval_count=r["count"])
     return list(rows.values())
+
+
+#: How a summary's device rows sort (rows without the figure go last), and which a band keeps.
+DEVICE_SORTS = {key: itemgetter(key) for key in ("device", "average", "sensors", "interval_average", "interval_count")}
+BANDS = {"all": None, "outside": itemgetter("outside"), "inside": lambda row: not row["outside"]}
+
+
+def devices_query(params: Mapping[str, str]) -> tuple[Listing, Callable[[dict], bool] | None]:
+    """The page of device rows asked for (``q``, ``sort``, ``order``,
+    ``offset``, ``limit``) and the band's filter; ListingError if malformed."""
+    listing = Listing.parse(params, tuple(DEVICE_SORTS), "average")
+    band = params.get("band", "all")
+    if band not in BANDS:
+        raise ListingError("band is all, outside or inside")
+    return listing, BANDS[band]
 
 
 def brief(summary: dict, rows: list[dict]) -> dict:

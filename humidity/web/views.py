@@ -25,8 +25,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from humidity.application import HumidityApp
 from humidity.core.health import health, summary_age_seconds
-from humidity.core.listing import Listing, ListingError
-from humidity.core.summary import brief, device_rows
+from humidity.core.listing import ListingError
+from humidity.core.summary import DEVICE_SORTS, brief, device_rows, devices_query
 from humidity.declare.metrics import Metrics
 from humidity.flow.publisher import Publisher
 from humidity.flow.stalls import StallMonitor
@@ -45,17 +45,6 @@ PAGE_HEADERS = {
     "Cache-Control": "no-cache",
 }
 API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
-
-
-#: How ``/api/summary/devices`` sorts (values a device has no figure for go last).
-SUMMARY_SORTS = {
-    "device": lambda row: row["device"],
-    "average": lambda row: row["average"],
-    "sensors": lambda row: row["sensors"],
-    "interval_average": lambda row: row["interval_average"],
-    "interval_count": lambda row: row["interval_count"],
-}
-BANDS = {"all": None, "outside": lambda row: row["outside"], "inside": lambda row: not row["outside"]}
 
 
 class SummaryRows:
@@ -115,15 +104,12 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
         """A page of the latest summary's devices: ``q``, ``band`` (all, outside, inside), ``sort``, ``order``,
         ``offset``, ``limit``."""
         try:
-            listing = Listing.parse(request.query, tuple(SUMMARY_SORTS), "average")
-            band = request.query.get("band", "all")
-            if band not in BANDS:
-                raise ListingError("band is all, outside or inside")
+            listing, keep = devices_query(request.query)
         except ListingError as exc:
             return self.json({"error": str(exc)}, status=400, headers=dict(API_HEADERS))
         if not rows.current():
             return no_summary_yet(self)
-        total, page = listing.apply(rows.rows, SUMMARY_SORTS, BANDS[band])
+        total, page = listing.apply(rows.rows, DEVICE_SORTS, keep)
         return self.json({"time": rows.brief["time"], "total": total, "offset": listing.offset,
                           "limit": listing.limit, "devices": page}, headers=dict(API_HEADERS))
 
