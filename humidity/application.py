@@ -56,13 +56,15 @@ class HumidityApp(faust.App):
         self.static_routes: list[tuple[str, Path]] = []
         super().__init__(settings.app_id, **options)
 
-    def declare_topic(self, name: str, *, config: dict | None = None, batched: bool = False, **options):
-        """A topic of the service with HUMIDITY_PARTITIONS partitions and raw
-        keys and values, created (with ``config``) before the worker consumes.
+    def declare_topic(self, name: str, *, config: dict | None = None, batched: bool = False,
+                      partitions: int | None = None, **options):
+        """A topic of the service with HUMIDITY_PARTITIONS partitions (or
+        ``partitions``, for a topic no agent reads) and raw keys and values,
+        created (with ``config``) before the worker consumes.
         ``batched``: its agent reads it in record batches."""
-        self.declared_topics.append(TopicSpec(name, self.settings.partitions, dict(config or {})))
-        options = {"partitions": self.settings.partitions, "key_serializer": "raw", "value_serializer": "raw",
-                   **options}
+        partitions = partitions or self.settings.partitions
+        self.declared_topics.append(TopicSpec(name, partitions, dict(config or {})))
+        options = {"partitions": partitions, "key_serializer": "raw", "value_serializer": "raw", **options}
         return batched_topic(self, name, **options) if batched else self.topic(name, **options)
 
     def topic_specs(self) -> list[TopicSpec]:

@@ -7,7 +7,8 @@ with explicit settings. Each layer only imports the ones below it:
     plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
     app        humidity/application.py   the faust.App built from settings
     declare    humidity/declare/, tables/   topics, tables, metrics
-    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, stalls
+    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, stalls, acks, audit,
+                                    notifications
     edge       humidity/web/, humidity/cli/   web views, commands
 """
 
@@ -21,14 +22,18 @@ from humidity.core.alarms import AlarmConfig
 from humidity.core.settings import Settings
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics, declare_topics
+from humidity.flow.acks import AcksFlow
 from humidity.flow.alarms import AlarmsFlow
+from humidity.flow.audit import AuditFlow
 from humidity.flow.history import HistoryFlow
 from humidity.flow.ingest import IngestFlow
+from humidity.flow.notifications import Notifier
 from humidity.flow.publisher import Publisher
 from humidity.flow.sensors import SensorsFlow
 from humidity.flow.stalls import StallMonitor
 from humidity.web import history as history_api
 from humidity.web import views
+from humidity.web.access import Access
 from tables import Tables, declare_tables
 
 
@@ -44,6 +49,9 @@ class Service:
     history: HistoryFlow
     publisher: Publisher
     stalls: StallMonitor
+    acks: AcksFlow
+    audit: AuditFlow
+    notifier: Notifier
 
 
 def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
@@ -60,8 +68,11 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
         stalls=StallMonitor(app, metrics),
+        acks=AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms")),
+        audit=AuditFlow(app, topics),
+        notifier=Notifier(app, topics, metrics),
     )
-    views.register(app, publisher, metrics, service.stalls)
+    views.register(app, publisher, metrics, service.stalls, service.acks, Access(settings))
     history_api.register(app, history_api.HistoryApi(app, service.history, publisher, alarm_config))
     commands.register(app, topics)
     return service

@@ -61,6 +61,12 @@ class Tables:
     #: exact sum, min, max, the last bundle included); per (logger, device) its
     #: newest reading (:func:`latest_key`). Written by agent ``history``.
     history: TableT
+    #: key: acks partition number; value: JSON ``{"offset", "epoch"}`` (the
+    #: commands it includes); key ``ack/<alarm id>``: JSON of the alarm's
+    #: entry (:mod:`humidity.core.acks`: who acknowledged it, when, the
+    #: comment; when it was escalated). Written by agent ``alarm_acks``.
+    #: Every worker reads its changelog for ``/api/alarms``.
+    alarm_acks: TableT
 
 
 def declare_tables(app: HumidityApp) -> Tables:
@@ -76,4 +82,5 @@ def declare_tables(app: HumidityApp) -> Tables:
         alarm_totals=raw_table(app, "alarm-totals",
                                help="Per alarm partition: active alarms and recent alarm events."),
         history=raw_table(app, "history", help="Per device and datalogger: windows over time, newest readings."),
+        alarm_acks=raw_table(app, "alarm-acks", help="Per alarm: who acknowledged it, when it was escalated."),
     )

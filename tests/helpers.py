@@ -119,6 +119,8 @@ def service_env(tmp_path: Path, **overrides: str) -> dict:
         HUMIDITY_INPUT_TOPIC=f"{app_id}-in",
         HUMIDITY_RESULTS_TOPIC=f"{app_id}-summaries",
         HUMIDITY_INVALID_TOPIC=f"{app_id}-invalid",
+        HUMIDITY_ALERTS_TOPIC=f"{app_id}-alerts",
+        HUMIDITY_AUDIT_TOPIC=f"{app_id}-audit",
         HUMIDITY_PARTITIONS="4",
         HUMIDITY_INTERVAL="1.0",
         HUMIDITY_DATA_DIR=str(tmp_path / "data"),

@@ -91,6 +91,7 @@ def chromium():
 SHOWS_MESSAGES = "(want) => document.getElementById('total-messages').textContent === want"
 SHOWS_ITS_DEVICES = ("() => window.humidityDashboard.devices && window.humidityDashboard.summary && "
                      "window.humidityDashboard.devices.time === window.humidityDashboard.summary.time")
+ALARM_ROWS = "(n) => document.querySelectorAll('#alarm-table tbody tr').length === n"
 DEVICE_ROWS = "() => [...document.querySelectorAll('#device-table tbody tr')].map(tr => tr.cells[0].textContent)"
 
 
@@ -149,6 +150,7 @@ def test_dashboard_shows_the_summary_updates_itself_and_renders_names_as_text(ka
         api = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/summary"))[2])
         page.wait_for_function(SHOWS_MESSAGES, arg=fmt(api["total_messages"]), timeout=20000)
         page.wait_for_function(SHOWS_ITS_DEVICES, timeout=10000)
+        page.wait_for_function(ALARM_ROWS, arg=1, timeout=10000)
         shown = page_numbers(page)
         # checked against the summary on screen: a later one may have the same totals, another interval
         published = {s["time"]: s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"])}
@@ -317,3 +319,57 @@ def test_device_list_and_device_view_draw_what_the_api_says(kafka, tmp_path, wor
 
 def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def test_an_operator_logs_in_acknowledges_with_a_comment_and_sees_the_name(kafka, tmp_path, workers):
+    from tests.test_acks_kafka import OPERATOR_PASSWORD, VIEWER_PASSWORD, add_users
+
+    env = add_users(helpers.service_env(tmp_path), tmp_path / "users.toml")
+    workers(env)
+    helpers.wait_for_web(env)
+    helpers.run(helpers.produce_pairs(env["HUMIDITY_INPUT_TOPIC"],
+                                      [(b"0-ALARM-0002", raw) for raw, _ in breach("0-ALARM-0002", HOSTILE, 66.0)]))
+    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: len(s["active_alarms"]) == 1, timeout=90)
+    comment = "Checked the room " + HOSTILE
+
+    with chromium() as (browser, page, dialogs):
+        page.goto(helpers.web_url(env, "/"))
+        page.wait_for_function(ALARM_ROWS, arg=1, timeout=20000)
+        assert page.locator("#alarm-table button.ack").count() == 0, "no acknowledging before logging in"
+
+        # a viewer sees the alarm but has no button; a wrong password is refused on the page
+        page.fill("#login-user", "victor")
+        page.fill("#login-password", "not the password")
+        page.click("#login-button")
+        page.wait_for_function("() => document.getElementById('login-error').textContent !== ''", timeout=20000)
+        page.fill("#login-password", VIEWER_PASSWORD)
+        page.click("#login-button")
+        page.wait_for_selector("#logged-in", state="visible", timeout=20000)
+        assert page.inner_text("#who") == "victor" and page.locator("#alarm-table button.ack").count() == 0
+        assert not page.is_visible("#login-form")
+        page.click("#logout-button")
+        page.wait_for_selector("#login-form", state="visible", timeout=10000)
+
+        page.fill("#login-user", "olivia")
+        page.fill("#login-password", OPERATOR_PASSWORD)
+        page.click("#login-button")
+        page.wait_for_selector("#alarm-table button.ack", timeout=20000)
+        page.click("#alarm-table button.ack")
+        page.fill("#ack-comment", comment)
+        page.click("#ack-submit")
+        page.wait_for_function(
+            "() => [...document.querySelectorAll('#alarm-table tbody tr')].some(tr => "
+            "tr.cells[6].textContent.startsWith('by olivia at '))", timeout=30000)
+        cell = page.evaluate("() => document.querySelector('#alarm-table tbody tr').cells[6].textContent")
+        assert cell.endswith(": " + comment), cell
+        assert page.locator("#alarm-table button.ack").count() == 0
+        assert page.evaluate("() => document.querySelectorAll('img').length") == 0 and dialogs == []
+        page.screenshot(path=str(helpers.ARTIFACTS / "dashboard-acknowledged.png"), full_page=True)
+
+        # the page's session cannot be used by another site: no CSRF token, no write
+        status = page.evaluate("""async (id) => (await fetch('/api/alarms/' + id + '/ack', {method: 'POST',
+            headers: {'Content-Type': 'application/json'}, body: '{"comment": "x"}'})).status""",
+                               page.evaluate("() => window.humidityAlarms.alarms[0].id"))
+        assert status == 403
+    alarm = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/alarms"))[2])["active_alarms"][0]
+    assert (alarm["acknowledged_by"], alarm["comment"]) == ("olivia", comment)

@@ -25,7 +25,7 @@ def test_the_readme_configuration_table_is_the_settings_rows():
     for field in SETTINGS:  # every default the table shows is the default in force
         value, shown = getattr(defaults, field.name), field.metadata["shown"]
         if shown in ("(none)", "system CAs"):
-            assert value == "", field.name
+            assert value in ("", (), None), field.name
         elif isinstance(value, Path):
             assert (helpers.ROOT / shown).resolve() == (helpers.ROOT / value).resolve(), field.name
         else:
@@ -43,11 +43,28 @@ def test_values_are_parsed():
     ("HUMIDITY_PARTITIONS", "abc"), ("HUMIDITY_PARTITIONS", "0"), ("HUMIDITY_INTERVAL", "nan"),
     ("HUMIDITY_INTERVAL", "-3"), ("HUMIDITY_WEB_PORT", "70000"), ("HUMIDITY_BROKER", "http://x:1"),
     ("HUMIDITY_INPUT_TOPIC", "bad topic!"), ("HUMIDITY_WEB_BIND", "a b"),
+    ("HUMIDITY_NOTIFY_WEBHOOKS", "ftp://x/y"), ("HUMIDITY_NOTIFY_EMAILS", "ops@x.org, not an address"),
+    ("HUMIDITY_SMTP_FROM", "a@b, c@d"), ("HUMIDITY_ESCALATE_AFTER", "0"), ("HUMIDITY_PUBLIC_URL", "example.org"),
 ])
 def test_bad_values_name_the_variable(variable, value):
     with pytest.raises(ConfigError) as info:
         from_environ({variable: value})
     assert variable in str(info.value)
+
+
+def test_notification_settings_that_cannot_work_together_are_refused():
+    with pytest.raises(ConfigError, match="HUMIDITY_SMTP_HOST"):
+        from_environ({"HUMIDITY_NOTIFY_EMAILS": "ops@example.org"})
+    with pytest.raises(ConfigError, match="STARTTLS") as info:
+        from_environ({"HUMIDITY_SMTP_HOST": "mail.example.org", "HUMIDITY_SMTP_USER": "svc",
+                      "HUMIDITY_SMTP_PASSWORD": "hunter2-secret"})
+    assert "hunter2-secret" not in str(info.value)
+    s = from_environ({"HUMIDITY_NOTIFY_WEBHOOKS": "https://a.example/hook, http://127.0.0.1:9/x",
+                      "HUMIDITY_SMTP_HOST": "localhost", "HUMIDITY_SMTP_USER": "svc",
+                      "HUMIDITY_SMTP_PASSWORD": "hunter2-secret", "HUMIDITY_NOTIFY_EMAILS": "a@x.org,b@y.org"})
+    assert s.notify_webhooks == ("https://a.example/hook", "http://127.0.0.1:9/x")
+    assert s.notify_emails == ("a@x.org", "b@y.org") and s.notifying
+    assert "hunter2-secret" not in repr(s)
 
 
 def test_worker_stops_at_start_with_one_line_for_a_bad_setting(tmp_path):

@@ -1,17 +1,29 @@
-"""Commands for feeding the service: ``faust -A app replay|simulate`` (the edge)."""
+"""Commands (the edge): feeding the service (``faust -A app replay|simulate``),
+its users (``add-user``) and its audit trail (``audit verify|export``)."""
 
 from __future__ import annotations
 
 import asyncio
+import getpass
+import os
+import sys
+import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import NoReturn
 
 import click
+import orjson
 from faust.cli import option
 
 from humidity.application import HumidityApp
+from humidity.core import audit as audit_chain
+from humidity.core import users
+from humidity.core.readings import utc_iso
 from humidity.core.simulation import Simulator
 from humidity.declare.topics import Topics
+from humidity.plumbing.follow import read_range
 
 
 def _lines(path: Path):
@@ -24,7 +36,94 @@ def _lines(path: Path):
             yield line
 
 
+def _fail(message: str) -> NoReturn:
+    """One line on standard error, exit status 1, no traceback."""
+    click.echo(message, err=True)
+    sys.stderr.flush()
+    os._exit(1)  # the command runs inside Faust's worker, which would print a traceback for an exception
+
+
+def _read_password() -> str:
+    if sys.stdin.isatty():
+        first = getpass.getpass("Password: ")
+        if getpass.getpass("Again: ") != first:
+            _fail("the two passwords differ")
+        return first
+    line = sys.stdin.readline()
+    return line[:-1] if line.endswith("\n") else line
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Replace ``path`` at once (never half written), readable by its owner only."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _iso_bound(text: str | None) -> str | None:
+    if not text:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        _fail(f"{text!r} is not an ISO 8601 date or time")
+    return utc_iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+
+
 def register(app: HumidityApp, topics: Topics) -> None:
+    settings = app.settings
+
+    @app.command(
+        click.argument("name"),
+        option("--role", type=click.Choice(users.ROLES), required=True,
+               help="viewer: looks; operator: also acknowledges."),
+        option("--file", "users_file", type=click.Path(dir_okay=False, path_type=Path), default=None,
+               help="The users file (default: HUMIDITY_USERS_FILE)."),
+    )
+    async def add_user(self, name: str, role: str, users_file: Path | None) -> None:
+        """Add or replace user NAME; the password is read from standard input."""
+        path = users_file or settings.users_file
+        if path is None:
+            _fail("set HUMIDITY_USERS_FILE or pass --file")
+        try:
+            known = users.load_users(path) if path.exists() else {}
+            known = users.with_user(known, name, role, _read_password())
+        except users.UsersError as exc:
+            _fail(str(exc))
+        _write_private(path, users.dump_users(known))
+        click.echo(f"add-user: {name} ({role}) written to {path}")
+
+    @app.command(
+        click.argument("action", type=click.Choice(["verify", "export"])),
+        option("--from", "start", default=None, help="export: records from this time (ISO 8601, UTC if no zone)."),
+        option("--to", "end", default=None, help="export: records before this time."),
+        option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
+               help="export: write the CSV here (default: standard output)."),
+    )
+    async def audit(self, action: str, start: str | None, end: str | None, output: Path | None) -> None:
+        """verify: check the audit topic's hash chain from its start; export: CSV of its records."""
+        rows = [row async for row in read_range(settings, settings.audit_topic)]
+        if action == "verify":
+            verdict = audit_chain.verify(rows)
+            if not verdict.ok:
+                _fail(f"audit: chain broken after {verdict.records} good record(s): {verdict.problem}")
+            click.echo(f"audit: {verdict.records} record(s), the chain holds; last hash {verdict.last_hash}")
+            return
+        text = audit_chain.export_csv([orjson.loads(value) for _offset, value in rows if value],
+                                _iso_bound(start), _iso_bound(end))
+        if output is None:
+            click.echo(text, nl=False)
+        else:
+            output.write_text(text, encoding="utf-8")
+            click.echo(f"audit: {text.count(chr(10)) - 1} record(s) written to {output}", err=True)
+
     @app.command(
         click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
     )

@@ -21,6 +21,7 @@ cannot raise or clear anything. The same makes a redelivered reading harmless.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 import tomllib
@@ -155,35 +156,60 @@ class LoggerState:
         return cls(**doc)
 
 
-def _event(state: LoggerState, kind: str, change: str, at: float, value, limit, since: float) -> dict:
-    return {"time": _iso(at), "device": state.device, "guid": state.guid, "kind": kind, "state": change,
-            "value": value, "limit": limit, "since": _iso(since)}
+def alarm_id(kind: str, device: str, guid: str, since: str) -> str:
+    """The stable id of one alarm, from its raise to its clear: the same on
+    every worker and on a replay, because its parts are."""
+    digest = hashlib.sha256(orjson.dumps([kind, device, guid, since])).hexdigest()
+    return digest[:20]
 
 
-def _raise(state, kind, at, value, limit, since) -> dict:
-    event = _event(state, kind, "raised", at, value, limit, since)
+def identified(event: dict) -> dict:
+    """``event`` with ``alarm_id`` and its own ``id`` (``<alarm_id>.<state>``),
+    which events stored by an earlier version lack."""
+    if "id" in event and "alarm_id" in event:
+        return event
+    ident = alarm_id(event["kind"], event["device"], event["guid"], event["since"])
+    return {**event, "alarm_id": ident, "id": f"{ident}.{event['state']}"}
+
+
+def active_alarm(raised: dict) -> dict:
+    """An active alarm as the summary and ``/api/alarms`` list it: its raise
+    event, with ``id`` the alarm's id (what an acknowledgement names)."""
+    event = identified(raised)
+    return {**event, "id": event["alarm_id"]}
+
+
+def _event(state: LoggerState, kind: str, change: str, at: float, value, limit, since: float,
+           wall: float) -> dict:
+    event = {"time": _iso(at), "device": state.device, "guid": state.guid, "kind": kind, "state": change,
+             "value": value, "limit": limit, "since": _iso(since), "wall_time": _iso(wall)}
+    return identified(event)
+
+
+def _raise(state, kind, at, value, limit, since, wall) -> dict:
+    event = _event(state, kind, "raised", at, value, limit, since, wall)
     state.active[kind] = event
     return event
 
 
-def _clear(state, kind, at, value) -> dict:
+def _clear(state, kind, at, value, wall) -> dict:
     raised = state.active.pop(kind)
     since = datetime.fromisoformat(raised["since"]).timestamp()
-    return _event(state, kind, "cleared", at, value, raised["limit"], since)
+    return _event(state, kind, "cleared", at, value, raised["limit"], since, wall)
 
 
 def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: float, limit: float,
-               outside: bool, back_inside: bool) -> list[dict]:
+               outside: bool, back_inside: bool, wall: float) -> list[dict]:
     events = []
     if kind in state.active:
         if back_inside:
-            events.append(_clear(state, kind, t, v))
+            events.append(_clear(state, kind, t, v, wall))
             state.breach.pop(kind, None)
         return events
     if outside:
         since = state.breach.setdefault(kind, t)
         if t - since >= config.activation_delay:
-            events.append(_raise(state, kind, t, v, limit, since))
+            events.append(_raise(state, kind, t, v, limit, since, wall))
     else:
         state.breach.pop(kind, None)  # the breach was not continuous: start again
     return events
@@ -225,7 +251,8 @@ def _add_to_trend(state: LoggerState, config: AlarmConfig, t: float, v: float) -
     bucket[4] += x * x
 
 
-def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: float | None) -> list[dict]:
+def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: float | None,
+          wall: float) -> list[dict]:
     if limit is None:
         return []
     slope, span = hourly_trend(state.buckets, t)
@@ -234,10 +261,10 @@ def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: fl
     change = round(abs(slope), 2)
     if RATE in state.active:
         if change <= limit - config.hysteresis:
-            return [_clear(state, RATE, t, change)]
+            return [_clear(state, RATE, t, change, wall)]
         return []
     if change > limit:
-        return [_raise(state, RATE, t, change, limit, t)]
+        return [_raise(state, RATE, t, change, limit, t, wall)]
     return []
 
 
@@ -252,17 +279,17 @@ def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: floa
     newest = None
     for t, v in readings:
         if OFFLINE in state.active:
-            events.append(_clear(state, OFFLINE, wall, v))
+            events.append(_clear(state, OFFLINE, wall, v, wall))
         if state.last_time is not None and t <= state.last_time:
             continue  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
         state.last_time, state.last_value = t, v
-        events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h)
-        events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h)
+        events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h, wall)
+        events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h, wall)
         if limits.max_change_per_hour is not None:
             _add_to_trend(state, config, t, v)
             newest = (t, v)
     if newest is not None:
-        events += _rate(state, config, newest[0], newest[1], limits.max_change_per_hour)
+        events += _rate(state, config, newest[0], newest[1], limits.max_change_per_hour, wall)
     return events
 
 
@@ -276,7 +303,7 @@ def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[
     if OFFLINE in state.active or state.seen_wall is None:
         return []
     if wall - state.seen_wall > config.offline_timeout:
-        return [_raise(state, OFFLINE, wall, state.last_value, config.offline_timeout, state.seen_wall)]
+        return [_raise(state, OFFLINE, wall, state.last_value, config.offline_timeout, state.seen_wall, wall)]
     return []
 
 

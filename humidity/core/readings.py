@@ -162,3 +162,8 @@ def dead_letter(
 def utc_iso(moment: datetime) -> str:
     """ISO-8601 in UTC with a ``Z`` suffix, e.g. ``2022-08-16T13:26:39.447974Z``."""
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def now_iso() -> str:
+    """The wall clock now, as :func:`utc_iso` writes it."""
+    return utc_iso(datetime.now(UTC))

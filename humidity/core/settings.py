@@ -133,6 +133,48 @@ def _log_format(text: str) -> str:
     return _one_of(("BLOCKS", "LINE"))(text).lower()
 
 
+def _urls(text: str) -> tuple[str, ...]:
+    urls = tuple(u.strip() for u in text.split(",") if u.strip())
+    for url in urls:
+        _http_url(url)
+    return urls
+
+
+def _http_url(text: str) -> str:
+    parts = urlsplit(text.strip())
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError("must be http:// or https:// URLs")
+    return text.strip()
+
+
+_EMAIL_RE = re.compile(r"^[^@\s,<>\"]+@[^@\s,<>\"]+$")
+
+
+def _emails(text: str) -> tuple[str, ...]:
+    addresses = tuple(a.strip() for a in text.split(",") if a.strip())
+    for address in addresses:
+        if not _EMAIL_RE.match(address):
+            raise ValueError(f"{address!r} is not an e-mail address")
+    return addresses
+
+
+def _email(text: str) -> str:
+    addresses = _emails(text)
+    if len(addresses) != 1:
+        raise ValueError("must be one e-mail address")
+    return addresses[0]
+
+
+def _seconds(low: float, high: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        value = float(text.strip())
+        if not math.isfinite(value) or not low <= value <= high:
+            raise ValueError(f"must be a number of seconds from {low:g} to {high:g}")
+        return value
+
+    return parse
+
+
 def setting(variable: str, default: Any, parse: Callable[[str], Any], doc: str, *, shown: str = "",
             secret: bool = False) -> Any:
     """One setting: its environment variable, default, parser and meaning.
@@ -192,6 +234,40 @@ class Settings:
     sasl_password_file: str = setting("HUMIDITY_KAFKA_SASL_PASSWORD_FILE", "", str,
                                       "read the password from this file instead (Docker/Kubernetes secrets)",
                                       shown="(none)")
+    audit_topic: str = setting("HUMIDITY_AUDIT_TOPIC", "humidity-audit", _name,
+                               "the audit trail: alarms raised, cleared, notified, escalated, acknowledged (one "
+                               "partition, kept forever, hash-chained)")
+    notify_webhooks: tuple = setting("HUMIDITY_NOTIFY_WEBHOOKS", (), _urls,
+                                     "URLs (comma-separated) that get an HTTP POST of each alarm raise and clear",
+                                     shown="(none)")
+    notify_emails: tuple = setting("HUMIDITY_NOTIFY_EMAILS", (), _emails,
+                                   "addresses (comma-separated) that get an e-mail of each alarm raise and clear",
+                                   shown="(none)")
+    smtp_host: str = setting("HUMIDITY_SMTP_HOST", "", _bind, "mail server for the e-mails", shown="(none)")
+    smtp_port: int = setting("HUMIDITY_SMTP_PORT", 25, _int_between(1, 65535), "its port")
+    smtp_user: str = setting("HUMIDITY_SMTP_USER", "", str, "log in to it as this user (needs STARTTLS unless "
+                             "the server is on this host)", shown="(none)")
+    smtp_password: str = setting("HUMIDITY_SMTP_PASSWORD", "", str, "with that user; never logged or echoed",
+                                 shown="(none)", secret=True)
+    smtp_password_file: str = setting("HUMIDITY_SMTP_PASSWORD_FILE", "", str,
+                                      "read the SMTP password from this file instead", shown="(none)")
+    smtp_from: str = setting("HUMIDITY_SMTP_FROM", "humidity@localhost", _email, "sender address of the e-mails")
+    smtp_starttls: bool = setting("HUMIDITY_SMTP_STARTTLS", False, _on_off,
+                                  "`on`: upgrade the connection with STARTTLS (verified against the system CAs) "
+                                  "before logging in and sending", shown="off")
+    public_url: str = setting("HUMIDITY_PUBLIC_URL", "", _http_url,
+                              "the page's address as people reach it: e-mails link to the device's view",
+                              shown="(none)")
+    escalate_after: float = setting("HUMIDITY_ESCALATE_AFTER", 900.0, _seconds(1, 604800),
+                                    "seconds a raised alarm may stay unacknowledged before it is escalated",
+                                    shown="900")
+    escalate_webhooks: tuple = setting("HUMIDITY_ESCALATE_WEBHOOKS", (), _urls,
+                                       "URLs that get an HTTP POST of each escalation", shown="(none)")
+    escalate_emails: tuple = setting("HUMIDITY_ESCALATE_EMAILS", (), _emails,
+                                     "addresses that get an e-mail of each escalation", shown="(none)")
+    users_file: Path | None = setting("HUMIDITY_USERS_FILE", None, _path,
+                                      "users who may log in (TOML, written by `faust -A app add-user`); "
+                                      "without it the page is read-only", shown="(none)")
     ca_file: str = setting("HUMIDITY_KAFKA_CA_FILE", "", _readable_file,
                            "PEM bundle to verify the brokers' TLS certificates (SSL, SASL_SSL)", shown="system CAs")
 
@@ -214,6 +290,20 @@ class Settings:
     def partials_topic(self) -> str:
         """Internal: per-partition totals that workers share (compacted)."""
         return f"{self.app_id}-partials"
+
+    @property
+    def acks_topic(self) -> str:
+        """Internal: acknowledgements and escalations of alarms, keyed by alarm id."""
+        return f"{self.app_id}-alarm-acks"
+
+    @property
+    def audit_intake_topic(self) -> str:
+        """Internal: what the audit trail is to record, in arrival order (its partition 0)."""
+        return f"{self.app_id}-audit-intake"
+
+    @property
+    def notifying(self) -> bool:
+        return bool(self.notify_webhooks or self.notify_emails or self.escalate_webhooks or self.escalate_emails)
 
     @property
     def bootstrap_servers(self) -> list[str]:
@@ -255,7 +345,20 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"HUMIDITY_KAFKA_SASL_PASSWORD_FILE={password_file!r} cannot be read: "
                               f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    smtp_password_file = values.get("smtp_password_file")
+    if smtp_password_file and "smtp_password" not in values:
+        try:
+            values["smtp_password"] = Path(str(smtp_password_file)).read_text(encoding="utf-8").rstrip("\r\n")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"HUMIDITY_SMTP_PASSWORD_FILE={smtp_password_file!r} cannot be read: "
+                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
     settings = Settings(**values)  # type: ignore[arg-type]
+    if (settings.notify_emails or settings.escalate_emails) and not settings.smtp_host:
+        raise ConfigError("HUMIDITY_NOTIFY_EMAILS / HUMIDITY_ESCALATE_EMAILS need HUMIDITY_SMTP_HOST")
+    if settings.smtp_user and not settings.smtp_starttls and settings.smtp_host not in ("localhost", "127.0.0.1",
+                                                                                         "::1"):
+        raise ConfigError("HUMIDITY_SMTP_USER is set but HUMIDITY_SMTP_STARTTLS is off: the password would cross "
+                          "the network in clear; set HUMIDITY_SMTP_STARTTLS=on")
     if settings.security_protocol.startswith("SASL"):
         if not settings.sasl_username:
             raise ConfigError(f"HUMIDITY_KAFKA_SASL_USERNAME is required with "
@@ -266,8 +369,9 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
     elif settings.sasl_username or settings.sasl_password:
         raise ConfigError("HUMIDITY_KAFKA_SASL_USERNAME/PASSWORD are set but HUMIDITY_KAFKA_SECURITY_PROTOCOL="
                           f"{settings.security_protocol} does not use them; set SASL_SSL or SASL_PLAINTEXT")
-    topics = [settings.input_topic, settings.results_topic, settings.invalid_topic, settings.alerts_topic]
+    topics = [settings.input_topic, settings.results_topic, settings.invalid_topic, settings.alerts_topic,
+              settings.audit_topic]
     if len(set(topics)) != len(topics):
-        raise ConfigError("HUMIDITY_INPUT_TOPIC, HUMIDITY_RESULTS_TOPIC, HUMIDITY_INVALID_TOPIC and "
-                          "HUMIDITY_ALERTS_TOPIC must all differ")
+        raise ConfigError("HUMIDITY_INPUT_TOPIC, HUMIDITY_RESULTS_TOPIC, HUMIDITY_INVALID_TOPIC, "
+                          "HUMIDITY_ALERTS_TOPIC and HUMIDITY_AUDIT_TOPIC must all differ")
     return settings

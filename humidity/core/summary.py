@@ -28,7 +28,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
-from humidity.core.alarms import sort_alarms
+from humidity.core.alarms import active_alarm, sort_alarms
 from humidity.core.listing import Listing, ListingError
 from humidity.core.readings import utc_iso
 
@@ -368,7 +368,7 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
         "sensors_by_device": [{"device": d, "sensors": per_device[d]} for d in sorted(per_device)],
         "total_sensors": total_sensors,
         "invalid_messages": invalid,
-        "active_alarms": sort_alarms([a for active in cut.alarms.values() for a in active]),
+        "active_alarms": sort_alarms([active_alarm(a) for active in cut.alarms.values() for a in active]),
         "interval": {
             "since": previous.time if previous else None,
             "messages": valid - base.valid,

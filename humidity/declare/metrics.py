@@ -36,6 +36,10 @@ class Metrics:
         self.summaries_published = Counter(
             "humidity_summaries_published_total", "Summaries this worker published (as leader).",
             registry=self.registry)
+        self.notifications = Counter(
+            "humidity_notifications_total", "Notification attempts this worker made, by channel (webhook, email, "
+            "escalation-webhook, escalation-email) and outcome (delivered, failed).", ["channel", "outcome"],
+            registry=self.registry)
         self.active_alarms = Gauge(
             "humidity_active_alarms", "Active alarms in the latest summary, by kind.", ["kind"],
             registry=self.registry)

@@ -21,6 +21,9 @@ PARTIALS_CONFIG = {
     "min.cleanable.dirty.ratio": "0.1",
 }
 
+#: The audit trail is kept for good: an inspection may ask for any year.
+AUDIT_CONFIG = {"retention.ms": "-1", "retention.bytes": "-1"}
+
 
 @dataclass(frozen=True)
 class Topics:
@@ -46,9 +49,19 @@ class Topics:
     #: partition, "o", "r": [[guid, device, event time, humidity, input
     #: offset], ...]}``.
     history: TopicT
-    #: Alarm raises and clears: ``{"time", "device", "guid", "kind", "state",
-    #: "value", "limit", "since"}``.
+    #: Alarm raises, clears and escalations: ``{"time", "device", "guid",
+    #: "kind", "state", "value", "limit", "since", "wall_time", "alarm_id",
+    #: "id"}`` (:func:`humidity.core.alarms.identified`); key: the guid.
     alerts: TopicT
+    #: Commands to acknowledge or escalate an alarm, keyed by alarm id
+    #: (:mod:`humidity.core.acks`), read by agent ``alarm_acks``.
+    acks: TopicT
+    #: What the audit trail is to record, all on partition 0, in the order it
+    #: arrives (:mod:`humidity.core.audit` entries), read by agent ``audit_chain``.
+    audit_intake: TopicT
+    #: The audit trail: one partition of hash-chained records
+    #: (:mod:`humidity.core.audit`), written only by agent ``audit_chain``.
+    audit: TopicT
     #: Per-partition totals and active alarms shared by the workers that own
     #: them (compacted; keys ``ingest/<p>``, ``sensors/<p>``, ``alarms/<p>``;
     #: totals list the devices that changed since the previous partial of the
@@ -68,6 +81,9 @@ def declare_topics(app: HumidityApp) -> Topics:
         alarm_readings=app.declare_topic(settings.alarm_readings_topic, batched=True),
         history=app.declare_topic(settings.history_topic, batched=True),
         alerts=app.declare_topic(settings.alerts_topic),
+        acks=app.declare_topic(settings.acks_topic, batched=True),
+        audit_intake=app.declare_topic(settings.audit_intake_topic, batched=True),
+        audit=app.declare_topic(settings.audit_topic, partitions=1, config=AUDIT_CONFIG),
         partials=app.declare_topic(settings.partials_topic, config=PARTIALS_CONFIG),
         results=app.declare_topic(settings.results_topic),
     )

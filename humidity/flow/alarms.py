@@ -2,9 +2,9 @@
 
 Agent ``evaluate_alarms`` applies the pure rules of :mod:`humidity.core.alarms`
 to the bundles that ``ingest`` sends per alarm partition, keeps each
-datalogger's state in RocksDB and sends the events to the alerts topic. A
-timer drops OFFLINE ticks into each owned partition, because only the agent,
-with a current event, may write the tables. When every input partition has
+datalogger's state in RocksDB and sends the events to the alerts topic and
+the audit trail's intake. A timer drops OFFLINE ticks into each owned
+partition, because only the agent, with a current event, may write the tables. When every input partition has
 ended a round here, the active alarms go to the partials topic as of it.
 """
 
@@ -15,7 +15,7 @@ import time
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate, alarms
+from humidity.core import aggregate, alarms, audit
 from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
@@ -83,8 +83,10 @@ class AlarmsFlow:
                 states[key] = orjson.dumps(state.to_json())
                 heard[key] = [state.seen_wall or 0.0, alarms.OFFLINE in state.active]
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
-        for alarm in out:
+        for alarm in map(alarms.identified, out):
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
+            self.topics.audit_intake.send_soon(key=alarm["alarm_id"].encode(), partition=0,
+                                               value=orjson.dumps(audit.from_alarm_event(alarm)))
         if bookkeeping.closed_now is not None:
             # approximate: the active alarms once every reading of the round is applied (see README)
             self.topics.partials.send_soon(key=partial_key(ALARMS, work.partition).encode(), value=orjson.dumps(

@@ -2,7 +2,7 @@
 
 * The flows share their partitions' figures on the partials topic as each
   round closes (:mod:`humidity.core.rounds`).
-* ``follow`` (every worker): a group-less consumer reads the partials topic
+* ``reader`` (every worker): a group-less consumer reads the partials topic
   into a :class:`PartialsBook`, and the results topic for the latest
   published summary, which the web page serves, and what it counted.
 * ``publish_summary`` (leader only, every HUMIDITY_INTERVAL s): the newest
@@ -14,20 +14,18 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
-from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from humidity.application import HumidityApp
 from humidity.core.summary import PartialsBook, Previous, build_summary, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
-from humidity.plumbing.kafka_admin import client_security
+from humidity.plumbing.follow import ALL, LAST, Follower
 
 log = logging.getLogger(__name__)
 
@@ -52,10 +50,11 @@ class Publisher:
         self.book = PartialsBook(self.settings.partitions)
         self.latest = Latest()
         self.previous: Previous | None = None  # what the latest summary counted
-        self.caught_up = asyncio.Event()  # the results topic is read to where it ended at start
+        self.reader = Follower(self.settings, {self.settings.partials_topic: ALL, self.settings.results_topic: LAST},
+                               self._on_record, "partials/summaries")
         self.waiting_logged = 0.0
         metrics.read_age_from(lambda: self.latest.summary)
-        app.task(self.follow)
+        app.task(self.reader.run)
         app.timer(self.settings.interval, on_leader=True)(self.publish_summary)
 
     def _on_summary(self, raw: bytes, headers) -> None:
@@ -81,52 +80,10 @@ class Publisher:
         except (ValueError, KeyError, TypeError):
             log.warning("Ignoring a malformed record on %s", topic)
 
-    async def _follow_once(self) -> None:
-        settings = self.settings
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    **client_security(settings))
-        await consumer.start()
-        try:
-            partials = [TopicPartition(settings.partials_topic, p) for p in range(settings.partitions)]
-            results = [TopicPartition(settings.results_topic, p) for p in range(settings.partitions)]
-            consumer.assign(partials + results)
-            await consumer.seek_to_beginning(*partials)
-            ends = await consumer.end_offsets(results)
-            for tp in results:
-                consumer.seek(tp, max(0, ends[tp] - 1))
-            while True:
-                batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
-                for tp, records in batches.items():
-                    for record in records:
-                        self._on_record(tp.topic, record.key, record.value, record.headers)
-                if not self.caught_up.is_set() and await self._read_to(consumer, ends):
-                    self.caught_up.set()
-        finally:
-            await consumer.stop()
-
-    @staticmethod
-    async def _read_to(consumer, ends: dict) -> bool:
-        for tp, end in ends.items():
-            if await consumer.position(tp) < end:
-                return False
-        return True
-
-    async def follow(self) -> None:
-        """Read partials and published summaries for as long as the worker runs."""
-        while True:
-            try:
-                await self._follow_once()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # noqa: BLE001 - reconnect after any broker trouble
-                log.warning("Reading partials/summaries failed (%s: %s); retrying in 5 s", type(exc).__name__, exc)
-                await asyncio.sleep(5)
-
     async def publish_summary(self) -> None:
         settings = self.settings
         previous = self.previous
-        cut = self.book.newest_cut(previous.as_of if previous else None) if self.caught_up.is_set() else None
+        cut = self.book.newest_cut(previous.as_of if previous else None) if self.reader.caught_up.is_set() else None
         if cut is None:
             now = time.monotonic()
             if now - self.waiting_logged > WAITING_LOG_EVERY:

@@ -6,8 +6,12 @@
   results topic; ``GET /api/summary/totals``: the same without the lists
   per device; ``GET /api/summary/devices``: its devices, found by name,
   filtered, sorted and paged (:mod:`humidity.core.listing`);
-  ``GET /api/alarms``: its active alarms; 503 with a JSON error before the
-  first one.
+  ``GET /api/alarms``: its active alarms, each with its ``id`` and who
+  acknowledged it; 503 with a JSON error before the first one.
+* ``POST /api/alarms/{id}/ack`` (JSON ``{"comment"}``; an operator, by HTTP
+  Basic or a page session with its CSRF token): acknowledges an active alarm.
+  ``POST /api/login`` / ``/api/logout``, ``GET /api/session``: the page's
+  session (:mod:`humidity.web.access`).
 * ``GET /health``: 200 while this worker consumes, the input partitions it
   owns move (or have nothing waiting) and summaries are fresh.
 * ``GET /metrics``: Prometheus text of the app's registry.
@@ -18,18 +22,25 @@ switched off (:func:`humidity.application.create_app`).
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import orjson
+from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from humidity.application import HumidityApp
+from humidity.core import acks
 from humidity.core.health import health, summary_age_seconds
 from humidity.core.listing import ListingError
+from humidity.core.readings import now_iso
 from humidity.core.summary import DEVICE_SORTS, brief, device_rows, devices_query
 from humidity.declare.metrics import Metrics
+from humidity.flow.acks import AcksFlow
 from humidity.flow.publisher import Publisher
 from humidity.flow.stalls import StallMonitor
+from humidity.web.access import COOKIE, CSRF_HEADER, Access, Denied, check_same_origin
 
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX_HTML = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -66,7 +77,25 @@ class SummaryRows:
         return True
 
 
-def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor) -> None:
+def denied(view, exc: Denied):
+    headers = dict(API_HEADERS)
+    if exc.retry_after:
+        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
+    return view.json({"error": exc.message}, status=exc.status, headers=headers)
+
+
+async def json_body(request) -> dict:
+    try:
+        body = orjson.loads(await request.read())
+    except orjson.JSONDecodeError:
+        raise Denied(400, "the body is not JSON") from None
+    if not isinstance(body, dict):
+        raise Denied(400, "the body must be a JSON object")
+    return body
+
+
+def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor, acks_flow: AcksFlow,
+             access: Access) -> None:
     settings = app.settings
     app.static_routes.append(("/static", STATIC_DIR))
 
@@ -91,6 +120,12 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
                           headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
 
     rows = SummaryRows(publisher)
+
+    if access.enabled:
+        @app.task
+        async def read_users() -> None:
+            """Report the users file (or what is wrong with it) when the worker starts."""
+            access.users()
 
     @app.page("/api/summary/totals")
     async def api_summary_totals(self, request):
@@ -119,8 +154,76 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
         latest = publisher.latest
         if latest.summary is None:
             return no_summary_yet(self)
-        return self.json({"time": latest.summary["time"], "active_alarms": latest.summary.get("active_alarms", [])},
-                         headers=dict(API_HEADERS))
+        active = acks.with_acks(latest.summary.get("active_alarms", []), acks_flow.entries)
+        return self.json({"time": latest.summary["time"], "active_alarms": active}, headers=dict(API_HEADERS))
+
+    @app.page("/api/alarms/{alarm_id}/ack")
+    class Acknowledge(View):
+        async def post(self, request, alarm_id: str):
+            """An operator acknowledges an active alarm, with a comment: 202 once it is on its way."""
+            try:
+                user = await access.writer(request)
+                if not user.may_acknowledge:
+                    raise Denied(403, f"{user.name} is a {user.role}: only an operator may acknowledge")
+                comment = acks.clean_comment((await json_body(request)).get("comment"))
+                summary = publisher.latest.summary or {}
+                alarm = next((a for a in summary.get("active_alarms", []) if a.get("id") == alarm_id), None)
+                if alarm is None:
+                    raise Denied(404, "no active alarm has this id")
+                entry = acks_flow.entries.get(alarm_id, {})
+                if entry.get("acknowledged_by"):
+                    raise Denied(409, f"acknowledged already by {entry['acknowledged_by']}")
+            except acks.AckError as exc:
+                return denied(self, Denied(400, str(exc)))
+            except Denied as exc:
+                return denied(self, exc)
+            command = acks.ack_command(alarm, user.name, comment, now_iso())
+            acks_flow.request(command)
+            return self.json({"id": alarm_id, "acknowledged_by": user.name, "acknowledged_at": command["at"],
+                              "comment": comment}, status=202, headers=dict(API_HEADERS))
+
+    @app.page("/api/session")
+    async def api_session(self, request):
+        """Whether users are configured, and who this page's session is."""
+        _token, session = access.session_of(request) if access.enabled else (None, None)
+        body = {"users": access.enabled, "user": None, "role": None, "csrf": None}
+        if session is not None:
+            body.update(user=session.user.name, role=session.user.role, csrf=session.csrf)
+        return self.json(body, headers=dict(API_HEADERS))
+
+    @app.page("/api/login")
+    class Login(View):
+        async def post(self, request):
+            """Open a page session: JSON ``{"user", "password"}``; the cookie is HttpOnly and SameSite=Strict."""
+            try:
+                if not access.enabled:
+                    raise Denied(403, "no users are configured (HUMIDITY_USERS_FILE)")
+                check_same_origin(request)
+                body = await json_body(request)
+                name, password = body.get("user"), body.get("password")
+                if not isinstance(name, str) or not isinstance(password, str):
+                    raise Denied(400, "user and password are required")
+                user = await access.check_password(name, password, request.remote or "?")
+            except Denied as exc:
+                return denied(self, exc)
+            token, session = access.sessions.open(user, time.time())
+            response = self.json({"user": user.name, "role": user.role, "csrf": session.csrf},
+                                 headers=dict(API_HEADERS))
+            response.set_cookie(COOKIE, token, httponly=True, samesite="Strict", path="/",
+                                secure=access.secure_cookie)
+            return response
+
+    @app.page("/api/logout")
+    class Logout(View):
+        async def post(self, request):
+            token, session = access.session_of(request)
+            if session is not None:
+                if request.headers.get(CSRF_HEADER) != session.csrf:
+                    return denied(self, Denied(403, f"missing or wrong {CSRF_HEADER}"))
+                access.sessions.close(token)
+            response = self.json({"user": None}, headers=dict(API_HEADERS))
+            response.del_cookie(COOKIE, path="/")
+            return response
 
     @app.page("/health")
     async def api_health(self, request):

@@ -93,7 +93,7 @@
     renderInterval(s);
     $("device-count").textContent = "(" + number.format(s.device_count) + " devices, " +
       number.format(s.outside_count) + " outside 30 to 60 % RH)";
-    renderAlarms(s.active_alarms || []);
+    window.humidityAlarms.load();
     loadDevices();
   }
 
@@ -124,20 +124,6 @@
     $("new-sensors").textContent = number.format(iv.new_sensors);
     const seconds = iv.since ? (Date.parse(s.time) - Date.parse(iv.since)) / 1000 : 0;
     $("rate").textContent = seconds > 0 ? number.format(Math.round((iv.messages + iv.invalid_messages) / seconds)) : "–";
-  }
-
-  const UNITS = { HIGH: " % RH", LOW: " % RH", RATE: " % RH/h", OFFLINE: " s" };
-
-  function renderAlarms(alarms) {
-    $("alarm-count").textContent = alarms.length ? "(" + alarms.length + ", newest first)" : "";
-    $("no-alarms").hidden = alarms.length > 0;
-    $("alarm-box").hidden = alarms.length === 0;
-    fillTable(document.querySelector("#alarm-table tbody"), alarms, (a) => [
-      [a.kind, "kind"], [a.device], [a.guid],
-      [a.value === null || a.value === undefined ? "–" : String(a.value) + (a.kind === "OFFLINE" ? " % RH" : UNITS[a.kind]), "num"],
-      [String(a.limit) + UNITS[a.kind], "num"],
-      [new Date(a.since).toLocaleString() + " (" + a.since + ")"],
-    ]);
   }
 
   function showProblem(text) {

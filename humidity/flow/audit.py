@@ -1,0 +1,69 @@
+"""Audit intake in, one hash chain out (a flow).
+
+The alarm, acks and notification flows report what happened to the intake
+topic's partition 0; agent ``audit_chain`` (on the worker that owns that
+partition) links each entry to the chain (:mod:`humidity.core.audit`) and
+sends it to the audit topic. The chain's end is read back from the audit
+topic itself whenever the partition is (re)assigned: the topic, not a
+table, is the record of what was chained, so an entry read again after a
+crash is not chained twice (its intake offset is at or below the last
+record's ``source``), and the chain never forks.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import orjson
+
+from humidity.application import HumidityApp
+from humidity.core import audit
+from humidity.declare.topics import Topics
+from humidity.plumbing.batching import batched, producing
+from humidity.plumbing.follow import read_range
+from humidity.plumbing.stream import PartitionWork
+
+log = logging.getLogger(__name__)
+
+
+class AuditFlow:
+    def __init__(self, app: HumidityApp, topics: Topics) -> None:
+        self.app, self.settings, self.topics = app, app.settings, topics
+        self.tail: audit.Tail | None = None
+        self.tail_generation = None
+        batched(app).resume_at[topics.audit_intake.get_topic_name()] = self.resume_at
+        self.agent = app.agent(topics.audit_intake, name="audit_chain")(self.run)
+
+    def resume_at(self, partition: int) -> int:
+        return self.tail.source + 1 if partition == 0 and self.tail is not None else 0
+
+    async def _read_tail(self) -> audit.Tail:
+        records = [orjson.loads(value) async for _offset, value in
+                   read_range(self.settings, self.settings.audit_topic, last=audit.RECENT_IDS)]
+        return audit.Tail.of(records)
+
+    async def run(self, stream) -> None:
+        """Chain the intake's entries onto the audit trail, in order."""
+        consumer = self.app.consumer
+        async for event in stream.events():
+            work = PartitionWork([event], consumer)
+            if work.partition != 0:
+                continue  # nothing is sent to the other partitions
+            if self.tail is None or self.tail_generation != work.generation:
+                self.tail, self.tail_generation = await self._read_tail(), work.generation
+            rows = work.follow(self.tail.source)
+            if rows is not None:
+                with producing() as produced:
+                    for offset, _key, value in rows:
+                        try:
+                            record = self.tail.link(orjson.loads(value), offset)
+                        except (orjson.JSONDecodeError, KeyError, TypeError):
+                            log.warning("Audit intake: record at offset %d is not an audit entry; left out", offset)
+                            continue
+                        if record is not None:
+                            self.topics.audit.send_soon(key=record["id"].encode(), value=orjson.dumps(record),
+                                                        partition=0)
+                    self.tail.source = max(self.tail.source, work.through)
+                consumer.progress.handled(work.tp, work.through, produced)
+            if work.rewind_to is not None:
+                await consumer.rewind(work.tp, work.rewind_to, work.generation)

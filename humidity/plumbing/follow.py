@@ -1,0 +1,104 @@
+"""Read whole topics on every worker, without a consumer group (plumbing).
+
+The partials, the published summaries and the acknowledgements are small
+and every worker needs all of them: a group-less consumer reads each topic's
+partitions from their start (``ALL``) or from their last record (``LAST``),
+for as long as the worker runs, reconnecting after broker trouble.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+
+from aiokafka import AIOKafkaConsumer, TopicPartition
+
+from humidity.core.settings import Settings
+from humidity.plumbing.kafka_admin import client_security
+
+log = logging.getLogger(__name__)
+
+ALL, LAST = "all", "last"
+#: Seconds before reconnecting after the broker failed the reader.
+RETRY_AFTER = 5.0
+
+
+class Follower:
+    """Hands ``on_record(topic, key, value, headers)`` every record of the
+    given topics; :attr:`caught_up` is set once it has read to where each
+    partition ended when it (first) started."""
+
+    def __init__(self, settings: Settings, topics: dict[str, str], on_record: Callable, what: str,
+                 partitions: int | None = None) -> None:
+        self.settings, self.topics, self.on_record, self.what = settings, topics, on_record, what
+        self.partitions = partitions or settings.partitions
+        self.caught_up = asyncio.Event()
+
+    async def _once(self) -> None:
+        settings = self.settings
+        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                    enable_auto_commit=False, auto_offset_reset="earliest",
+                                    **client_security(settings))
+        await consumer.start()
+        try:
+            tps = {topic: [TopicPartition(topic, p) for p in range(self.partitions)] for topic in self.topics}
+            every = [tp for group in tps.values() for tp in group]
+            consumer.assign(every)
+            ends = await consumer.end_offsets(every)
+            for topic, start in self.topics.items():
+                if start == ALL:
+                    await consumer.seek_to_beginning(*tps[topic])
+                else:
+                    for tp in tps[topic]:
+                        consumer.seek(tp, max(0, ends[tp] - 1))
+            while True:
+                batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
+                for tp, records in batches.items():
+                    for record in records:
+                        self.on_record(tp.topic, record.key, record.value, record.headers)
+                if not self.caught_up.is_set() and await _read_to(consumer, ends):
+                    self.caught_up.set()
+        finally:
+            await consumer.stop()
+
+    async def run(self) -> None:
+        """Read for as long as the worker runs."""
+        while True:
+            try:
+                await self._once()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect after any broker trouble
+                log.warning("Reading %s failed (%s: %s); retrying in %.0f s", self.what, type(exc).__name__, exc,
+                            RETRY_AFTER)
+                await asyncio.sleep(RETRY_AFTER)
+
+
+async def _read_to(consumer, ends: dict) -> bool:
+    for tp, end in ends.items():
+        if await consumer.position(tp) < end:
+            return False
+    return True
+
+
+async def read_range(settings: Settings, topic: str, partition: int = 0, last: int | None = None):
+    """``(offset, value)`` of the records of one partition that are there now:
+    all of them, or the ``last`` ones; yielded in order."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
+                                enable_auto_commit=False, auto_offset_reset="earliest",
+                                **client_security(settings))
+    await consumer.start()
+    try:
+        tp = TopicPartition(topic, partition)
+        consumer.assign([tp])
+        end = (await consumer.end_offsets([tp]))[tp]
+        start = (await consumer.beginning_offsets([tp]))[tp]
+        consumer.seek(tp, start if last is None else max(start, end - last))
+        while await consumer.position(tp) < end:
+            batches = await consumer.getmany(tp, timeout_ms=1000, max_records=10000)
+            for record in batches.get(tp, []):
+                if record.offset < end:
+                    yield record.offset, record.value
+    finally:
+        await consumer.stop()
