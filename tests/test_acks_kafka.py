@@ -44,6 +44,16 @@ def post(env, path, body, user=None, password=None, headers=None):
         return error.code, orjson.loads(error.read() or b"{}")
 
 
+def login_cookie(env, user, password) -> str:
+    request = urllib.request.Request(helpers.web_url(env, "/api/login"), method="POST",
+                                     data=orjson.dumps({"user": user, "password": password}),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        set_cookie = response.headers["Set-Cookie"]
+    assert "HttpOnly" in set_cookie and "SameSite=Strict" in set_cookie
+    return set_cookie.split(";")[0]
+
+
 def active(env):
     status, _, body = helpers.http_get(helpers.web_url(env, "/api/alarms"))
     return {a["guid"]: a for a in orjson.loads(body)["active_alarms"]} if status == 200 else {}
@@ -54,7 +64,9 @@ def test_operators_acknowledge_on_every_worker_viewers_cannot_and_unacknowledged
     escalation = Webhook().start()
     try:
         env = add_users(helpers.service_env(tmp_path, HUMIDITY_ESCALATE_AFTER="12",
-                                            HUMIDITY_ESCALATE_WEBHOOKS=escalation.url), tmp_path / "users.toml")
+                                            HUMIDITY_ESCALATE_WEBHOOKS=escalation.url,
+                                            HUMIDITY_SESSION_SECRET="one-secret-for-every-worker"),
+                        tmp_path / "users.toml")
         first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path)
         send(env, breach("acked", "MRI 1") + breach("ignored", "MRI 2"))
         helpers.wait_until(lambda: {"acked", "ignored"} <= set(active(env)), 90, what="both alarms active")
@@ -80,6 +92,12 @@ def test_operators_acknowledge_on_every_worker_viewers_cannot_and_unacknowledged
             helpers.wait_until(lambda e=e: acknowledged(e), 60, what=f"the ack on worker {e['HUMIDITY_WEB_PORT']}")
         assert active(env)["ignored"]["acknowledged_by"] is None
         assert post(env, path, {"comment": "again"}, "olivia", OPERATOR_PASSWORD)[0] == 409
+
+        # A page session made on one worker holds on the other (one secret), as behind a proxy.
+        cookie = login_cookie(env, "olivia", OPERATOR_PASSWORD)
+        request = urllib.request.Request(helpers.web_url(env2, "/api/session"), headers={"Cookie": cookie})
+        with urllib.request.urlopen(request, timeout=10) as response:
+            assert orjson.loads(response.read())["user"] == "olivia"
 
         # Nobody acknowledged MRI 2: it is escalated, once; MRI 1 is not.
         helpers.wait_until(lambda: escalation.events() == [("ignored", "HIGH", "escalated")], 90,

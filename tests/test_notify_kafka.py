@@ -126,5 +126,12 @@ def test_an_event_the_worker_died_before_delivering_is_delivered_by_the_next_one
                            what="the raise delivered by the next worker")
         alert = helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"])[0]
         assert {e["id"] for e in hook.received} == {alert["id"]}  # duplicates, if any, carry the same id
+        # The next worker took over the audit trail where the dead one left it: one chain, the raise once.
+        helpers.wait_until(lambda: ("notified", "delivered") in [(r["type"], r.get("outcome"))
+                                                                for r in audit_records(env)], 60,
+                           what="the delivery in the audit trail")
+        assert [r["type"] for r in audit_records(env)].count("raised") == 1
+        verified = faust(env, "audit", "verify")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
     finally:
         hook.stop()

@@ -268,6 +268,10 @@ class Settings:
     users_file: Path | None = setting("HUMIDITY_USERS_FILE", None, _path,
                                       "users who may log in (TOML, written by `faust -A app add-user`); "
                                       "without it the page is read-only", shown="(none)")
+    session_secret: str = setting("HUMIDITY_SESSION_SECRET", "", str,
+                                  "signs the page's login sessions; give every worker behind one address the same "
+                                  "one (32+ random characters), or a login holds only on the worker that made it",
+                                  shown="(none)", secret=True)
     ca_file: str = setting("HUMIDITY_KAFKA_CA_FILE", "", _readable_file,
                            "PEM bundle to verify the brokers' TLS certificates (SSL, SASL_SSL)", shown="system CAs")
 

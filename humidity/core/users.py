@@ -13,6 +13,8 @@ parameters); the file never holds a password, and nothing here logs one.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import re
 import secrets
 import tomllib
@@ -35,8 +37,8 @@ ADDRESS_FAILURES_BEFORE_LOCK = 20
 #: Seconds of the first lock; each further failure while locked doubles it, up to LOCK_MAX.
 LOCK_SECONDS = 30.0
 LOCK_MAX = 900.0
-#: Seconds a page session lasts without use.
-SESSION_IDLE = 8 * 3600.0
+#: Seconds a page session lasts.
+SESSION_LIFETIME = 8 * 3600.0
 
 _hasher = PasswordHasher()
 #: Checked against when the name is unknown, so that an unknown name costs as long as a wrong password.
@@ -147,29 +149,50 @@ class Throttle:
 
 @dataclass
 class Session:
-    user: User
+    name: str
     csrf: str
     expires: float
 
 
 class Sessions:
-    """Page sessions of one worker, in memory: a restart logs everyone out."""
+    """Page sessions as signed tokens: ``<name>|<expires>|<nonce>`` and its
+    HMAC-SHA256 under ``secret``. Every worker with the same secret
+    (HUMIDITY_SESSION_SECRET) accepts them, so a page behind a proxy that
+    spreads requests over workers stays logged in; without one each worker
+    makes its own secret and its sessions are its own. A session ends after
+    SESSION_LIFETIME, or at logout on the worker that saw it (a copy of the
+    cookie kept elsewhere lasts until it expires)."""
 
-    def __init__(self) -> None:
-        self.by_token: dict[str, Session] = {}
+    def __init__(self, secret: str = "") -> None:
+        self.secret = secret.encode() if secret else secrets.token_bytes(32)
+        self.closed: dict[str, float] = {}  # token -> when it would have expired
+
+    def _sign(self, text: str) -> str:
+        return hmac.new(self.secret, text.encode(), hashlib.sha256).hexdigest()
 
     def open(self, user: User, now: float) -> tuple[str, Session]:
-        self.by_token = {t: s for t, s in self.by_token.items() if s.expires > now}
-        token = secrets.token_urlsafe(32)
-        session = self.by_token[token] = Session(user, secrets.token_urlsafe(32), now + SESSION_IDLE)
-        return token, session
+        body = f"{user.name}|{int(now + SESSION_LIFETIME)}|{secrets.token_urlsafe(12)}"
+        token = f"{body}|{self._sign(body)}"
+        return token, self.get(token, now)  # type: ignore[return-value]
 
     def get(self, token: str | None, now: float) -> Session | None:
-        session = self.by_token.get(token or "")
-        if session is None or session.expires <= now:
+        """The session of a valid, unexpired, open token, else None."""
+        parts = (token or "").split("|")
+        if len(parts) != 4 or token in self.closed:
             return None
-        session.expires = now + SESSION_IDLE
-        return session
+        name, expires, _nonce, signature = parts
+        if not hmac.compare_digest(signature, self._sign("|".join(parts[:3]))):
+            return None
+        try:
+            until = float(expires)
+        except ValueError:
+            return None
+        if until <= now:
+            return None
+        return Session(name, self._sign("csrf|" + token), until)
 
-    def close(self, token: str | None) -> None:
-        self.by_token.pop(token or "", None)
+    def close(self, token: str | None, now: float) -> None:
+        session = self.get(token, now)
+        if session is not None:
+            self.closed = {t: until for t, until in self.closed.items() if until > now}
+            self.closed[token] = session.expires

@@ -61,16 +61,19 @@ class _StartNear(ConsumerRebalanceListener):
         pass
 
     async def on_partitions_assigned(self, assigned) -> None:
-        fresh = [tp for tp in assigned if await self.consumer.committed(tp) is None]
-        if not fresh:
-            return
-        since = int((time.time() - START_BACK) * 1000)
-        found = await self.consumer.offsets_for_times(dict.fromkeys(fresh, since))
-        ends = await self.consumer.end_offsets(fresh)
-        starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in fresh}
-        for tp, offset in starts.items():
-            self.consumer.seek(tp, offset)
-        await self.consumer.commit(starts)
+        try:
+            fresh = [tp for tp in assigned if await self.consumer.committed(tp) is None]
+            if not fresh:
+                return
+            since = int((time.time() - START_BACK) * 1000)
+            found = await self.consumer.offsets_for_times(dict.fromkeys(fresh, since))
+            ends = await self.consumer.end_offsets(fresh)
+            starts = {tp: (found[tp].offset if found.get(tp) else ends[tp]) for tp in fresh}
+            for tp, offset in starts.items():
+                self.consumer.seek(tp, offset)
+            await self.consumer.commit(starts)
+        except KafkaError as exc:  # the partitions moved again meanwhile: their next owner starts them
+            log.info("Notifications: start of %d partition(s) not set (%s)", len(assigned), exc)
 
 
 class Notifier:
@@ -119,14 +122,22 @@ class Notifier:
                         event = self._event(record.value)
                         if event is not None and channel.takes(event):
                             await self.deliver(channel, event)
-                        try:
-                            await consumer.commit({tp: record.offset + 1})
-                        except (CommitFailedError, KafkaError) as exc:
-                            # The partition moved: its next owner sends what is not committed (same ids).
-                            log.info("Notifications to %s: commit not made (%s)", channel.name, exc)
-                            break
+                            if not await self._commit(consumer, channel, tp, record.offset + 1):
+                                break
+                    else:
+                        await self._commit(consumer, channel, tp, records[-1].offset + 1)
         finally:
             await consumer.stop()
+
+    @staticmethod
+    async def _commit(consumer, channel: notify.Channel, tp, offset: int) -> bool:
+        try:
+            await consumer.commit({tp: offset})
+            return True
+        except (CommitFailedError, KafkaError) as exc:
+            # The partition moved: its next owner sends what is not committed (same ids).
+            log.info("Notifications to %s: commit not made (%s)", channel.name, exc)
+            return False
 
     @staticmethod
     def _event(raw: bytes | None) -> dict | None:

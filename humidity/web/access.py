@@ -41,7 +41,7 @@ class Access:
         self.secure_cookie = settings.public_url.startswith("https://")
         self.names = users_core.Throttle(users_core.FAILURES_BEFORE_LOCK)
         self.addresses = users_core.Throttle(users_core.ADDRESS_FAILURES_BEFORE_LOCK)
-        self.sessions = users_core.Sessions()
+        self.sessions = users_core.Sessions(settings.session_secret)
         self._users: dict[str, users_core.User] = {}
         self._stamp: tuple | None = None
 
@@ -83,16 +83,13 @@ class Access:
         self.addresses.succeeded(client)
         return user
 
-    def session_of(self, request) -> tuple[str | None, users_core.Session | None]:
+    def session_of(self, request) -> tuple[str | None, users_core.Session | None, users_core.User | None]:
+        """The cookie's token, its session and its user as the users file has
+        them now (None if removed since)."""
         token = request.cookies.get(COOKIE)
-        session = self.sessions.get(token, time.time())
-        if session is not None:
-            current = self.users().get(session.user.name)
-            if current is None:  # removed from the file since
-                self.sessions.close(token)
-                return token, None
-            session.user = current
-        return token, session
+        session = self.sessions.get(token, time.time()) if self.enabled else None
+        user = self.users().get(session.name) if session is not None else None
+        return token, (session if user is not None else None), user
 
     async def writer(self, request) -> users_core.User:
         """The user behind a request that writes, or :class:`Denied`."""
@@ -103,12 +100,12 @@ class Access:
         if header.startswith("Basic "):
             name, password = _basic(header)
             return await self.check_password(name, password, request.remote or "?")
-        _token, session = self.session_of(request)
-        if session is None:
+        _token, session, user = self.session_of(request)
+        if session is None or user is None:
             raise Denied(401, "log in, or send HTTP Basic credentials")
         if request.headers.get(CSRF_HEADER) != session.csrf:
             raise Denied(403, f"missing or wrong {CSRF_HEADER}")
-        return session.user
+        return user
 
 
 def check_same_origin(request) -> None:

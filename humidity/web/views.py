@@ -185,10 +185,10 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
     @app.page("/api/session")
     async def api_session(self, request):
         """Whether users are configured, and who this page's session is."""
-        _token, session = access.session_of(request) if access.enabled else (None, None)
+        _token, session, user = access.session_of(request)
         body = {"users": access.enabled, "user": None, "role": None, "csrf": None}
-        if session is not None:
-            body.update(user=session.user.name, role=session.user.role, csrf=session.csrf)
+        if session is not None and user is not None:
+            body.update(user=user.name, role=user.role, csrf=session.csrf)
         return self.json(body, headers=dict(API_HEADERS))
 
     @app.page("/api/login")
@@ -216,11 +216,11 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
     @app.page("/api/logout")
     class Logout(View):
         async def post(self, request):
-            token, session = access.session_of(request)
+            token, session, _user = access.session_of(request)
             if session is not None:
                 if request.headers.get(CSRF_HEADER) != session.csrf:
                     return denied(self, Denied(403, f"missing or wrong {CSRF_HEADER}"))
-                access.sessions.close(token)
+                access.sessions.close(token, time.time())
             response = self.json({"user": None}, headers=dict(API_HEADERS))
             response.del_cookie(COOKIE, path="/")
             return response
