@@ -74,7 +74,9 @@ def test_scripted_sequences_for_every_kind_and_a_restart(kafka, tmp_path, worker
     assert events_of(env, "sustained") == [("HIGH", "raised"), ("HIGH", "cleared")]
     assert events_of(env, "oscillating") == [("HIGH", "raised")]
     raised = [e for e in helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"]) if e["guid"] == "sustained"][0]
-    assert set(raised) == {"time", "device", "guid", "kind", "state", "value", "limit", "since"}
+    assert set(raised) == {"time", "device", "guid", "kind", "state", "value", "limit", "since", "wall_time",
+                           "alarm_id", "id"}
+    assert raised["id"] == raised["alarm_id"] + ".raised"
     assert (raised["device"], raised["value"], raised["limit"]) == ("MRI 2", 63, 60)
 
     # restart while "oscillating" is active: no second raise, and the clear still comes

@@ -29,6 +29,8 @@ def test_logs_and_the_audit_trail_never_show_a_urls_credentials_or_query():
     assert notify.shown_url("https://user:pw@hooks.example:8443/x/y?token=abc#f") == "https://hooks.example:8443/x/y"
     channel = notify.Channel(notify.WEBHOOK, ("http://u:p@[::1]:9/h?k=v",), notify.ALARM_STATES)
     assert channel.shown == "http://[::1]:9/h"
+    error = "InvalidURL: http://u:p@[::1]:9/h?k=v; smtp said pw-123 was wrong"
+    assert notify.scrubbed(error, channel, "pw-123") == "InvalidURL: http://[::1]:9/h; smtp said *** was wrong"
 
 
 def test_retries_back_off_up_to_a_bound():

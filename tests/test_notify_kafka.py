@@ -51,6 +51,9 @@ def test_webhook_and_mail_get_raise_and_clear_after_the_receiver_was_down_and_th
         worker.wait_for_log(r"Notification to webhook http://127\.0\.0\.1:\d+/hook failed", timeout=60)
         metrics = helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()
         assert 'humidity_notifications_total{channel="webhook",outcome="failed"}' in metrics
+        # Counting and publishing go on meanwhile: a summary with every reading and the alarm.
+        helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], lambda s: s["total_messages"] == len(breach("x"))
+                                 and len(s["active_alarms"]) == 1, timeout=30)
         hook.start()
         helpers.wait_until(lambda: hook.events() == [("mri-hook", "HIGH", "raised")], 90,
                            what=f"the raise at the webhook once it is back (have {hook.events()})")

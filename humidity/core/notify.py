@@ -62,6 +62,14 @@ class Channel:
         return event.get("state") in self.states
 
 
+def scrubbed(text: str, channel: Channel, password: str = "") -> str:
+    """``text`` (an error message) without the channel's full URL or the SMTP
+    password, for the log and the audit trail."""
+    for target in channel.targets:
+        text = text.replace(target, channel.shown)
+    return text.replace(password, "***") if password else text
+
+
 def channels(webhooks: tuple[str, ...], emails: tuple[str, ...], escalate_webhooks: tuple[str, ...],
              escalate_emails: tuple[str, ...]) -> list[Channel]:
     out = [Channel(WEBHOOK, (url,), ALARM_STATES) for url in webhooks]

@@ -25,6 +25,9 @@ from humidity.plumbing.stream import PartitionWork
 
 log = logging.getLogger(__name__)
 
+#: A resume offset that never sends a partition back (see AuditFlow.resume_at).
+NOT_KNOWN = 2**62
+
 
 class AuditFlow:
     def __init__(self, app: HumidityApp, topics: Topics) -> None:
@@ -35,7 +38,12 @@ class AuditFlow:
         self.agent = app.agent(topics.audit_intake, name="audit_chain")(self.run)
 
     def resume_at(self, partition: int) -> int:
-        return self.tail.source + 1 if partition == 0 and self.tail is not None else 0
+        """Where partition 0 continues the chain. Before the chain's end is
+        read back, the committed offset is safe as it is (a commit never
+        passes an entry whose record the broker has not acknowledged)."""
+        if partition == 0 and self.tail is not None:
+            return self.tail.source + 1
+        return NOT_KNOWN
 
     async def _read_tail(self) -> audit.Tail:
         records = [orjson.loads(value) async for _offset, value in

@@ -156,7 +156,7 @@ class Notifier:
                 await self.send(channel, event)
             except Exception as exc:  # noqa: BLE001 - any failure is retried
                 self.metrics.notifications.labels(channel=channel.name, outcome="failed").inc()
-                reason = f"{type(exc).__name__}: {exc}"[:300]
+                reason = notify.scrubbed(f"{type(exc).__name__}: {exc}", channel, self.settings.smtp_password)[:300]
                 now = time.monotonic()
                 if now - self.logged_failure.get(channel.key, -LOG_FAILURES_EVERY) >= LOG_FAILURES_EVERY:
                     log.warning("Notification to %s %s failed (%s); retrying with back-off", channel.name,
