@@ -12,8 +12,10 @@ Against the local real Kafka, in one run:
        built by Maven), cold on N readings and warm on --big, with its CPU cores
   (c0) with --baseline REF: (c) for the app as committed at git REF, to show
        a change's cost before/after in the same run
-then the summary latency under a steady 3,334 msg/s, and the worker's peak RSS
-after 100,000 distinct sensors. Prints a table with ratios and writes
+then the summary latency under a steady 3,334 msg/s, the worker's peak RSS
+after 100,000 distinct sensors, and after 1,000,000 (--restore-sensors), with
+how long a worker with an empty data directory takes to publish the
+reference summary again. Prints a table with ratios and writes
 bench/results/latest.json. The machine is shared and noisy: each throughput
 figure is the median of --repeat runs.
 """
@@ -47,6 +49,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from humidity.core.simulation import Simulator
+from tests.reference import expected_summary, matches
 
 BIN = Path(sys.executable).parent
 QUIX_PYTHON = ROOT / "bench" / ".venv-quix" / "bin" / "python"
@@ -530,19 +533,27 @@ async def run_latency(bootstrap: str, work: Path, rate: float, seconds: float) -
     return statistics.median(ages), ages[min(len(ages) - 1, int(round(0.99 * (len(ages) - 1))))], len(ages)
 
 
+def one_reading_per_sensor(sensors: int, devices: int = 500, seed: int = 9) -> tuple[Simulator, list[dict]]:
+    """A reading from each of ``sensors`` distinct dataloggers (the simulator's)."""
+    sim = Simulator(loggers=sensors, devices=devices, seed=seed)
+    docs = []
+    now = time.time()
+    for i, guid in enumerate(sim.guids):
+        doc = sim.next_reading(now)
+        doc["guid"] = guid
+        doc["medicalImagingdevice"] = sim.device_of[i]
+        doc.pop("medicalimagingdevice", None)
+        docs.append(doc)
+    return sim, docs
+
+
 async def run_rss(bootstrap: str, work: Path, sensors: int) -> float:
     app_id, env, proc = await one_worker(bootstrap, work, "rss", interval=1.0)
     topic = env["HUMIDITY_INPUT_TOPIC"]
     try:
-        sim = Simulator(loggers=sensors, devices=500, seed=9)
-        values = []
+        sim, docs = one_reading_per_sensor(sensors)
+        values = [orjson.dumps(doc) for doc in docs]  # every sensor at least once, then more readings
         now = time.time()
-        for i, guid in enumerate(sim.guids):  # every sensor at least once, then more readings
-            doc = sim.next_reading(now)
-            doc["guid"] = guid
-            doc["medicalImagingdevice"] = sim.device_of[i]
-            doc.pop("medicalimagingdevice", None)
-            values.append(orjson.dumps(doc))
         values += [sim.next_message(now) for _ in range(sensors)]
         await produce(bootstrap, topic, values)
         async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
@@ -550,6 +561,39 @@ async def run_rss(bootstrap: str, work: Path, sensors: int) -> float:
         return proc.peak_rss_mb()
     finally:
         proc.stop()
+
+
+async def run_restore(bootstrap: str, work: Path, sensors: int) -> tuple[float | None, float | None]:
+    """One worker counts ``sensors`` distinct sensors (one reading each):
+    its peak RSS once a summary equals the reference; then it stops, and a
+    worker with an empty data directory starts: seconds from its start until
+    it publishes a summary equal to the reference (state rebuilt from the
+    changelogs)."""
+    app_id, env, proc = await one_worker(bootstrap, work, "restore", interval=1.0)
+    _sim, docs = one_reading_per_sensor(sensors)
+    expected = expected_summary([(None, doc) for doc in docs])
+    equal = matches(expected)
+    try:
+        started = time.time()
+        await produce(bootstrap, env["HUMIDITY_INPUT_TOPIC"], [orjson.dumps(doc) for doc in docs])
+        del docs
+        async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
+            await watcher.wait_for(equal, 3600)
+        rss = proc.peak_rss_mb()
+        log(f"bench: {sensors:,} sensors counted in {time.time() - started:.0f} s, peak RSS {rss:,.0f} MB")
+    finally:
+        proc.stop()
+    env = dict(env, HUMIDITY_DATA_DIR=str(work / f"data-{app_id}-empty"), HUMIDITY_WEB_PORT=str(free_port()))
+    started = time.time()
+    restored = Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / f"{app_id}-restored.log")
+    try:
+        async with SummaryWatcher(bootstrap, f"{app_id}-summaries") as watcher:
+            summary = await watcher.wait_for(lambda s: stamp(s) > started and equal(s), 3600)
+        seconds = stamp(summary) - started
+        log(f"bench: a worker with an empty data directory published the reference summary after {seconds:.1f} s")
+        return rss, seconds
+    finally:
+        restored.stop()
 
 
 def checkout(ref: str, work: Path) -> Path:
@@ -586,11 +630,13 @@ async def main() -> int:
     parser.add_argument("--latency-seconds", type=float, default=60.0)
     parser.add_argument("--rate", type=float, default=3334.0)
     parser.add_argument("--sensors", type=int, default=100_000)
+    parser.add_argument("--restore-sensors", type=int, default=1_000_000,
+                        help="distinct sensors of the memory and empty-data-directory restore run")
     parser.add_argument("--big", type=int, default=1_000_000, help="readings of the one long drain (app1_1m)")
     parser.add_argument("--history-queries", type=int, default=200, help="history API queries of each kind")
     parser.add_argument("--skip", default="",
                         help="comma-separated: raw,bare,app1,app1_10k,app1_lean,app2,quix,kstreams,app1_1m,"
-                             "latency,rss,history")
+                             "latency,rss,restore,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
@@ -655,6 +701,8 @@ async def main() -> int:
     if "latency" not in skip:
         latency = await run_latency(args.bootstrap, work, args.rate, args.latency_seconds)
     rss = None if "rss" in skip else await run_rss(args.bootstrap, work, args.sensors)
+    rss_big, restore = (None, None) if "restore" in skip else await run_restore(args.bootstrap, work,
+                                                                               args.restore_sensors)
     queries = None if "history" in skip else await run_history_queries(args.bootstrap, work, 24.0,
                                                                       args.history_queries)
     med_history = {k: statistics.median(v) for k, v in history_done.items()}
@@ -684,6 +732,9 @@ async def main() -> int:
         "latency_p99_s": latency[1],
         "latency_summaries": latency[2],
         "rss_mb_100k_sensors": rss,
+        "rss_mb_1m_sensors": rss_big,
+        "restore_seconds_1m_sensors": restore,
+        "restore_sensors": args.restore_sensors,
         "app_1_worker_history_complete_msgs_per_s": med_history.get("app1"),
         "history_queries": queries,
         "runs": runs,
@@ -738,6 +789,9 @@ async def main() -> int:
         (f"latency p50 at {args.rate:,.0f} msg/s", fmt(latency[0], " s")),
         ("latency p99   target <= 3.5 s", fmt(latency[1], " s")),
         (f"peak RSS, {args.sensors:,} sensors   target <= 400 MB", fmt(rss, " MB")),
+        (f"peak RSS, {args.restore_sensors:,} sensors   target <= 600 MB", fmt(rss_big, " MB")),
+        (f"empty data directory to the reference summary, {args.restore_sensors:,} sensors   target <= 60 s",
+         fmt(restore, " s")),
         *([(f"history query p50 / p99, {kind}", f"{q['p50_ms']} / {q['p99_ms']} ms")
            for kind, q in queries.items() if isinstance(q, dict)] if queries else []),
     ]
