@@ -115,3 +115,27 @@ def test_offline_after_a_short_timeout_and_back(kafka, tmp_path, workers):
     assert offline["limit"] == 3 and offline["value"] == 45
     send(env, [("quiet-one", "MRI 9", 60, 46)])
     wait_events(env, "quiet-one", [("OFFLINE", "raised"), ("OFFLINE", "cleared")], timeout=30)
+
+
+def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_all_without_outgrowing_a_message(
+        kafka, tmp_path, workers):
+    from humidity.core.alarms import ALARMS_LISTED
+
+    config = tmp_path / "alarms.toml"
+    config.write_text((helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
+                      .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3"))
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=str(config))
+    worker = workers(env, "outage")
+    worker.wait_for_log(READY, timeout=120)
+    loggers = ALARMS_LISTED + 500
+    send(env, [(f"logger-{i}", f"MRI {i % 40}", 0, 45) for i in range(loggers)])  # then every one goes silent
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"],
+                                       lambda s: s.get("active_alarm_count") == loggers, timeout=90)
+    assert len(summary["active_alarms"]) == ALARMS_LISTED
+    assert summary["active_alarms_by_kind"] == {"OFFLINE": loggers}
+    assert sum(summary["active_alarms_by_device"].values()) == loggers
+    body = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/alarms"))[2])
+    assert body["active_alarm_count"] == loggers and len(body["active_alarms"]) == ALARMS_LISTED
+    metrics = helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()
+    assert f'humidity_active_alarms{{kind="OFFLINE"}} {float(loggers)}' in metrics
+    assert worker.running()

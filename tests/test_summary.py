@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, SensorTotals, count_sensors
+from humidity.core.alarms import ALARMS_LISTED, shared_alarms, sort_alarms
 from humidity.core.summary import (
     BASE_EVERY,
     INGEST,
@@ -16,7 +17,9 @@ from humidity.core.summary import (
     PartialsBook,
     Previous,
     Sharer,
+    brief,
     build_summary,
+    device_rows,
     render_line,
     render_text,
 )
@@ -36,7 +39,7 @@ def sensors(n, devices, inputs=None):
 
 def cut(ingest, sensor_counts, alarms=None):
     return Cut(0, dict(enumerate(ingest)), dict(enumerate(sensor_counts)),
-               dict(enumerate(alarms or [[] for _ in ingest])))
+               dict(enumerate(shared_alarms(active) for active in (alarms or [[] for _ in ingest]))))
 
 
 def test_summary_shape_orders_and_cut():
@@ -57,6 +60,9 @@ def test_summary_shape_orders_and_cut():
         "total_sensors": 3,
         "invalid_messages": 2,
         "active_alarms": [],
+        "active_alarm_count": 0,
+        "active_alarms_by_kind": {},
+        "active_alarms_by_device": {},
         "interval": {"since": None, "messages": 5, "invalid_messages": 2, "new_sensors": 3,
                      "average_humidity_by_device": [
                          {"device": "MRI 12", "average": 70.5, "count": 2},
@@ -143,11 +149,38 @@ def test_text_form_has_four_titled_blocks_both_views_and_escapes_names():
 def test_text_form_lists_at_most_twenty_active_alarms():
     summary, _ = build_summary(cut([ingest_totals(0, {"MRI 1": [50.0]})], [sensors(1, {"MRI 1": 1})]), NOW, 3.0)
     summary["active_alarms"] = [{"kind": "OFFLINE", "device": "MRI 1", "guid": f"g{i}", "value": 50.0,
-                                 "limit": 300.0, "since": "2024-01-01T00:00:00.000000Z"} for i in range(2000)]
+                                 "limit": 300.0, "since": "2024-01-01T00:00:00.000000Z"} for i in range(1000)]
+    summary["active_alarm_count"] = 1000
     lines = render_text(summary).splitlines()
-    assert "Active alarms (2000, newest first)" in lines[2]
+    assert "Active alarms (1000, newest first)" in lines[2]
     assert sum(line.startswith("OFFLINE") for line in lines) == LOGGED_ALARMS_MAX == 20
-    assert "... and 1,980 more (all of them: GET /api/alarms)" in lines
+    assert "... and 980 more (all of them: GET /api/alarms)" in lines
+
+
+def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_them_all():
+    """Every logger OFFLINE: the partitions share, and the summary lists, the
+    newest ALARMS_LISTED; the counts cover all, so nothing outgrows Kafka's limit."""
+    def offline(p, i):
+        return {"time": f"2024-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000000Z", "device": f"MRI {i % 700}",
+                "guid": f"g{p}-{i}", "kind": "OFFLINE", "state": "raised", "value": 50.0, "limit": 300.0,
+                "since": f"2024-01-01T00:{i // 60 % 60:02d}:{i % 60:02d}.000000Z"}
+
+    partitions = [[offline(p, i) for i in range(30_000)] for p in range(2)]
+    partitions[1].append({**offline(1, 0), "kind": "HIGH", "guid": "newest", "since": "2024-06-01T00:00:00.000000Z"})
+    summary, _ = build_summary(cut([ingest_totals(0, {"MRI 1": [50.0]})] * 2, [sensors(1, {"MRI 1": 1})] * 2,
+                                   partitions), NOW, 3.0)
+    assert len(summary["active_alarms"]) == ALARMS_LISTED and summary["active_alarm_count"] == 60_001
+    assert summary["active_alarms"][0]["guid"] == "newest"
+    assert summary["active_alarms"] == sort_alarms(summary["active_alarms"])
+    assert summary["active_alarms_by_kind"] == {"HIGH": 1, "OFFLINE": 60_000}
+    assert sum(summary["active_alarms_by_device"].values()) == 60_001 and len(summary["active_alarms_by_device"]) == 700
+    assert len(orjson.dumps(summary)) < 1_000_000
+    assert len(orjson.dumps(shared_alarms(partitions[0]))) < 1_000_000
+    lines = render_text(summary).splitlines()
+    assert "Active alarms (60001, newest first)" in lines[2]
+    assert "... and 59,981 more (the newest 1,000: GET /api/alarms)" in lines
+    assert "active_alarms=60001 " in render_line(summary)
+    assert "active_alarms_by_device" not in brief(summary, device_rows(summary))
 
 
 def test_text_form_lists_at_most_fifty_devices_per_block():

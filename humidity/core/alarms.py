@@ -22,6 +22,7 @@ cannot raise or clear anything. The same makes a redelivered reading harmless.
 from __future__ import annotations
 
 import hashlib
+import heapq
 import math
 import re
 import tomllib
@@ -307,8 +308,35 @@ def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[
     return []
 
 
+def _newest_first(alarm: dict) -> tuple:
+    return alarm["since"], alarm["time"], alarm["device"], alarm["guid"], alarm["kind"]
+
+
 def sort_alarms(alarms: list[dict]) -> list[dict]:
-    return sorted(alarms, key=lambda a: (a["since"], a["time"], a["device"], a["guid"], a["kind"]), reverse=True)
+    return sorted(alarms, key=_newest_first, reverse=True)
+
+
+#: Active alarms an alarm partition shares and a summary lists, newest first:
+#: in a fleet-wide outage (every logger OFFLINE) the whole list would outgrow
+#: Kafka's message limit; the counts cover every active alarm.
+ALARMS_LISTED = 1000
+
+
+def newest_alarms(alarms, limit: int = ALARMS_LISTED) -> list[dict]:
+    """The ``limit`` newest of ``alarms``, newest first."""
+    return heapq.nlargest(limit, alarms, key=_newest_first)
+
+
+def shared_alarms(active: Iterable[dict]) -> dict:
+    """Active alarms as a partition shares them: the newest ALARMS_LISTED,
+    and how many there are in all, by kind and by device."""
+    alarms = list(active)
+    by_kind: dict[str, int] = {}
+    by_device: dict[str, int] = {}
+    for alarm in alarms:
+        by_kind[alarm["kind"]] = by_kind.get(alarm["kind"], 0) + 1
+        by_device[alarm["device"]] = by_device.get(alarm["device"], 0) + 1
+    return {"active": newest_alarms(alarms), "count": len(alarms), "by_kind": by_kind, "by_device": by_device}
 
 
 def alarm_key(kind: str, device: str, guid: str) -> str:
@@ -327,8 +355,10 @@ class AlarmPartition:
 
     ``offset``: up to which the partition's alarm-readings are applied;
     ``active``: the raise events of its loggers' active alarms, by
-    :func:`alarm_key`; ``recent``: ``[offset, event]`` of the latest events;
-    ``epoch``: of the owner that wrote it (:mod:`humidity.core.ownership`).
+    :func:`alarm_key` (not stored: it grows with the fleet, and the loggers'
+    states hold it; the flow rebuilds it from them); ``recent``: ``[offset,
+    event]`` of the latest events; ``epoch``: of the owner that wrote it
+    (:mod:`humidity.core.ownership`).
     """
 
     partitions: int
@@ -344,14 +374,14 @@ class AlarmPartition:
             self.ends = Ends(self.partitions)
 
     def to_json(self) -> dict:
-        return {"offset": self.offset, "active": self.active, "recent": self.recent, "epoch": self.epoch,
-                **self.ends.to_json()}
+        return {"offset": self.offset, "recent": self.recent, "epoch": self.epoch, **self.ends.to_json()}
 
     @classmethod
-    def from_json(cls, doc: dict | None, partitions: int) -> AlarmPartition:
+    def from_json(cls, doc: dict | None, partitions: int, active: dict | None = None) -> AlarmPartition:
+        """The stored bookkeeping, with ``active`` (the flow's, from the loggers' states)."""
         if not doc:
-            return cls(partitions)
-        return cls(partitions, int(doc["offset"]), dict(doc["active"]), list(doc["recent"]),
+            return cls(partitions, active=active if active is not None else {})
+        return cls(partitions, int(doc["offset"]), active if active is not None else {}, list(doc["recent"]),
                    int(doc.get("epoch", 0)), Ends.from_json(partitions, doc if "ends" in doc else None))
 
     def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
@@ -411,6 +441,14 @@ class AlarmPartition:
                 else:
                     self.active.pop(key, None)
         self.recent = self.recent[-RECENT_EVENTS:]
+
+
+def active_of(states: Iterable[dict]) -> dict:
+    """The active alarms of loggers' stored states (JSON of
+    :class:`LoggerState`), by :func:`alarm_key`: an alarm partition's
+    ``active``, rebuilt."""
+    return {alarm_key(kind, state["device"], state["guid"]): event
+            for state in states for kind, event in state["active"].items()}
 
 
 def alarm_partition_of(guid: str, partitions: int) -> int:

@@ -28,7 +28,7 @@ from datetime import datetime
 from operator import itemgetter
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
-from humidity.core.alarms import active_alarm, sort_alarms
+from humidity.core.alarms import ALARMS_LISTED, active_alarm, newest_alarms, shared_alarms
 from humidity.core.listing import Listing, ListingError
 from humidity.core.readings import utc_iso
 
@@ -214,7 +214,7 @@ class Cut:
     round: int
     ingest: dict[int, IngestTotals]
     sensors: dict[int, SensorCounts]
-    alarms: dict[int, list]
+    alarms: dict[int, dict]  # p -> what its alarm partition shared (humidity.core.alarms.shared_alarms)
 
     def as_of(self) -> dict[str, int]:
         """Per input partition, the offset of the last message included (-1: none)."""
@@ -228,7 +228,7 @@ class PartialsBook:
 
     partitions: int
     chains: dict[tuple[str, int], Chain] = field(default_factory=dict)
-    alarms: dict[int, tuple[int, int, list]] = field(default_factory=dict)  # p -> newest (round, offset, active)
+    alarms: dict[int, tuple[int, int, dict]] = field(default_factory=dict)  # p -> newest (round, offset, shared)
 
     def update(self, key: str, doc: dict) -> bool:
         """Record one partial. Active alarms: the newest round's (of two
@@ -240,7 +240,9 @@ class PartialsBook:
         if partition >= self.partitions:
             return False  # left over from a run with more partitions
         if kind == ALARMS:
-            entry = (int(doc["round"]), int(doc["offset"]), list(doc["active"]))
+            shared = doc if "count" in doc else shared_alarms(doc["active"])  # as shared before the counts
+            entry = (int(doc["round"]), int(doc["offset"]),
+                     {k: shared[k] for k in ("active", "count", "by_kind", "by_device")})
             if entry[:2] <= self.alarms.get(partition, (-1, -1))[:2]:
                 return False
             self.alarms[partition] = entry
@@ -290,6 +292,15 @@ class PartialsBook:
         ``tagged``, but the last one at or before it."""
         for chain in self.chains.values():
             chain.forget_before(tagged)
+
+
+def _added(counts) -> dict[str, int]:
+    """Counts per name, summed over the partitions' counts (names sorted)."""
+    total: dict[str, int] = {}
+    for by_name in counts:
+        for name, n in by_name.items():
+            total[name] = total.get(name, 0) + n
+    return dict(sorted(total.items()))
 
 
 def _agree(counts: SensorCounts, ingest: dict[int, IngestTotals]) -> bool:
@@ -368,7 +379,11 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
         "sensors_by_device": [{"device": d, "sensors": per_device[d]} for d in sorted(per_device)],
         "total_sensors": total_sensors,
         "invalid_messages": invalid,
-        "active_alarms": sort_alarms([active_alarm(a) for active in cut.alarms.values() for a in active]),
+        "active_alarms": [active_alarm(a) for a in newest_alarms(a for shared in cut.alarms.values()
+                                                                 for a in shared["active"])],
+        "active_alarm_count": sum(shared["count"] for shared in cut.alarms.values()),
+        "active_alarms_by_kind": _added(shared["by_kind"] for shared in cut.alarms.values()),
+        "active_alarms_by_device": _added(shared["by_device"] for shared in cut.alarms.values()),
         "interval": {
             "since": previous.time if previous else None,
             "messages": valid - base.valid,
@@ -383,7 +398,7 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
 #: The band the page marks averages inside or outside of (% RH), as the old job did.
 BAND = (30.0, 60.0)
 #: The per-device lists of a summary (a brief summary leaves them out).
-DEVICE_LISTS = ("average_humidity_by_device", "sensors_by_device")
+DEVICE_LISTS = ("average_humidity_by_device", "sensors_by_device", "active_alarms_by_device")
 
 
 def device_rows(summary: dict) -> list[dict]:
@@ -444,11 +459,14 @@ LOGGED_ALARMS_MAX = 20
 LOGGED_DEVICES_MAX = 50
 
 
-def _listed(rows: list, line, limit: int, where: str) -> list[str]:
-    """``line(row)`` for the first ``limit`` rows, and how many more there are."""
+def _listed(rows: list, line, limit: int, where: str, total: int | None = None) -> list[str]:
+    """``line(row)`` for the first ``limit`` rows, and how many more there
+    are (of ``total``, where ``rows`` are only the first of them)."""
+    total = len(rows) if total is None else total
     shown = [line(row) for row in rows[:limit]]
-    if len(rows) > limit:
-        shown.append(f"... and {len(rows) - limit:,} more (all of them: {where})")
+    if total > len(shown):
+        shown.append(f"... and {total - len(shown):,} more (the newest {ALARMS_LISTED:,}: {where})"
+                     if total > len(rows) else f"... and {total - len(shown):,} more (all of them: {where})")
     return shown
 
 
@@ -484,9 +502,11 @@ def render_text(summary: dict) -> str:
           f"{interval['new_sensors']} new this interval"]),
     ]
     alarms = summary.get("active_alarms", [])
+    count = summary.get("active_alarm_count", len(alarms))
     rows = _listed(alarms, lambda a: f"{a['kind']} {a['device']!r} {a['guid']!r} value={a['value']} "
-                                     f"limit={a['limit']} since {a['since']}", LOGGED_ALARMS_MAX, "GET /api/alarms")
-    blocks.insert(0, (f"Active alarms ({len(alarms)}, newest first)", rows))
+                                     f"limit={a['limit']} since {a['since']}", LOGGED_ALARMS_MAX, "GET /api/alarms",
+                   count)
+    blocks.insert(0, (f"Active alarms ({count}, newest first)", rows))
     cut = ", ".join(f"{p}: {o}" for p, o in summary["as_of"].items())
     lines = [f"Readings at or below offsets {{{cut}}} of the input partitions"]
     for title, rows in blocks:
@@ -503,5 +523,5 @@ def render_line(summary: dict) -> str:
     as_of = ",".join(f"{p}:{o}" for p, o in summary["as_of"].items())
     return (f"time={summary['time']} messages={summary['total_messages']} invalid={summary['invalid_messages']} "
             f"sensors={summary['total_sensors']} devices={len(summary['average_humidity_by_device'])} "
-            f"active_alarms={len(alarms)} interval_messages={interval['messages']} "
+            f"active_alarms={summary.get('active_alarm_count', len(alarms))} interval_messages={interval['messages']} "
             f"interval_invalid={interval['invalid_messages']} new_sensors={interval['new_sensors']} as_of={as_of}")

@@ -68,8 +68,11 @@ class Metrics:
 
     def observe_summary(self, summary: dict) -> None:
         counts = dict.fromkeys(KINDS, 0)
-        for alarm in summary.get("active_alarms", []):
-            counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
+        if "active_alarms_by_kind" in summary:
+            counts.update(summary["active_alarms_by_kind"])
+        else:  # a summary of an earlier version lists every active alarm
+            for alarm in summary.get("active_alarms", []):
+                counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
         for kind, n in counts.items():
             self.active_alarms.labels(kind=kind).set(n)
 

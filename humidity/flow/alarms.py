@@ -31,9 +31,11 @@ ALARM_BATCH_WITHIN = 1.0
 class AlarmsFlow:
     def __init__(self, app: HumidityApp, config: alarms.AlarmConfig, topics: Topics, tables: Tables) -> None:
         self.app, self.config, self.topics, self.tables = app, config, topics, tables
-        #: When each logger of a partition was last heard from (wall clock) and
-        #: whether it is known to be OFFLINE: key -> [seen, offline].
-        self.last_heard = GenerationCache(self._read_last_heard)
+        #: Per partition, read from its loggers' states once per generation:
+        #: ``heard``, when each logger was last heard from (wall clock) and
+        #: whether it is known to be OFFLINE (key -> [seen, offline]), and
+        #: ``active``, the partition's active alarms (AlarmPartition.active).
+        self.index = GenerationCache(self._read_index)
         batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
         self.agent = app.agent(topics.alarm_readings, name="evaluate_alarms")(self.run)
         app.timer(max(1.0, min(5.0, config.offline_timeout / 4)))(self.offline_ticks)
@@ -42,24 +44,28 @@ class AlarmsFlow:
         """Apply the alarm rules per datalogger; raise and clear alarms."""
         await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN)
 
-    def _read_last_heard(self, partition: int) -> dict[str, list]:
-        heard = {}
+    def _read_index(self, partition: int) -> dict[str, dict]:
+        heard, states = {}, []
         for key, value in partition_items(self.tables.alarm_states, partition):
             state = orjson.loads(value)
             heard[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
-        return heard
+            if state["active"]:
+                states.append(state)
+        return {"heard": heard, "active": alarms.active_of(states)}
 
     def alarm_partition(self, work: PartitionWork) -> None:
         wall = time.time()
         states = self.tables.alarm_states
         loaded: dict[str, alarms.LoggerState] = {}
         with work.current():
+            index = self.index.for_partition(work.partition, work.generation)
+            heard = index["heard"]
             bookkeeping = alarms.AlarmPartition.from_json(
-                load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions)
+                load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions,
+                active=index["active"])
             rows = work.follow(bookkeeping.offset)
             if rows is None:
                 return
-            heard = self.last_heard.for_partition(work.partition, work.generation)
 
             def state_of(key: str, device: str = "", guid: str = "") -> alarms.LoggerState:
                 if key not in loaded:
@@ -91,7 +97,7 @@ class AlarmsFlow:
             # approximate: the active alarms once every reading of the round is applied (see README)
             self.topics.partials.send_soon(key=partial_key(ALARMS, work.partition).encode(), value=orjson.dumps(
                 {"round": bookkeeping.closed_now, "offset": bookkeeping.offset,
-                 "active": list(bookkeeping.active.values())}))
+                 **alarms.shared_alarms(bookkeeping.active.values())}))
 
     async def offline_ticks(self) -> None:
         """A tick into each owned alarm partition drives its OFFLINE check."""

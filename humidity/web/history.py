@@ -149,9 +149,11 @@ class HistoryApi:
         return described
 
     def _alarm_counts(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        summary = self.publisher.latest.summary
-        for alarm in (summary or {}).get("active_alarms", []):
+        summary = self.publisher.latest.summary or {}
+        if "active_alarms_by_device" in summary:
+            return summary["active_alarms_by_device"]
+        counts: dict[str, int] = {}  # a summary of an earlier version lists every active alarm
+        for alarm in summary.get("active_alarms", []):
             counts[alarm["device"]] = counts.get(alarm["device"], 0) + 1
         return counts
 

@@ -6,8 +6,9 @@
   results topic; ``GET /api/summary/totals``: the same without the lists
   per device; ``GET /api/summary/devices``: its devices, found by name,
   filtered, sorted and paged (:mod:`humidity.core.listing`);
-  ``GET /api/alarms``: its active alarms, each with its ``id`` and who
-  acknowledged it; 503 with a JSON error before the first one.
+  ``GET /api/alarms``: its active alarms (the newest 1,000, and how many
+  there are), each with its ``id`` and who acknowledged it; 503 with a JSON
+  error before the first one.
 * ``POST /api/alarms/{id}/ack`` (JSON ``{"comment"}``; an operator, by HTTP
   Basic or a page session with its CSRF token): acknowledges an active alarm.
   ``POST /api/login`` / ``/api/logout``, ``GET /api/session``: the page's
@@ -154,8 +155,12 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
         latest = publisher.latest
         if latest.summary is None:
             return no_summary_yet(self)
-        active = acks.with_acks(latest.summary.get("active_alarms", []), acks_flow.entries)
-        return self.json({"time": latest.summary["time"], "active_alarms": active}, headers=dict(API_HEADERS))
+        listed = latest.summary.get("active_alarms", [])
+        active = acks.with_acks(listed, acks_flow.entries)
+        return self.json({"time": latest.summary["time"], "active_alarms": active,
+                          "active_alarm_count": latest.summary.get("active_alarm_count", len(listed)),
+                          "active_alarms_by_kind": latest.summary.get("active_alarms_by_kind")},
+                         headers=dict(API_HEADERS))
 
     @app.page("/api/alarms/{alarm_id}/ack")
     class Acknowledge(View):

@@ -43,8 +43,11 @@
     return "by " + a.acknowledged_by + " at " + new Date(a.acknowledged_at).toLocaleString() + (a.comment ? ": " + a.comment : "");
   }
 
-  function render(alarms) {
-    $("alarm-count").textContent = alarms.length ? "(" + alarms.length + ", newest first)" : "";
+  function render(alarms, count) {
+    const number = new Intl.NumberFormat("en");
+    $("alarm-count").textContent = !count ? "" : count > alarms.length
+      ? "(" + number.format(count) + "; the newest " + number.format(alarms.length) + " listed)"
+      : "(" + number.format(count) + ", newest first)";
     $("no-alarms").hidden = alarms.length > 0;
     $("alarm-box").hidden = alarms.length === 0;
     const operator = session.role === "operator";
@@ -85,11 +88,12 @@
       const response = await fetch("/api/alarms", { cache: "no-store" });
       if (!response.ok) return;
       const body = await response.json();
-      const text = JSON.stringify(body.active_alarms);
+      const count = body.active_alarm_count === undefined ? body.active_alarms.length : body.active_alarm_count;
+      const text = JSON.stringify([count, body.active_alarms]);
       window.humidityAlarms.alarms = body.active_alarms;
       if (text !== shown) {
         shown = text;
-        render(body.active_alarms);
+        render(body.active_alarms, count);
       }
     } catch (err) { /* the summary poll reports an unreachable worker */ }
   }
