@@ -51,8 +51,9 @@ class Tables:
     alarm_states: TableT
     #: key: alarm-readings partition number; value: JSON of
     #: :class:`humidity.core.alarms.AlarmPartition` (the offset it includes,
-    #: the active alarms of the partition's loggers, the latest events).
-    #: Written by agent ``evaluate_alarms`` once per batch.
+    #: the rounds its input partitions ended, the latest events; its active
+    #: alarms are in the loggers' states). Written by agent
+    #: ``evaluate_alarms`` once per batch.
     alarm_totals: TableT
     #: Per history partition (the partitions devices' names hash to), keys of
     #: :mod:`humidity.core.history`: the partition's progress under its number
