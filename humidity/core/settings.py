@@ -319,6 +319,7 @@ class Settings:
 SETTINGS: tuple[dataclasses.Field, ...] = dataclasses.fields(Settings)
 #: Environment variable -> field name.
 VARIABLES: dict[str, str] = {f.metadata["variable"]: f.name for f in SETTINGS}
+SETTINGS_BY_NAME: dict[str, dataclasses.Field] = {f.name: f for f in SETTINGS}
 
 
 def markdown_table() -> str:
@@ -326,6 +327,20 @@ def markdown_table() -> str:
     lines = ["| variable | default | meaning |", "|---|---|---|"]
     lines += [f"| {f.metadata['variable']} | {f.metadata['shown']} | {f.metadata['doc']} |" for f in SETTINGS]
     return "\n".join(lines)
+
+
+def _secret_from_file(values: dict, name: str) -> None:
+    """Read setting ``name`` from the file its ``<name>_file`` setting names,
+    unless it was given itself (Docker/Kubernetes secrets)."""
+    path = values.get(f"{name}_file")
+    if not path or name in values:
+        return
+    try:
+        values[name] = Path(str(path)).read_text(encoding="utf-8").rstrip("\r\n")
+    except (OSError, UnicodeDecodeError) as exc:
+        variable = SETTINGS_BY_NAME[f"{name}_file"].metadata["variable"]
+        raise ConfigError(f"{variable}={path!r} cannot be read: "
+                          f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
 
 
 def from_environ(environ: Mapping[str, str]) -> Settings:
@@ -342,20 +357,8 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
             detail = str(exc) if not str(exc).startswith(("invalid literal", "could not convert")) else "not a number"
             shown = variable if f.metadata["secret"] else f"{variable}={raw!r}"
             raise ConfigError(f"{shown} is not valid: {detail}") from None
-    password_file = values.get("sasl_password_file")
-    if password_file and "sasl_password" not in values:
-        try:
-            values["sasl_password"] = Path(str(password_file)).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"HUMIDITY_KAFKA_SASL_PASSWORD_FILE={password_file!r} cannot be read: "
-                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
-    smtp_password_file = values.get("smtp_password_file")
-    if smtp_password_file and "smtp_password" not in values:
-        try:
-            values["smtp_password"] = Path(str(smtp_password_file)).read_text(encoding="utf-8").rstrip("\r\n")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"HUMIDITY_SMTP_PASSWORD_FILE={smtp_password_file!r} cannot be read: "
-                              f"{getattr(exc, 'strerror', None) or type(exc).__name__}") from None
+    for secret in ("sasl_password", "smtp_password"):
+        _secret_from_file(values, secret)
     settings = Settings(**values)  # type: ignore[arg-type]
     if (settings.notify_emails or settings.escalate_emails) and not settings.smtp_host:
         raise ConfigError("HUMIDITY_NOTIFY_EMAILS / HUMIDITY_ESCALATE_EMAILS need HUMIDITY_SMTP_HOST")
