@@ -109,6 +109,15 @@ def wait_until(predicate: Callable[[], object], timeout: float, interval: float 
         time.sleep(interval)
 
 
+def alarms_file(tmp_path: Path, offline_timeout: int) -> str:
+    """The shipped alarms file with another OFFLINE timeout (seconds), written under ``tmp_path``."""
+    shipped = (ROOT / "humidity" / "core" / "alarms.toml").read_text()
+    assert "offline_timeout_seconds = 300" in shipped, "the shipped alarms file changed: adjust alarms_file()"
+    config = tmp_path / "alarms.toml"
+    config.write_text(shipped.replace("offline_timeout_seconds = 300", f"offline_timeout_seconds = {offline_timeout}"))
+    return str(config)
+
+
 def service_env(tmp_path: Path, **overrides: str) -> dict:
     """Environment for one isolated service instance on the test broker."""
     app_id = unique("test")

@@ -103,10 +103,7 @@ def test_two_workers_each_logger_alarms_once(kafka, tmp_path, workers):
 
 
 def test_offline_after_a_short_timeout_and_back(kafka, tmp_path, workers):
-    config = tmp_path / "alarms.toml"
-    config.write_text((helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
-                      .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3"))
-    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=str(config))
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=helpers.alarms_file(tmp_path, offline_timeout=3))
     worker = workers(env, "offline")
     worker.wait_for_log(READY, timeout=120)
     send(env, [("quiet-one", "MRI 9", 0, 45)])
@@ -121,10 +118,7 @@ def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_all_without_outg
         kafka, tmp_path, workers):
     from humidity.core.alarms import ALARMS_LISTED
 
-    config = tmp_path / "alarms.toml"
-    config.write_text((helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
-                      .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3"))
-    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=str(config))
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=helpers.alarms_file(tmp_path, offline_timeout=3))
     worker = workers(env, "outage")
     worker.wait_for_log(READY, timeout=120)
     loggers = ALARMS_LISTED + 500

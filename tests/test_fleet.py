@@ -38,18 +38,10 @@ def exact_on_the_page(worker, env, expected):
     return exact
 
 
-def counting_only(tmp_path) -> str:
-    """An alarms file whose OFFLINE timeout outlasts the test: these tests are
-    about counting at scale; loggers that send and fall silent would all go
-    OFFLINE after 300 s (an outage, tested in test_alarms_kafka.py)."""
-    config = tmp_path / "alarms.toml"
-    config.write_text((helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
-                      .replace("offline_timeout_seconds = 300", "offline_timeout_seconds = 3600"))
-    return str(config)
-
-
 def test_40000_devices_and_80000_loggers_through_one_worker(kafka, tmp_path, workers):
-    env = helpers.service_env(tmp_path, HUMIDITY_ALARMS_FILE=counting_only(tmp_path))
+    # About counting at scale: loggers that send and fall silent would all go
+    # OFFLINE after 300 s (an outage has its own test in test_alarms_kafka.py).
+    env = helpers.service_env(tmp_path, HUMIDITY_ALARMS_FILE=helpers.alarms_file(tmp_path, offline_timeout=3600))
     worker = workers(env)
     worker.wait_for_log(helpers.READY, timeout=120)
     records = fleet(2, seed=91)
