@@ -159,6 +159,12 @@ class Producer(aiokafka_driver.Producer):
     """Faust's aiokafka producer; tells :func:`producing` what it queues."""
 
     def send_soon(self, fut) -> None:
+        value = fut.message.value
+        if type(value) is bytes:
+            # orjson's bytes keep its whole write buffer (4 KiB) however short
+            # they are, and a message holds its value until it is acknowledged
+            # and its batch committed: an exact-size copy is what waits.
+            fut.message = fut.message._replace(value=bytes(memoryview(value)))
         super().send_soon(fut)
         produced = _produced.get()
         if produced is not None:
