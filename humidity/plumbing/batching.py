@@ -57,6 +57,9 @@ REWIND_AGAIN_AFTER = 5.0
 #: batch arriving to show it, before the partition is read again from the
 #: state (a lost last batch is otherwise noticed only when more data comes).
 BEHIND_FOR = 10.0
+#: ... provided its agent has waited this long for a batch of the topic: an
+#: agent still busy with its queue may have the partition's batch in it.
+IDLE_FOR = 2.5
 
 
 @dataclasses.dataclass
@@ -272,6 +275,8 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._rewinds: dict = {}  # tp -> (generation, offset, when)
         self._fetched_through: dict = {}  # tp -> last offset fetched in this generation
         self._behind: dict = {}  # tp -> (the state's next offset, since when it has not moved)
+        self._busy: dict = {}  # topic -> its agent's batches in hand (taken, not yet done)
+        self._idle_since: dict = {}  # topic -> when its agent last finished a batch (monotonic)
         self.owner_epochs: dict = {}  # tp -> the epoch this worker owns it in (humidity.core.ownership)
 
     def fetched(self, records: dict) -> None:
@@ -279,6 +284,20 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         for tp, recs in records.items():
             if tp.topic in self.batched.topics:
                 self._fetched_through[tp] = recs[-1].value.end
+
+    @contextmanager
+    def working(self, topic: str) -> Iterator[None]:
+        """Around an agent's work on batches of ``topic`` (handling them and
+        waiting for the producer): the topic's agent is busy meanwhile."""
+        self._busy[topic] = self._busy.get(topic, 0) + 1
+        try:
+            yield
+        finally:
+            self._busy[topic] -= 1
+            self._idle_since[topic] = time.monotonic()
+
+    def _idle(self, topic: str, now: float) -> bool:
+        return not self._busy.get(topic) and now - self._idle_since.get(topic, 0.0) >= IDLE_FOR
 
     def _new_consumer_thread(self):
         return BatchingConsumerThread(self, loop=self.loop, beacon=self.beacon)
@@ -353,7 +372,9 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     @Service.task
     async def _read_lost_batches_again(self) -> None:
         """A partition whose state stays behind what was fetched, with no batch
-        arriving for it, lost its last batch: read it again from the state."""
+        arriving for it while its agent waits for one, lost its last batch:
+        read it again from the state. (With the agent still busy, the batch
+        may be queued: reading it again then would only fetch it twice.)"""
         while not self.should_stop:
             await self.sleep(BEHIND_FOR / 4)
             if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
@@ -366,7 +387,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                     self._behind.pop(tp, None)
                 elif behind is None or behind[0] != state_next:
                     self._behind[tp] = (state_next, now)
-                elif now - behind[1] >= BEHIND_FOR:
+                elif now - behind[1] >= BEHIND_FOR and self._idle(tp.topic, now):
                     self._behind.pop(tp, None)
                     await self.rewind(tp, state_next, self.app.consumer_generation_id,
                                       f"the state stayed behind what was fetched for {BEHIND_FOR:.0f} s")

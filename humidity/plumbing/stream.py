@@ -146,24 +146,27 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
     consumer, producer = stream.app.consumer, stream.app.producer
     groups = stream.take_events(events_max, within=within) if within else _singly(stream.events())
     async for events in groups:
-        for group in by_partition(events).values():
-            while True:
-                work = PartitionWork(group, consumer)
-                with producing() as produced:
-                    try:
-                        handle(work)
-                    except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
-                        stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
-                if work.through is not None:
-                    consumer.progress.handled(work.tp, work.through, produced)
-                if not work.more:
-                    break
+        if not events:
+            continue
+        with consumer.working(events[0].message.topic):
+            for group in by_partition(events).values():
+                while True:
+                    work = PartitionWork(group, consumer)
+                    with producing() as produced:
+                        try:
+                            handle(work)
+                        except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
+                            stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
+                    if work.through is not None:
+                        consumer.progress.handled(work.tp, work.through, produced)
+                    if not work.more:
+                        break
+                    await producer_caught_up(producer)
+                    await asyncio.sleep(0)  # the rest of the worker runs before the next part
+                if work.rewind_to is not None:
+                    await consumer.rewind(work.tp, work.rewind_to, work.generation)
+            if backpressure:
                 await producer_caught_up(producer)
-                await asyncio.sleep(0)  # the rest of the worker runs before the next part
-            if work.rewind_to is not None:
-                await consumer.rewind(work.tp, work.rewind_to, work.generation)
-        if backpressure:
-            await producer_caught_up(producer)
 
 
 async def _singly(events):
