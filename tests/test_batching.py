@@ -3,8 +3,14 @@ offsets committed only over whole batches, to the end of the input."""
 
 import pytest
 from aiokafka.structs import ConsumerRecord
+from faust.types import TP
 
-from humidity.plumbing.batching import RecordBatch, batch_record, contiguous, records_of
+from humidity.core.alarms import load_config
+from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
+from humidity.plumbing import batching
+from humidity.plumbing.batching import RecordBatch, batch_record, batched, changelog_rows, contiguous, records_of
+from humidity.plumbing.tables import partition_get
+from humidity.service import compose
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
@@ -86,3 +92,41 @@ def test_committed_offsets_reach_the_end_of_every_input_partition(kafka, tmp_pat
     assert summary["total_messages"] + summary["invalid_messages"] == 3_000
 
     helpers.wait_for_no_lag(group, [topic], timeout=30)  # Faust commits every 2.8 s
+
+
+def test_a_restored_changelog_batch_is_applied_record_by_record(tmp_path):
+    service = compose(Settings(app_id="restore-test", data_dir=tmp_path / "data"), load_config(DEFAULT_ALARMS_FILE))
+    # every table's changelog arrives in record batches, each applied as it comes
+    assert {t.changelog_topic.get_topic_name() for t in service.app.tables.values()} == batched(service.app).changelogs
+    assert {t.recovery_buffer_size for t in service.app.tables.values()} == {1}
+    table = service.tables.sensors
+    tp = TP(table.changelog_topic.get_topic_name(), 3)
+    rows = RecordBatch.of([(10, b"g1", b'{"epoch": 2, "first": 1}'), (11, b"g2", b'{"epoch": 2, "first": 5}'),
+                           (12, b"g1", b'{"epoch": 1, "first": 9}'),  # a former owner's late write
+                           (13, b"g3", b'{"epoch": 2}'), (14, b"g3", None)], 10, 14)
+    event = _Event(rows, offset=14)
+    event.message.tp, event.message.partition = tp, 3
+    assert [(r.tp, r.partition, r.offset, r.key) for r in changelog_rows([event])] == [
+        (tp, 3, o, k) for o, k in [(10, b"g1"), (11, b"g2"), (12, b"g1"), (13, b"g3"), (14, b"g3")]]
+    plain = _Event(b"v", offset=15)
+    assert list(changelog_rows([plain])) == [plain]
+    table.apply_changelog_batch([event])
+    assert partition_get(table, 3, b"g1") == b'{"epoch": 2, "first": 1}'
+    assert partition_get(table, 3, b"g2") == b'{"epoch": 2, "first": 5}'
+    assert partition_get(table, 3, b"g3") is None
+    assert table.data.persisted_offset(tp) == 14
+
+
+def test_a_partition_is_read_again_only_while_its_agent_waits_for_batches(monkeypatch):
+    clock = [1000.0]
+    monkeypatch.setattr(batching.time, "monotonic", lambda: clock[0])
+    consumer = object.__new__(batching.BatchingConsumer)
+    consumer._busy, consumer._idle_since = {}, {}
+    assert consumer._idle("in", clock[0])  # never given a batch
+    with consumer.working("in"):
+        clock[0] += 60  # handling a backlog, or waiting for the producer: its partitions' batches may be queued
+        assert not consumer._idle("in", clock[0])
+    clock[0] += batching.IDLE_FOR - 0.1
+    assert not consumer._idle("in", clock[0])
+    clock[0] += 0.1
+    assert consumer._idle("in", clock[0]) and consumer._idle("other", clock[0])

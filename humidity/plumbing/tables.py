@@ -7,6 +7,7 @@ import logging
 import faust
 
 from humidity.core.ownership import epoch_of, newest_records
+from humidity.plumbing.batching import batched, changelog_rows
 
 log = logging.getLogger(__name__)
 
@@ -18,13 +19,21 @@ ROCKSDB = {"write_buffer_size": 4 * 1024 * 1024, "max_write_buffer_number": 2,
            "target_file_size_base": 16 * 1024 * 1024}
 
 
-class EpochTable(faust.Table):
+class RawTable(faust.Table):
+    """A table of bytes whose changelog is restored from record batches
+    (one event per fetched batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
+
+    def apply_changelog_batch(self, batch) -> None:
+        super().apply_changelog_batch(changelog_rows(batch))
+
+
+class EpochTable(RawTable):
     """A table whose JSON values carry their writer's epoch: restoring from
     the changelog, a record never replaces a value of a higher epoch (a late
     write of a worker that lost the partition; see :mod:`humidity.core.ownership`)."""
 
     def apply_changelog_batch(self, batch) -> None:
-        records, stale = newest_records(batch, self._stored_epoch)
+        records, stale = newest_records(changelog_rows(batch), self._stored_epoch)
         if stale:
             log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
                         "left out (late writes of a previous owner)", self.name, stale)
@@ -38,9 +47,13 @@ def raw_table(app, name: str, *, help: str, epochs: bool = True):
     """A table of bytes keys and values, (de)serialised by the code that owns
     them, partitioned like the app's topics; with ``epochs``, an
     :class:`EpochTable` (its values are JSON objects with an ``epoch``)."""
-    cls = EpochTable if epochs else faust.Table
-    return app.tables.add(cls(app, name=name, beacon=app.tables.beacon, partitions=app.conf.topic_partitions,
-                              help=help, key_type=bytes, value_type=bytes, options=dict(ROCKSDB)))
+    cls = EpochTable if epochs else RawTable
+    # Each buffered changelog event is a whole fetched batch: apply it at once.
+    table = app.tables.add(cls(app, name=name, beacon=app.tables.beacon, partitions=app.conf.topic_partitions,
+                               help=help, key_type=bytes, value_type=bytes, options=dict(ROCKSDB),
+                               recovery_buffer_size=1, standby_buffer_size=1))
+    batched(app).changelogs.add(table.changelog_topic.get_topic_name())
+    return table
 
 
 def partition_items(table, partition: int):
