@@ -32,8 +32,8 @@ class AlarmsFlow:
     def __init__(self, app: HumidityApp, config: alarms.AlarmConfig, topics: Topics, tables: Tables) -> None:
         self.app, self.config, self.topics, self.tables = app, config, topics, tables
         #: Per partition, read from its loggers' states once per generation:
-        #: ``heard``, when each logger was last heard from (wall clock) and
-        #: whether it is known to be OFFLINE (key -> [seen, offline]), and
+        #: ``heard``, when each logger not known to be OFFLINE was last heard
+        #: from (key -> wall clock; the OFFLINE ones come back with a reading), and
         #: ``active``, the partition's active alarms (AlarmPartition.active).
         self.index = GenerationCache(self._read_index)
         batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
@@ -44,11 +44,12 @@ class AlarmsFlow:
         """Apply the alarm rules per datalogger; raise and clear alarms."""
         await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN)
 
-    def _read_index(self, partition: int) -> dict[str, dict]:
+    def _read_index(self, partition: int) -> dict:
         heard, states = {}, []
         for key, value in partition_items(self.tables.alarm_states, partition):
             state = orjson.loads(value)
-            heard[key.decode()] = [state["seen_wall"] or 0.0, alarms.OFFLINE in state["active"]]
+            if alarms.OFFLINE not in state["active"]:
+                heard[key.decode()] = state["seen_wall"] or 0.0
             if state["active"]:
                 states.append(state)
         return {"heard": heard, "active": alarms.active_of(states)}
@@ -75,8 +76,7 @@ class AlarmsFlow:
 
             def silent() -> list[alarms.LoggerState]:
                 timeout = self.config.offline_timeout
-                return [state_of(key) for key, (seen, offline) in heard.items()
-                        if not offline and wall - seen > timeout]
+                return [state_of(key) for key, seen in heard.items() if wall - seen > timeout]
 
             out: list[dict] = []
             for offset, _key, value in rows:
@@ -87,7 +87,10 @@ class AlarmsFlow:
             bookkeeping.settle(work.through, loaded.values(), work.epoch(bookkeeping.epoch))
             for key, state in loaded.items():
                 states[key] = orjson.dumps(state.to_json())
-                heard[key] = [state.seen_wall or 0.0, alarms.OFFLINE in state.active]
+                if alarms.OFFLINE in state.active:
+                    heard.pop(key, None)
+                else:
+                    heard[key] = state.seen_wall or 0.0
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
         for alarm in map(alarms.identified, out):
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
