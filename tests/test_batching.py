@@ -101,20 +101,32 @@ def test_a_restored_changelog_batch_is_applied_record_by_record(tmp_path):
     assert {t.recovery_buffer_size for t in service.app.tables.values()} == {1}
     table = service.tables.sensors
     tp = TP(table.changelog_topic.get_topic_name(), 3)
-    rows = RecordBatch.of([(10, b"g1", b'{"epoch": 2, "first": 1}'), (11, b"g2", b'{"epoch": 2, "first": 5}'),
-                           (12, b"g1", b'{"epoch": 1, "first": 9}'),  # a former owner's late write
-                           (13, b"g3", b'{"epoch": 2}'), (14, b"g3", None)], 10, 14)
-    event = _Event(rows, offset=14)
-    event.message.tp, event.message.partition = tp, 3
-    assert [(r.tp, r.partition, r.offset, r.key) for r in changelog_rows([event])] == [
-        (tp, 3, o, k) for o, k in [(10, b"g1"), (11, b"g2"), (12, b"g1"), (13, b"g3"), (14, b"g3")]]
+
+    def restored(rows, start, end):
+        event = _Event(RecordBatch.of(rows, start, end), offset=end)
+        event.message.tp, event.message.partition = tp, 3
+        return event
+
+    first = restored([(10, b"g1", b'{"epoch": 2, "first": 1}'), (11, b"g3", b'{"epoch": 2}'),
+                      (12, b"g1", b'{"epoch": 1, "first": 9}'),  # a former owner's late write
+                      (13, b"g3", None), (14, b"g2", b'{"epoch": 2, "first": 5}')], 10, 14)
+    assert [(r.tp, r.partition, r.offset, r.key) for r in changelog_rows([first])] == [
+        (tp, 3, o, k) for o, k in [(10, b"g1"), (11, b"g3"), (12, b"g1"), (13, b"g3"), (14, b"g2")]]
     plain = _Event(b"v", offset=15)
     assert list(changelog_rows([plain])) == [plain]
-    table.apply_changelog_batch([event])
+    table.apply_changelog_batch([first])
     assert partition_get(table, 3, b"g1") == b'{"epoch": 2, "first": 1}'
     assert partition_get(table, 3, b"g2") == b'{"epoch": 2, "first": 5}'
     assert partition_get(table, 3, b"g3") is None
     assert table.data.persisted_offset(tp) == 14
+    # written here later, its changelog record lost with the worker (kill -9)
+    table.data._db_for_partition(3).put(b"g2", b'{"epoch": 2, "first": 7}')
+    # the next restore starts at the offset the table includes: that record is not applied again
+    table.apply_changelog_batch([restored([(14, b"g2", b'{"epoch": 2, "first": 5}'), (15, b"g4", b'{"epoch": 2}')],
+                                          14, 15)])
+    assert partition_get(table, 3, b"g2") == b'{"epoch": 2, "first": 7}'
+    assert partition_get(table, 3, b"g4") == b'{"epoch": 2}'
+    assert table.data.persisted_offset(tp) == 15
 
 
 def test_a_partition_is_read_again_only_while_its_agent_waits_for_batches(monkeypatch):

@@ -24,7 +24,21 @@ class RawTable(faust.Table):
     (one event per fetched batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
 
     def apply_changelog_batch(self, batch) -> None:
-        super().apply_changelog_batch(changelog_rows(batch))
+        super().apply_changelog_batch(self._unapplied(changelog_rows(batch)))
+
+    def _unapplied(self, rows):
+        """The rows past the offset the table already includes. Faust seeks a
+        restore to that offset itself and skips its record one message at a
+        time; a batch starting there would apply it again, over any newer
+        value written here since (the worker's state would no longer agree
+        with itself)."""
+        applied: dict = {}
+        for row in rows:
+            tp = row.message.tp
+            if tp not in applied:
+                applied[tp] = self.data.persisted_offset(tp)
+            if applied[tp] is None or row.message.offset > applied[tp]:
+                yield row
 
 
 class EpochTable(RawTable):
