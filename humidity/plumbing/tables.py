@@ -24,7 +24,11 @@ class RawTable(faust.Table):
     (one event per fetched batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
 
     def apply_changelog_batch(self, batch) -> None:
-        super().apply_changelog_batch(self._unapplied(changelog_rows(batch)))
+        super().apply_changelog_batch(self._restorable(self._unapplied(changelog_rows(batch))))
+
+    def _restorable(self, rows):
+        """Of the rows to restore, those to apply (all of them here)."""
+        return rows
 
     def _unapplied(self, rows):
         """The rows past the offset the table already includes. Faust seeks a
@@ -46,12 +50,12 @@ class EpochTable(RawTable):
     the changelog, a record never replaces a value of a higher epoch (a late
     write of a worker that lost the partition; see :mod:`humidity.core.ownership`)."""
 
-    def apply_changelog_batch(self, batch) -> None:
-        records, stale = newest_records(changelog_rows(batch), self._stored_epoch)
+    def _restorable(self, rows):
+        records, stale = newest_records(rows, self._stored_epoch)
         if stale:
             log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
                         "left out (late writes of a previous owner)", self.name, stale)
-        super().apply_changelog_batch(records)
+        return records
 
     def _stored_epoch(self, partition: int, key: bytes) -> int:
         return epoch_of(partition_get(self, partition, key))
