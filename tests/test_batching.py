@@ -1,5 +1,6 @@
 """Record batches (humidity.plumbing.batching): one Faust event per fetched batch, and
-offsets committed only over whole batches, to the end of the input."""
+offsets committed only over whole batches, to the end of the input; table
+changelogs restored from batches."""
 
 import pytest
 from aiokafka.structs import ConsumerRecord
