@@ -136,11 +136,10 @@ def changelog_rows(events):
     """The changelog events a table restores, one per record: a batch event
     stands for its records, any other event for itself."""
     for event in events:
-        value = event.value if hasattr(event, "value") else None
-        if isinstance(value, RecordBatch):
+        if isinstance(event.value, RecordBatch):
             tp = event.message.tp
-            for offset, key, row_value in value:
-                yield ChangelogRow(tp, offset, key, row_value)
+            for offset, key, value in event.value:
+                yield ChangelogRow(tp, offset, key, value)
         else:
             yield event
 
