@@ -73,15 +73,16 @@ async def main() -> int:
     parser.add_argument("--bootstrap", default=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
     parser.add_argument("--messages", type=int, default=200_000)
     parser.add_argument("--seconds", type=int, default=14)
+    parser.add_argument("--devices", type=int, default=50, help="as (c10k) with 10000")
     parser.add_argument("--output", default=str(bench.ROOT / "bench" / "results" / "profile.txt"))
     args = parser.parse_args()
     py_spy = bench.ROOT / "bench" / ".venv-quix" / "bin" / "py-spy"
     work = Path(tempfile.mkdtemp(prefix="humidity-profile-"))
     topic = f"profile-{uuid.uuid4().hex[:6]}"
     await bench.create_topic(args.bootstrap, topic)
-    await bench.produce(args.bootstrap, topic, bench.messages(args.messages))
+    await bench.produce(args.bootstrap, topic, bench.preloaded(args.messages, args.devices))
     app_id = f"profile-{uuid.uuid4().hex[:6]}"
-    env = bench.app_env(args.bootstrap, work, app_id, topic, 0.5, "p")
+    env = bench.app_env(args.bootstrap, work, app_id, topic, bench.BENCH_INTERVAL, "p")
     env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST")})
     worker = bench.Proc([str(bench.BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / "worker.log")
     try:

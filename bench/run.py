@@ -345,6 +345,7 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
     their group is Stable (no rebalance left to happen mid-drain) and they
     publish, the N readings are written (in ~0.2 s) and drained, until a
     summary counts them all. The rate is taken from the summaries (drain_rate)."""
+    values = preloaded(n, devices)  # generated before the clock starts
     app_id = f"bench-app-{uuid.uuid4().hex[:6]}"
     topic = f"{app_id}-in"
     await create_topic(bootstrap, topic)
@@ -371,7 +372,7 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
             broker = broker_pid()
             cpu0 = [cpu_seconds(pid) for pid in pids], broker and cpu_seconds(broker)
             started = time.time()
-            await produce(bootstrap, topic, preloaded(n, devices))
+            await produce(bootstrap, topic, values)
             await watcher.wait_for(counted, 900)
             pauses.setdefault(label, []).append(round(longest_pause(points, n), 2))
             if with_history:  # and until every reading is in the history too
