@@ -7,8 +7,9 @@
   moved past it (as when Faust clears its topic queues on resuming after a
   rebalance).
 * ``slow-changelog:<seconds>``: every changelog write of the ingest totals
-  reaches the broker only that many seconds after it was handed to the
-  producer (a slow or overloaded broker), while everything else flows.
+  (a record batch of them, or a single message) reaches the broker only that
+  many seconds after it was handed to the producer (a slow or overloaded
+  broker), while everything else flows.
 * ``forget-read-offsets``: after every seek to the committed offsets, Faust's
   read offsets of the input partitions are forgotten, as when a batch fetched
   before a rebalance is delivered after it (Faust then records no gap and,
@@ -66,6 +67,22 @@ elif kind == "slow-changelog":
                 try:
                     inner = await batching.Producer.send(self, topic, key, value, partition, timestamp, headers,
                                                          transactional_id=transactional_id)
+                    delivered.set_result(await inner)
+                except Exception as exc:  # noqa: BLE001
+                    delivered.set_exception(exc)
+
+            asyncio.ensure_future(later())
+            return delivered
+
+        async def send_batch(self, batch, topic, partition):
+            if topic != slow_topic:
+                return await super().send_batch(batch, topic, partition)
+            delivered = asyncio.get_running_loop().create_future()
+
+            async def later():
+                await asyncio.sleep(delay)
+                try:
+                    inner = await batching.Producer.send_batch(self, batch, topic, partition)
                     delivered.set_result(await inner)
                 except Exception as exc:  # noqa: BLE001
                     delivered.set_exception(exc)

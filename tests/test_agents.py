@@ -114,8 +114,18 @@ async def test_agents_wait_while_the_producer_is_behind():
     class Producer:
         buffer = Buffer()
 
-    waiter = asyncio.ensure_future(producer_caught_up(Producer))
+    class Changelog:
+        queued_rows = 0
+
+    waiter = asyncio.ensure_future(producer_caught_up(Producer, Changelog))
     await asyncio.sleep(0.1)
     assert not waiter.done(), "went on with more than PRODUCER_BACKLOG_MAX messages queued"
     Producer.buffer.size = PRODUCER_BACKLOG_MAX
+    await asyncio.wait_for(waiter, timeout=1.0)
+
+    Changelog.queued_rows = PRODUCER_BACKLOG_MAX + 1
+    waiter = asyncio.ensure_future(producer_caught_up(Producer, Changelog))
+    await asyncio.sleep(0.1)
+    assert not waiter.done(), "went on with more than PRODUCER_BACKLOG_MAX changelog records queued"
+    Changelog.queued_rows = 0
     await asyncio.wait_for(waiter, timeout=1.0)

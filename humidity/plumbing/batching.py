@@ -42,6 +42,7 @@ from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
 
+from humidity.plumbing import changelogs
 from humidity.plumbing.progress import NotDelivered, Progress
 
 log = logging.getLogger(__name__)
@@ -179,13 +180,17 @@ _produced: ContextVar[list | None] = ContextVar("humidity_produced", default=Non
 @contextmanager
 def producing() -> Iterator[list]:
     """Collect the futures of every message produced inside the block
-    (table changelogs and ``send_soon``), to know when they are durable."""
+    (``send_soon``, and the table changelogs, sent as record batches when
+    the block ends: :mod:`humidity.plumbing.changelogs`), to know when they
+    are durable."""
     produced: list = []
     token = _produced.set(produced)
+    writes, writes_token = changelogs.collect()
     try:
         yield produced
     finally:
         _produced.reset(token)
+        produced += changelogs.submit_collected(writes, writes_token)
 
 
 class Producer(aiokafka_driver.Producer):
@@ -209,11 +214,25 @@ class Producer(aiokafka_driver.Producer):
                                       transactional_id=transactional_id)
         except ProducerSendError as exc:
             if isinstance(exc.__cause__, MessageSizeTooLargeError):
-                # Nothing after it may be acknowledged, or offsets would pass state that was never written.
                 size = len(value or b"") + len(key or b"") + sum(len(v or b"") for _, v in headers or ())
-                stop_worker(f"a message to {topic!r} of about {size} bytes is over the limit of "
-                            f"{self.max_request_size} bytes; nothing after it was sent", traceback=False)
+                self.too_large(topic, size)
             raise
+
+    def too_large(self, topic: str, size: int) -> None:
+        # Nothing after it may be acknowledged, or offsets would pass state that was never written.
+        stop_worker(f"a message to {topic!r} of about {size} bytes is over the limit of "
+                    f"{self.max_request_size} bytes; nothing after it was sent", traceback=False)
+
+    # -- record batches (:mod:`humidity.plumbing.changelogs`)
+
+    def create_batch(self):
+        """An empty aiokafka record batch."""
+        return self._ensure_producer().create_batch()
+
+    async def send_batch(self, batch, topic: str, partition: int) -> asyncio.Future:
+        """Queue ``batch`` for ``topic``'s ``partition``; the future completes
+        with its first record's metadata once the broker has it."""
+        return await self._ensure_producer().send_batch(batch, topic, partition=partition)
 
 
 class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):

@@ -31,6 +31,7 @@ import orjson
 from faust.streams import _current_event  # the event table writes are partitioned by
 
 from humidity.core.ownership import claimed_epoch
+from humidity.plumbing import changelogs
 from humidity.plumbing.batching import contiguous, producing, records_of, stop_worker
 
 #: Batch events taken together when an agent asks for more than one at a time.
@@ -121,18 +122,20 @@ def by_partition(events: list) -> dict[int, list]:
     return groups
 
 
-async def producer_caught_up(producer) -> None:
-    """Wait while more than PRODUCER_BACKLOG_MAX messages are still to be sent.
+async def producer_caught_up(producer, changelog) -> None:
+    """Wait while more than PRODUCER_BACKLOG_MAX messages, or table
+    changelog records, are still to be sent.
 
-    Table writes and ``send_soon`` only queue messages (changelogs, forwards,
-    bundles); Faust's producer buffer has no bound, and at full speed with a
-    large fleet (a first pass over many new sensors writes several messages
-    per sensor) the agents queue faster than it sends: the queue, not the
-    data, then holds most of the memory. Each agent checks between batches,
+    ``send_soon`` only queues messages (forwards, bundles) in Faust's
+    producer buffer, and table writes queue their changelog records in the
+    changelog sender (:mod:`humidity.plumbing.changelogs`); neither has a
+    bound, and at full speed with a large fleet (a first pass over many new
+    sensors writes several values per sensor) the agents queue faster than
+    they are sent: the queues, not the data, then hold most of the memory. Each agent checks between batches,
     so memory stays bounded and the pipeline runs at the producer's pace.
     """
     buffer = producer.buffer
-    while buffer.size > PRODUCER_BACKLOG_MAX:
+    while buffer.size > PRODUCER_BACKLOG_MAX or changelog.queued_rows > PRODUCER_BACKLOG_MAX:
         await asyncio.sleep(PRODUCER_POLL)  # the producer task drains it meanwhile
 
 
@@ -143,7 +146,7 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
     of them: each can hold a MiB), handled per partition.
     ``backpressure``: wait between batches while the producer is behind
     (:func:`producer_caught_up`)."""
-    consumer, producer = stream.app.consumer, stream.app.producer
+    consumer, producer, changelog = stream.app.consumer, stream.app.producer, changelogs.sender_of(stream.app)
     groups = stream.take_events(events_max, within=within) if within else _singly(stream.events())
     async for events in groups:
         if not events:
@@ -161,12 +164,12 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
                         consumer.progress.handled(work.tp, work.through, produced)
                     if not work.more:
                         break
-                    await producer_caught_up(producer)
+                    await producer_caught_up(producer, changelog)
                     await asyncio.sleep(0)  # the rest of the worker runs before the next part
                 if work.rewind_to is not None:
                     await consumer.rewind(work.tp, work.rewind_to, work.generation)
             if backpressure:
-                await producer_caught_up(producer)
+                await producer_caught_up(producer, changelog)
 
 
 async def _singly(events):

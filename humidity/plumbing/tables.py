@@ -7,6 +7,7 @@ import logging
 import faust
 
 from humidity.core.ownership import epoch_of, newest_records
+from humidity.plumbing import changelogs
 from humidity.plumbing.batching import batched, changelog_rows
 
 log = logging.getLogger(__name__)
@@ -23,8 +24,17 @@ ROCKSDB = {"write_buffer_size": 1024 * 1024, "max_write_buffer_number": 2,
 
 
 class RawTable(faust.Table):
-    """A table of bytes whose changelog is restored from record batches
-    (one event per fetched batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
+    """A table of bytes whose changelog is written and restored in record
+    batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
+    batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
+
+    def on_key_set(self, key: bytes | str, value: bytes) -> None:
+        changelogs.write(self, self.partition_for_key(key), _raw(key), _raw(value))
+        self._sensor_on_set(self, key, value)
+
+    def on_key_del(self, key: bytes | str) -> None:
+        changelogs.write(self, self.partition_for_key(key), _raw(key), None)
+        self._sensor_on_del(self, key)
 
     def apply_changelog_batch(self, batch) -> None:
         super().apply_changelog_batch(self._restorable(self._unapplied(changelog_rows(batch))))
@@ -46,6 +56,11 @@ class RawTable(faust.Table):
                 applied[tp] = self.data.persisted_offset(tp)
             if applied[tp] is None or row.message.offset > applied[tp]:
                 yield row
+
+
+def _raw(data: bytes | str) -> bytes:
+    """As Faust's raw codec stores it."""
+    return data.encode() if isinstance(data, str) else data
 
 
 class EpochTable(RawTable):

@@ -1,0 +1,147 @@
+"""Table changelogs sent as record batches (humidity.plumbing.changelogs),
+against a stand-in producer whose deliveries the test completes."""
+
+from __future__ import annotations
+
+import asyncio
+from types import SimpleNamespace
+
+from humidity.plumbing import changelogs
+
+
+class App:
+    """A stand-in app: what the sender uses of it is its producer."""
+
+    def __init__(self, producer) -> None:
+        self.producer = producer
+
+
+class Builder:
+    def __init__(self, capacity: int) -> None:
+        self.capacity, self.records = capacity, []
+
+    def append(self, *, timestamp, key, value):
+        if len(self.records) >= self.capacity:
+            return None
+        self.records.append((key, value))
+        return object()
+
+
+class FakeProducer:
+    """Batches of at most ``capacity`` records; each send_batch's delivery is
+    completed by the test (``deliver``)."""
+
+    max_request_size = 1000
+
+    def __init__(self, capacity: int = 3) -> None:
+        self.capacity = capacity
+        self.sent: list[tuple[str, int, list, asyncio.Future]] = []
+        self.too_large_calls: list[tuple[str, int]] = []
+
+    def create_batch(self) -> Builder:
+        return Builder(self.capacity)
+
+    async def send_batch(self, batch, topic, partition):
+        delivery = asyncio.get_running_loop().create_future()
+        self.sent.append((topic, partition, batch.records, delivery))
+        return delivery
+
+    def too_large(self, topic, size):
+        self.too_large_calls.append((topic, size))
+        raise RuntimeError("stopped")
+
+    def deliver(self, index: int, base_offset: int = 0, error: Exception | None = None) -> None:
+        delivery = self.sent[index][3]
+        if error is not None:
+            delivery.set_exception(error)
+        else:
+            delivery.set_result(SimpleNamespace(offset=base_offset))
+
+
+class Store:
+    def __init__(self) -> None:
+        self.persisted: dict = {}
+
+    def set_persisted_offset(self, tp, offset):
+        self.persisted[tp] = offset
+
+
+class Table:
+    def __init__(self, app, name: str = "t") -> None:
+        self.app, self.name, self.data = app, name, Store()
+        self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
+
+
+async def settle():
+    for _ in range(20):
+        await asyncio.sleep(0)
+
+
+async def test_records_go_out_in_order_per_partition_and_complete_when_acknowledged():
+    app = App(FakeProducer(capacity=3))
+    t = Table(app)
+    collected, token = changelogs.collect()
+    for i in range(5):
+        changelogs.write(t, 0, f"k{i}".encode(), b"v")
+    changelogs.write(t, 1, b"other", b"v")
+    first = changelogs.submit_collected(collected, token)
+    second = changelogs.submit_collected(*_collect_one(t, 0, b"k0", b"newer"))
+    await settle()
+    sent = [(p, records) for _topic, p, records, _d in app.producer.sent]
+    # partition 0 keeps the order it was written in, across submissions
+    assert [records for p, records in sent if p == 0] == [
+        [(b"k0", b"v"), (b"k1", b"v"), (b"k2", b"v")], [(b"k3", b"v"), (b"k4", b"v"), (b"k0", b"newer")]]
+    assert [records for p, records in sent if p == 1] == [[(b"other", b"v")]]
+    assert not any(f.done() for f in first + second)
+    for index in range(len(app.producer.sent)):
+        app.producer.deliver(index, base_offset=100 * index)
+    await settle()
+    assert all(f.done() and f.exception() is None for f in first + second)
+    # the persisted offset is the last record of the partition's last batch
+    last0 = max(i for i, s in enumerate(app.producer.sent) if s[1] == 0)
+    assert t.data.persisted[changelogs.TopicPartition("t-changelog", 0)] == \
+        100 * last0 + len(app.producer.sent[last0][2]) - 1
+
+
+def _collect_one(t, partition, key, value):
+    collected, token = changelogs.collect()
+    changelogs.write(t, partition, key, value)
+    return collected, token
+
+
+async def test_a_submission_fails_when_any_batch_holding_its_records_fails():
+    app = App(FakeProducer(capacity=2))
+    t = Table(app)
+    collected, token = changelogs.collect()
+    for i in range(4):  # two batches
+        changelogs.write(t, 0, f"k{i}".encode(), b"v")
+    (future,) = changelogs.submit_collected(collected, token)
+    await settle()
+    assert len(app.producer.sent) == 2
+    app.producer.deliver(1, base_offset=2)  # the later batch is acknowledged ...
+    app.producer.deliver(0, error=RuntimeError("not leader"))  # ... the earlier one failed
+    await settle()
+    assert future.done() and isinstance(future.exception(), RuntimeError)
+    assert app.producer.sent[0][3].exception() is not None
+
+
+async def test_a_record_over_the_size_limit_stops_before_anything_of_its_partition_is_sent():
+    app = App(FakeProducer())
+    t = Table(app)
+    collected, token = changelogs.collect()
+    changelogs.write(t, 0, b"small", b"v")
+    changelogs.write(t, 0, b"big", b"x" * 2000)
+    (future,) = changelogs.submit_collected(collected, token)
+    await settle()
+    assert app.producer.too_large_calls == [("t-changelog", 2003)]
+    assert app.producer.sent == []
+    assert future.done() and future.exception() is not None
+    assert changelogs.sender_of(app).queued_rows == 0
+
+
+async def test_a_write_outside_a_batch_is_sent_at_once():
+    app = App(FakeProducer())
+    t = Table(app)
+    changelogs.write(t, 2, b"k", None)  # a deletion
+    await settle()
+    assert [(p, records) for _t, p, records, _d in app.producer.sent] == [(2, [(b"k", None)])]
