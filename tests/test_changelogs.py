@@ -4,7 +4,10 @@ against a stand-in producer whose deliveries the test completes."""
 from __future__ import annotations
 
 import asyncio
+import tracemalloc
 from types import SimpleNamespace
+
+import orjson
 
 from humidity.plumbing import changelogs
 
@@ -145,3 +148,21 @@ async def test_a_write_outside_a_batch_is_sent_at_once():
     changelogs.write(t, 2, b"k", None)  # a deletion
     await settle()
     assert [(p, records) for _t, p, records, _d in app.producer.sent] == [(2, [(b"k", None)])]
+
+
+async def test_queued_values_hold_only_their_own_size():
+    # orjson's bytes keep their whole write buffer however short they are:
+    # thousands of them waiting to be sent would hold megabytes for nothing.
+    app = App(FakeProducer())
+    t = Table(app)
+    collected, token = changelogs.collect()
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for i in range(1000):
+            changelogs.write(t, 0, b"k%d" % i, orjson.dumps({"n": i}))
+        held = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    changelogs.submit_collected(collected, token)
+    assert held < 1000 * 200, f"{held} bytes held by 1,000 queued values of about 10 bytes"

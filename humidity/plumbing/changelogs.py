@@ -39,6 +39,10 @@ _collected: ContextVar[dict | None] = ContextVar("humidity_changelog_writes", de
 def write(table, partition: int, key: bytes, value: bytes | None) -> None:
     """The changelog record of ``table[key] = value`` (``None``: a deletion),
     in the changelog partition ``partition``."""
+    if value is not None:
+        # orjson's bytes keep its whole write buffer (4 KiB) however short
+        # they are: an exact-size copy is what waits to be sent.
+        value = bytes(memoryview(value))
     collected = _collected.get()
     if collected is None:
         sender_of(table.app).submit(table, partition, [(key, value)])
