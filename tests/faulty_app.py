@@ -55,40 +55,32 @@ elif kind == "slow-changelog":
     delay = float(arguments)
     slow_topic = f"{settings.app_id}-ingest-totals-changelog"
 
+    def delivered_later(send) -> asyncio.Future:
+        """The delivery of ``send()`` (a send of the real producer), started ``delay`` s from now."""
+        delivered = asyncio.get_running_loop().create_future()
+
+        async def later():
+            await asyncio.sleep(delay)
+            try:
+                delivered.set_result(await (await send()))
+            except Exception as exc:  # noqa: BLE001
+                delivered.set_exception(exc)
+
+        asyncio.ensure_future(later())
+        return delivered
+
     class SlowProducer(batching.Producer):
         async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
             if topic != slow_topic:
                 return await super().send(topic, key, value, partition, timestamp, headers,
                                           transactional_id=transactional_id)
-            delivered = asyncio.get_running_loop().create_future()
-
-            async def later():
-                await asyncio.sleep(delay)
-                try:
-                    inner = await batching.Producer.send(self, topic, key, value, partition, timestamp, headers,
-                                                         transactional_id=transactional_id)
-                    delivered.set_result(await inner)
-                except Exception as exc:  # noqa: BLE001
-                    delivered.set_exception(exc)
-
-            asyncio.ensure_future(later())
-            return delivered
+            return delivered_later(lambda: batching.Producer.send(self, topic, key, value, partition, timestamp,
+                                                                  headers, transactional_id=transactional_id))
 
         async def send_batch(self, batch, topic, partition):
             if topic != slow_topic:
                 return await super().send_batch(batch, topic, partition)
-            delivered = asyncio.get_running_loop().create_future()
-
-            async def later():
-                await asyncio.sleep(delay)
-                try:
-                    inner = await batching.Producer.send_batch(self, batch, topic, partition)
-                    delivered.set_result(await inner)
-                except Exception as exc:  # noqa: BLE001
-                    delivered.set_exception(exc)
-
-            asyncio.ensure_future(later())
-            return delivered
+            return delivered_later(lambda: batching.Producer.send_batch(self, batch, topic, partition))
 
     batching.Transport.Producer = SlowProducer
 
