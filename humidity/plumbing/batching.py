@@ -199,10 +199,8 @@ class Producer(aiokafka_driver.Producer):
     def send_soon(self, fut) -> None:
         value = fut.message.value
         if type(value) is bytes:
-            # orjson's bytes keep its whole write buffer (4 KiB) however short
-            # they are, and a message holds its value until it is acknowledged
-            # and its batch committed: an exact-size copy is what waits.
-            fut.message = fut.message._replace(value=bytes(memoryview(value)))
+            # a message holds its value until it is acknowledged and its batch committed
+            fut.message = fut.message._replace(value=changelogs.exact_size(value))
         super().send_soon(fut)
         produced = _produced.get()
         if produced is not None:

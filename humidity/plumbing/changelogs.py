@@ -36,13 +36,18 @@ log = logging.getLogger(__name__)
 _collected: ContextVar[dict | None] = ContextVar("humidity_changelog_writes", default=None)
 
 
+def exact_size(value: bytes) -> bytes:
+    """A copy of ``value`` that holds only its own bytes: orjson's bytes keep
+    its whole write buffer (4 KiB) however short they are, and what waits to
+    be sent (and acknowledged) would hold that buffer all the while."""
+    return bytes(memoryview(value))
+
+
 def write(table, partition: int, key: bytes, value: bytes | None) -> None:
     """The changelog record of ``table[key] = value`` (``None``: a deletion),
     in the changelog partition ``partition``."""
     if value is not None:
-        # orjson's bytes keep its whole write buffer (4 KiB) however short
-        # they are: an exact-size copy is what waits to be sent.
-        value = bytes(memoryview(value))
+        value = exact_size(value)
     collected = _collected.get()
     if collected is None:
         sender_of(table.app).submit(table, partition, [(key, value)])
