@@ -131,8 +131,9 @@ async def producer_caught_up(producer, changelog) -> None:
     changelog sender (:mod:`humidity.plumbing.changelogs`); neither has a
     bound, and at full speed with a large fleet (a first pass over many new
     sensors writes several values per sensor) the agents queue faster than
-    they are sent: the queues, not the data, then hold most of the memory. Each agent checks between batches,
-    so memory stays bounded and the pipeline runs at the producer's pace.
+    they are sent: the queues, not the data, then hold most of the memory.
+    Each agent checks between batches, so memory stays bounded and the
+    pipeline runs at the producer's pace.
     """
     buffer = producer.buffer
     while buffer.size > PRODUCER_BACKLOG_MAX or changelog.queued_rows > PRODUCER_BACKLOG_MAX:
