@@ -1,7 +1,7 @@
 """Parsing and validation of one datalogger message (no broker)."""
 
 
-from datetime import UTC
+from datetime import UTC, timedelta, timezone
 
 import orjson
 import pytest
@@ -9,7 +9,7 @@ from hypothesis import given
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
-from humidity.core.readings import Invalid, Reading, dead_letter, parse_reading
+from humidity.core.readings import Invalid, Reading, common_shape, dead_letter, parse_reading, validate
 from humidity.core.simulation import INVALID_KINDS
 
 GOOD = {
@@ -160,3 +160,64 @@ def test_humidity_is_valid_exactly_when_a_number_from_0_to_100(value):
     raw = message(payload__data__humidity=value)
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and 0 <= value <= 100
     assert isinstance(parse_reading(raw), Reading) == ok, value
+
+
+# The fast path for the documented shape against the full validator.
+_int64 = st.integers(-(2**63), 2**63 - 1)  # what orjson can encode
+_anything = st.none() | st.booleans() | _int64 | st.text(max_size=4) | st.lists(_int64, max_size=2)
+_odd_text = st.sampled_from(["", " ", "\t\u2003", "x" * 200, "x" * 201, " MRI 12 "]) | st.text(max_size=6)
+_ODD = {
+    "guid": _odd_text,
+    "medicalImagingdevice": _odd_text,
+    "eventTime": st.sampled_from([
+        "2022-08-16T15:26:39+02:00", "2022-08-16T13:26:39", "2022-08-16 13:26:39Z", "2022-08-16T25:00:00Z",
+        "16/08/2022", "T", "2022-08-16T13:26:39Z" + " " * 50, "2022-08-16T13:26:39.447974+02:00:00.123456",
+    ]) | st.text(max_size=70),
+    "payload": st.just({"format": GOOD["payload"]["format"], "data": []}) | st.just([]),
+    "payload__format": _odd_text,
+    "payload__data": st.just({}) | st.just({"humidity": None}),
+    "payload__data__humidity": st.floats() | st.integers(-10, 200) | st.booleans() | st.sampled_from(
+        [0.0, -0.0, 100.0, 100.00000000000001, 99.99999999999999, -1e-300, 1e400]),
+}
+
+
+@st.composite
+def _near_documented(draw):
+    """The documented example with one to three fields changed, renamed or dropped."""
+    doc = orjson.loads(orjson.dumps(GOOD))
+    for path in draw(st.lists(st.sampled_from(sorted(_ODD)), min_size=1, max_size=3, unique=True)):
+        *parents, last = path.split("__")
+        target = doc
+        for step in parents:
+            target = target.get(step) if isinstance(target, dict) else None
+        if not isinstance(target, dict):
+            continue
+        change = draw(st.sampled_from(["odd", "odd", "anything", "drop"]))
+        if change == "drop":
+            target.pop(last, None)
+        else:
+            target[last] = draw(_ODD[path] if change == "odd" else _anything)
+    if draw(st.booleans()):
+        doc["medicalimagingdevice"] = doc.pop("medicalImagingdevice", None)
+    return orjson.loads(orjson.dumps(doc))  # what the decoder gives (NaN and infinity become null)
+
+
+@hsettings(max_examples=2000, deadline=None)
+@given(_near_documented())
+def test_the_fast_path_agrees_with_the_full_validator(doc):
+    full = validate(doc)
+    fast = common_shape(doc)
+    assert fast is None or fast == full
+    assert parse_reading(orjson.dumps(doc)) == full
+
+
+_identifiers = st.text(min_size=1, max_size=200).filter(str.strip)
+_zones = st.sampled_from([UTC, timezone(timedelta(hours=2)), timezone(timedelta(hours=-9.5))])
+
+
+@hsettings(max_examples=300, deadline=None)
+@given(guid=_identifiers, device=_identifiers, humidity=st.floats(0, 100), when=st.datetimes(timezones=_zones))
+def test_the_documented_shape_takes_the_fast_path(guid, device, humidity, when):
+    doc = {**GOOD, "guid": guid, "medicalImagingdevice": device, "eventTime": when.isoformat(),
+           "payload": {"format": GOOD["payload"]["format"], "data": {"humidity": humidity}}}
+    assert common_shape(doc) == validate(doc) == Reading(guid, device, when, humidity)
