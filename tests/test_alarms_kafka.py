@@ -112,6 +112,21 @@ def test_offline_after_a_short_timeout_and_back(kafka, tmp_path, workers):
     assert offline["limit"] == 3 and offline["value"] == 45
     send(env, [("quiet-one", "MRI 9", 60, 46)])
     wait_events(env, "quiet-one", [("OFFLINE", "raised"), ("OFFLINE", "cleared")], timeout=30)
+    # back in the OFFLINE check: silent again, OFFLINE again
+    wait_events(env, "quiet-one", [("OFFLINE", "raised"), ("OFFLINE", "cleared"), ("OFFLINE", "raised")], timeout=30)
+
+
+def test_a_logger_that_keeps_reporting_goes_offline_only_once_it_stops(kafka, tmp_path, workers):
+    """The OFFLINE check looks at a logger again some seconds after its
+    timeout: a logger heard since is kept in the check, not raised."""
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=helpers.alarms_file(tmp_path, offline_timeout=4))
+    worker = workers(env, "chatty")
+    worker.wait_for_log(READY, timeout=120)
+    for step in range(24):  # 12 s, three times the timeout, a reading every 0.5 s
+        send(env, [("chatty", "CT 2", step, 45)])
+        time.sleep(0.5)  # the logger's pace, not a wait for the service
+    assert events_of(env, "chatty") == []
+    wait_events(env, "chatty", [("OFFLINE", "raised")], timeout=30)
 
 
 def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_all_without_outgrowing_a_message(

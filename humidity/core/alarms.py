@@ -299,11 +299,20 @@ def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, w
     return apply_readings(state, config, [(t, v)], wall)
 
 
+def may_go_offline(seen_wall: float | None, active: dict) -> bool:
+    """Whether a logger (its state's ``seen_wall`` and ``active``) can still
+    raise OFFLINE: heard at least once, and not OFFLINE now."""
+    return seen_wall is not None and OFFLINE not in active
+
+
+def is_silent(state: LoggerState, config: AlarmConfig, wall: float) -> bool:
+    """Whether the logger is silent longer than the timeout and not OFFLINE yet."""
+    return may_go_offline(state.seen_wall, state.active) and wall - state.seen_wall > config.offline_timeout
+
+
 def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[dict]:
     """Raise OFFLINE when the logger has been silent longer than the timeout."""
-    if OFFLINE in state.active or state.seen_wall is None:
-        return []
-    if wall - state.seen_wall > config.offline_timeout:
+    if is_silent(state, config, wall):
         return [_raise(state, OFFLINE, wall, state.last_value, config.offline_timeout, state.seen_wall, wall)]
     return []
 

@@ -16,6 +16,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms, audit
+from humidity.core.silence import SilenceIndex
 from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
@@ -31,36 +32,40 @@ ALARM_BATCH_WITHIN = 1.0
 class AlarmsFlow:
     def __init__(self, app: HumidityApp, config: alarms.AlarmConfig, topics: Topics, tables: Tables) -> None:
         self.app, self.config, self.topics, self.tables = app, config, topics, tables
+        #: Seconds between OFFLINE checks, and the time slots of the silence index.
+        self.tick_seconds = max(1.0, min(5.0, config.offline_timeout / 4))
         #: Per partition, read from its loggers' states once per generation:
-        #: ``heard``, when each logger not known to be OFFLINE was last heard
-        #: from (key -> wall clock; the OFFLINE ones come back with a reading), and
+        #: ``silence``, the loggers not known to be OFFLINE by when they were
+        #: last heard (the OFFLINE ones come back with a reading), and
         #: ``active``, the partition's active alarms (AlarmPartition.active).
         self.index = GenerationCache(self._read_index)
         batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
         self.agent = app.agent(topics.alarm_readings, name="evaluate_alarms")(self.run)
-        app.timer(max(1.0, min(5.0, config.offline_timeout / 4)))(self.offline_ticks)
+        app.timer(self.tick_seconds)(self.offline_ticks)
 
     async def run(self, stream) -> None:
         """Apply the alarm rules per datalogger; raise and clear alarms."""
         await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN)
 
     def _read_index(self, partition: int) -> dict:
-        heard, states = {}, []
+        silence, states = SilenceIndex(self.tick_seconds), []
         for key, value in partition_items(self.tables.alarm_states, partition):
             state = orjson.loads(value)
-            if alarms.OFFLINE not in state["active"]:
-                heard[key.decode()] = state["seen_wall"] or 0.0
+            if alarms.may_go_offline(state["seen_wall"], state["active"]):
+                silence.file(key.decode("utf-8", "surrogatepass"), state["seen_wall"])
             if state["active"]:
                 states.append(state)
-        return {"heard": heard, "active": alarms.active_of(states)}
+        return {"silence": silence, "active": alarms.active_of(states)}
 
     def alarm_partition(self, work: PartitionWork) -> None:
         wall = time.time()
         states = self.tables.alarm_states
         loaded: dict[str, alarms.LoggerState] = {}
+        changed: set[str] = set()  # the loggers to store: read by a bundle, or gone silent
+        unfiled: set[str] = set()  # loaded and not in the silence index
         with work.current():
             index = self.index.for_partition(work.partition, work.generation)
-            heard = index["heard"]
+            silence: SilenceIndex = index["silence"]
             bookkeeping = alarms.AlarmPartition.from_json(
                 load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions,
                 active=index["active"])
@@ -72,25 +77,35 @@ class AlarmsFlow:
                 if key not in loaded:
                     doc = load_json(states.get(key))
                     loaded[key] = alarms.LoggerState.from_json(doc) if doc else alarms.LoggerState(device, guid)
+                    if not doc or not alarms.may_go_offline(doc["seen_wall"], doc["active"]):
+                        unfiled.add(key)
                 return loaded[key]
 
+            def bundled(device: str, guid: str) -> alarms.LoggerState:
+                key = aggregate.sighting_key(device, guid)
+                changed.add(key)
+                return state_of(key, device, guid)
+
             def silent() -> list[alarms.LoggerState]:
-                timeout = self.config.offline_timeout
-                return [state_of(key) for key, seen in heard.items() if wall - seen > timeout]
+                gone = []
+                for key in silence.due(wall, self.config.offline_timeout):
+                    unfiled.add(key)  # taken out: filed again below unless it goes OFFLINE
+                    state = state_of(key)
+                    if alarms.is_silent(state, self.config, wall):
+                        changed.add(key)
+                        gone.append(state)
+                return gone
 
             out: list[dict] = []
             for offset, _key, value in rows:
-                out += bookkeeping.apply(offset, orjson.loads(value),
-                                         lambda device, guid: state_of(aggregate.sighting_key(device, guid), device,
-                                                                       guid),
-                                         silent, self.config, wall)
-            bookkeeping.settle(work.through, loaded.values(), work.epoch(bookkeeping.epoch))
-            for key, state in loaded.items():
-                states[key] = orjson.dumps(state.to_json())
-                if alarms.OFFLINE in state.active:
-                    heard.pop(key, None)
-                else:
-                    heard[key] = state.seen_wall or 0.0
+                out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall)
+            bookkeeping.settle(work.through, [loaded[key] for key in changed], work.epoch(bookkeeping.epoch))
+            for key in changed:
+                states[key] = orjson.dumps(loaded[key].to_json())
+            for key in unfiled:
+                state = loaded[key]
+                if alarms.may_go_offline(state.seen_wall, state.active):
+                    silence.file(key, state.seen_wall)
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
         for alarm in map(alarms.identified, out):
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
