@@ -94,3 +94,27 @@ def test_a_restore_keeps_the_value_of_the_highest_epoch_whatever_the_log_order()
     assert epoch_of(orjson.dumps({"offset": 3})) == 0 and epoch_of(b"17") == 0 and epoch_of(None) == 0
     deletion = _Record(0, b"g1", None)
     assert newest_records([deletion], lambda p, k: 9) == ([deletion], 0)
+
+
+def test_a_restore_into_an_empty_store_looks_up_only_records_below_the_highest_epoch_applied():
+    def no_lookup(partition, key):
+        raise AssertionError(f"looked up {key!r}")
+
+    ceilings = {0: 0}  # partition 0's store is empty
+    first = [_Record(0, b"g1", value(3)), _Record(0, b"g2", value(5)), _Record(0, b"g1", value(5))]
+    assert newest_records(first, no_lookup, ceilings) == (first, 0)
+    assert ceilings == {0: 5}
+    # a later batch: a former owner's late write (epoch 4) must be checked against the store
+    looked_up = []
+
+    def stored(partition, key):
+        looked_up.append(key)
+        return 5
+
+    late, current = _Record(0, b"g2", value(4)), _Record(0, b"g3", value(5))
+    assert newest_records([late, current], stored, ceilings) == ([current], 1)
+    assert looked_up == [b"g2"] and ceilings == {0: 5}
+    # a partition without a known ceiling is looked up as before
+    other = _Record(1, b"g9", value(7))
+    assert newest_records([other], stored, ceilings) == ([other], 0) and looked_up[-1] == b"g9"
+    assert ceilings == {0: 5}

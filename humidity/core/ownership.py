@@ -40,22 +40,38 @@ def epoch_of(value: bytes | None) -> int:
     return int(doc.get("epoch", 0)) if isinstance(doc, dict) else 0
 
 
-def newest_records(records: Iterable, stored_epoch: Callable[[int, bytes], int]) -> tuple[list, int]:
+def newest_records(records: Iterable, stored_epoch: Callable[[int, bytes], int],
+                   ceilings: dict[int, int] | None = None) -> tuple[list, int]:
     """Of changelog records (each with ``.message.partition/.key/.value``), in
     log order, those a restore should apply: a record whose epoch is below the
     value it would replace (stored, or applied earlier in ``records``) is left
-    out. Returns (records to apply, number left out)."""
+    out. Returns (records to apply, number left out).
+
+    ``ceilings``: per partition, where known, an epoch that no stored value
+    exceeds. A record at or above it replaces whatever is stored, so its
+    stored epoch is not looked up (a look-up per record was most of a
+    restore into an empty data directory). Raised here to the epochs kept.
+    """
+    ceilings = {} if ceilings is None else ceilings
     winning: dict[tuple[int, bytes], int] = {}
     kept = []
     stale = 0
     for record in records:
         message = record.message
         where = (message.partition, message.key)
-        current = winning[where] if where in winning else stored_epoch(message.partition, message.key)
         epoch = epoch_of(message.value)
+        ceiling = ceilings.get(message.partition)
+        if where in winning:
+            current = winning[where]
+        elif ceiling is not None and epoch >= ceiling:
+            current = epoch
+        else:
+            current = stored_epoch(message.partition, message.key)
         if message.value is not None and epoch < current:
             stale += 1
             continue
         winning[where] = epoch
         kept.append(record)
+        if ceiling is not None and epoch > ceiling:
+            ceilings[message.partition] = epoch
     return kept, stale

@@ -68,8 +68,28 @@ class EpochTable(RawTable):
     the changelog, a record never replaces a value of a higher epoch (a late
     write of a worker that lost the partition; see :mod:`humidity.core.ownership`)."""
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: Per partition, the highest epoch in its RocksDB while that is known:
+        #: from an empty database through restores only.
+        self._epoch_ceilings: dict[int, int] = {}
+
+    def on_key_set(self, key: bytes | str, value: bytes) -> None:
+        if self._epoch_ceilings:
+            self._epoch_ceilings.clear()  # a value of this worker's epoch, not looked at
+        super().on_key_set(key, value)
+
+    def on_key_del(self, key: bytes | str) -> None:
+        if self._epoch_ceilings:
+            self._epoch_ceilings.clear()
+        super().on_key_del(key)
+
     def _restorable(self, rows):
-        records, stale = newest_records(rows, self._stored_epoch)
+        rows = list(rows)
+        for partition in {row.message.partition for row in rows} - self._epoch_ceilings.keys():
+            if partition_is_empty(self, partition):
+                self._epoch_ceilings[partition] = 0
+        records, stale = newest_records(rows, self._stored_epoch, self._epoch_ceilings)
         if stale:
             log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
                         "left out (late writes of a previous owner)", self.name, stale)
@@ -106,6 +126,12 @@ def partition_get(table, partition: int, key: bytes) -> bytes | None:
     """One key's value in one partition's RocksDB (Faust's ``get`` looks in
     every partition the worker has opened when the key is not in its index)."""
     return table.data._db_for_partition(partition).get(key)  # noqa: SLF001
+
+
+def partition_is_empty(table, partition: int) -> bool:
+    """Whether one partition's RocksDB holds no key at all (not even Faust's
+    record of the changelog offset it includes)."""
+    return next(iter(table.data._db_for_partition(partition).keys()), None) is None  # noqa: SLF001
 
 
 def partition_range(table, partition: int, start: bytes, stop: bytes | None = None, reverse: bool = False):

@@ -1,0 +1,79 @@
+"""Restoring a table from its changelog into RocksDB, without a broker: a
+late write of a former owner never replaces a value of a higher epoch."""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+
+import faust
+import orjson
+import pytest
+from faust.types import TP
+
+from humidity.plumbing import changelogs
+from humidity.plumbing.batching import RecordBatch
+from humidity.plumbing.tables import raw_table
+
+
+def value(epoch: int, **fields) -> bytes:
+    return orjson.dumps({**fields, "epoch": epoch})
+
+
+class Restore:
+    """One table of a worker (partition 0) and the changelog batches it restores."""
+
+    def __init__(self, tmp_path) -> None:
+        app = faust.App("t-restore", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=str(tmp_path),
+                        topic_partitions=1)
+        self.table = raw_table(app, "states", help="test")
+        self.tp = TP(self.table.changelog_topic.get_topic_name(), 0)
+        self.next_offset = 0
+
+    def restore(self, *records: tuple[bytes, bytes]) -> None:
+        start = self.next_offset
+        self.next_offset += len(records)
+        rows = RecordBatch.of([(start + i, key, data) for i, (key, data) in enumerate(records)],
+                              start, self.next_offset - 1)
+        message = SimpleNamespace(tp=self.tp, partition=0, offset=self.next_offset - 1)
+        self.table.apply_changelog_batch([SimpleNamespace(value=rows, message=message)])
+
+    def write(self, key: bytes, data: bytes, monkeypatch) -> None:
+        """The worker's own write (its changelog record is not sent here)."""
+        monkeypatch.setattr(changelogs, "write", lambda *args: None)
+        monkeypatch.setattr(self.table, "partition_for_key", lambda key: 0)
+        self.db().put(key, data)
+        self.table.on_key_set(key, data)
+
+    def db(self):
+        return self.table.data._db_for_partition(0)
+
+
+@pytest.fixture
+def worker(tmp_path):
+    return Restore(tmp_path)
+
+
+def test_into_an_empty_store_a_late_write_in_a_later_batch_is_left_out(worker):
+    worker.restore((b"g1", value(5, devices=["MRI 1", "CT 1"])), (b"g2", value(5)))
+    worker.restore((b"g1", value(4, devices=["MRI 1"])))  # the former owner's, landed last
+    assert orjson.loads(worker.db().get(b"g1"))["devices"] == ["MRI 1", "CT 1"]
+
+
+def test_after_the_workers_own_writes_a_lower_epoch_is_still_left_out(worker, monkeypatch):
+    worker.restore((b"g1", value(3)))
+    worker.write(b"g2", value(9, devices=["CT 1"]), monkeypatch)  # this worker's epoch, above the restore's
+    worker.restore((b"g2", value(6, devices=["MRI 1"])))  # a later restore (a rebalance) meets a late write
+    assert orjson.loads(worker.db().get(b"g2"))["devices"] == ["CT 1"]
+
+
+def test_a_record_of_an_equal_or_higher_epoch_replaces_the_stored_value(worker):
+    worker.restore((b"g1", value(5, n=1)))
+    worker.restore((b"g1", value(5, n=2)), (b"g2", value(7)))
+    worker.restore((b"g1", value(6, n=3)))
+    assert orjson.loads(worker.db().get(b"g1"))["n"] == 3
+
+
+def test_into_a_store_kept_from_before_a_lower_epoch_is_left_out(worker):
+    worker.db().put(b"g1", value(9, devices=["CT 1"]))  # the data directory of a previous run
+    worker.restore((b"g1", value(6, devices=["MRI 1"])))
+    assert orjson.loads(worker.db().get(b"g1"))["devices"] == ["CT 1"]
