@@ -52,7 +52,7 @@ class AlarmsFlow:
         for key, value in partition_items(self.tables.alarm_states, partition):
             state = orjson.loads(value)
             if alarms.may_go_offline(state["seen_wall"], state["active"]):
-                silence.file(key.decode("utf-8", "surrogatepass"), state["seen_wall"])
+                silence.file(key.decode(), state["seen_wall"])
             if state["active"]:
                 states.append(state)
         return {"silence": silence, "active": alarms.active_of(states)}
