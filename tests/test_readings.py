@@ -1,6 +1,6 @@
 """Parsing and validation of one datalogger message (no broker)."""
 
-
+import copy
 from datetime import UTC, timedelta, timezone
 
 import orjson
@@ -196,7 +196,8 @@ def _near_documented(draw):
         if change == "drop":
             target.pop(last, None)
         else:
-            target[last] = draw(_ODD[path] if change == "odd" else _anything)
+            # a copy: st.just gives the same object every time, and later paths change it
+            target[last] = copy.deepcopy(draw(_ODD[path] if change == "odd" else _anything))
     if draw(st.booleans()):
         doc["medicalimagingdevice"] = doc.pop("medicalImagingdevice", None)
     return orjson.loads(orjson.dumps(doc))  # what the decoder gives (NaN and infinity become null)
