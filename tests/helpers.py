@@ -265,11 +265,11 @@ async def create_topic(name: str, partitions: int, config: dict | None = None) -
 
 
 async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
-                  bootstrap_servers: str | None = None, partition: int | None = None,
-                  idempotent: bool = False) -> int:
-    """``idempotent``: a batch retried after a broker failed is not written twice."""
+                  bootstrap_servers: str | None = None, partition: int | None = None) -> int:
+    """Idempotent: a batch retried after a broker failed is not written twice,
+    so an exactness test's input is exactly what it sent."""
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5, acks="all",
-                                max_batch_size=262144, max_request_size=2_000_000, enable_idempotence=idempotent)
+                                max_batch_size=262144, max_request_size=2_000_000, enable_idempotence=True)
     await producer.start()
     count = 0
     try:
@@ -489,9 +489,7 @@ class Feeder(threading.Thread):
                     size = -(-len(records) // self.chunks)
                     part = records[chunk * size:(chunk + 1) * size]
                     if part:
-                        # idempotent: brokers are killed while it feeds, and a retried
-                        # batch must not reach the topic twice
-                        run(produce(self.topic, [raw for raw, _ in part], partition=p, idempotent=True))
+                        run(produce(self.topic, [raw for raw, _ in part], partition=p))
                 time.sleep(self.pause)
         except Exception as exc:  # noqa: BLE001 - reported by finish()
             self.error = exc

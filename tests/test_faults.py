@@ -8,7 +8,6 @@ import base64
 import os
 import random
 import subprocess
-import threading
 import time
 
 import orjson
@@ -20,29 +19,6 @@ from tests.reference import assert_matches, dataset, expected_summary, matches
 pytestmark = pytest.mark.kafka
 
 READY = helpers.READY
-
-
-class Feeder(threading.Thread):
-    """Produces records in chunks, pausing between them, in the background."""
-
-    def __init__(self, topic, records, chunks=10, pause=0.5):
-        super().__init__(daemon=True)
-        self.topic, self.records, self.chunks, self.pause = topic, records, chunks, pause
-        self.error = None
-
-    def run(self):
-        try:
-            size = -(-len(self.records) // self.chunks)
-            for start in range(0, len(self.records), size):
-                helpers.run(helpers.produce(self.topic, [raw for raw, _ in self.records[start:start + size]]))
-                time.sleep(self.pause)
-        except Exception as exc:  # noqa: BLE001 - reported by finish()
-            self.error = exc
-
-    def finish(self, timeout=300):
-        self.join(timeout)
-        assert not self.is_alive(), "feeding did not finish"
-        assert self.error is None, f"feeding failed: {self.error!r}"
 
 
 def peak_rss_mb(pid: int) -> float:
@@ -60,7 +36,7 @@ def test_kill_9_three_times_during_a_100k_stream_is_exact(kafka, tmp_path, worke
     rng = random.Random(int(os.environ.get("HUMIDITY_TEST_SEED", "5")))
     worker = workers(env, "victim")
     worker.wait_for_log(READY, timeout=120)
-    feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], records, chunks=20, pause=0.5)
+    feeder = helpers.Feeder(env["HUMIDITY_INPUT_TOPIC"], {None: records}, chunks=20, pause=0.5)
     feeder.start()
     for round_ in range(3):
         time.sleep(rng.uniform(1.0, 4.0))
@@ -103,7 +79,7 @@ def test_a_worker_killed_and_restarted_among_two_is_exact(kafka, tmp_path, worke
     records = dataset(60_000, seed=43)
     expected = expected_summary(records)
     first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path, ("steady", "leaver"))
-    feeder = Feeder(env["HUMIDITY_INPUT_TOPIC"], records, chunks=12, pause=1.0)
+    feeder = helpers.Feeder(env["HUMIDITY_INPUT_TOPIC"], {None: records}, chunks=12, pause=1.0)
     feeder.start()
     time.sleep(3.0)
     second.kill()
