@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import UTC, datetime
 
+from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
@@ -17,12 +18,44 @@ from humidity.core.alarms import KINDS
 from humidity.core.health import StallWatch, summary_age_seconds
 
 
+class TableCountingMonitor(PrometheusMonitor):
+    """Faust's Prometheus monitor, with each table's counters looked up once.
+
+    Faust calls the monitor on every table read and write; with a large
+    fleet a batch reads and writes thousands of values, and looking the
+    labelled counter up by its labels each time costs several times the
+    counting itself (README "Performance")."""
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        self._table_counters: dict = {}  # (table name, operation) -> its counter
+
+    def _count(self, table, operation: str) -> None:
+        counter = self._table_counters.get((table.name, operation))
+        if counter is None:
+            counter = self._table_counters[(table.name, operation)] = self._metrics.table_operations.labels(
+                table=f"table.{table.name}", operation=operation)
+        counter.inc()
+
+    def on_table_get(self, table, key) -> None:
+        Monitor.on_table_get(self, table, key)
+        self._count(table, self.KEYS_RETRIEVED)
+
+    def on_table_set(self, table, key, value) -> None:
+        Monitor.on_table_set(self, table, key, value)
+        self._count(table, self.KEYS_UPDATED)
+
+    def on_table_del(self, table, key) -> None:
+        Monitor.on_table_del(self, table, key)
+        self._count(table, self.KEYS_DELETED)
+
+
 class Metrics:
     def __init__(self, app: HumidityApp) -> None:
         self.registry = CollectorRegistry()
         if app.settings.faust_metrics:
             # Faust's per-event metrics cost throughput (README "Performance").
-            app.monitor = PrometheusMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
+            app.monitor = TableCountingMonitor(metrics=FaustMetrics.create(self.registry, "faust"))
         self.readings_processed = Counter(
             "humidity_readings_processed_total", "Readings counted by this worker, by result.", ["result"],
             registry=self.registry)
