@@ -37,6 +37,7 @@ class TableCountingMonitor(PrometheusMonitor):
                 table=f"table.{table.name}", operation=operation)
         counter.inc()
 
+    # Monitor's, not super()'s: PrometheusMonitor's would look the counter up again.
     def on_table_get(self, table, key) -> None:
         Monitor.on_table_get(self, table, key)
         self._count(table, self.KEYS_RETRIEVED)
