@@ -264,12 +264,16 @@ async def create_topic(name: str, partitions: int, config: dict | None = None) -
             await asyncio.sleep(0.1)
 
 
+def input_producer(bootstrap_servers: str | None = None, **options) -> AIOKafkaProducer:
+    """The producer of every test input. Idempotent: a batch retried after a
+    broker failed is not written twice, so a test's input is exactly what it sent."""
+    return AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), acks="all",
+                            enable_idempotence=True, **options)
+
+
 async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
                   bootstrap_servers: str | None = None, partition: int | None = None) -> int:
-    """Idempotent: a batch retried after a broker failed is not written twice,
-    so an exactness test's input is exactly what it sent."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5, acks="all",
-                                max_batch_size=262144, max_request_size=2_000_000, enable_idempotence=True)
+    producer = input_producer(bootstrap_servers, linger_ms=5, max_batch_size=262144, max_request_size=2_000_000)
     await producer.start()
     count = 0
     try:
@@ -451,7 +455,7 @@ def wait_for_web(env: dict, timeout: float = 90.0) -> None:
 
 async def produce_pairs(topic: str, pairs, bootstrap_servers: str | None = None) -> None:
     """Produce (key, value) pairs in order (one key: one partition, in order)."""
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap_servers or bootstrap(), linger_ms=5)
+    producer = input_producer(bootstrap_servers, linger_ms=5)
     await producer.start()
     try:
         for key, value in pairs:
@@ -462,7 +466,7 @@ async def produce_pairs(topic: str, pairs, bootstrap_servers: str | None = None)
 
 
 async def produce_to_partition(topic: str, partition: int, key: bytes | None, value: bytes | None) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap())
+    producer = input_producer()
     await producer.start()
     try:
         await producer.send_and_wait(topic, value=value, key=key, partition=partition)
