@@ -9,7 +9,7 @@ from faust.types import TP
 from humidity.core.alarms import load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
 from humidity.plumbing import batching
-from humidity.plumbing.batching import RecordBatch, batch_record, batched, changelog_rows, contiguous, records_of
+from humidity.plumbing.batching import RecordBatch, batch_record, batched, changelog_batches, contiguous, records_of
 from humidity.plumbing.tables import partition_get
 from humidity.service import compose
 from tests import helpers
@@ -111,10 +111,9 @@ def test_a_restored_changelog_batch_is_applied_record_by_record(tmp_path):
     first = restored([(10, b"g1", b'{"epoch": 2, "first": 1}'), (11, b"g3", b'{"epoch": 2}'),
                       (12, b"g1", b'{"epoch": 1, "first": 9}'),  # a former owner's late write
                       (13, b"g3", None), (14, b"g2", b'{"epoch": 2, "first": 5}')], 10, 14)
-    assert [(r.tp, r.partition, r.offset, r.key) for r in changelog_rows([first])] == [
-        (tp, 3, o, k) for o, k in [(10, b"g1"), (11, b"g3"), (12, b"g1"), (13, b"g3"), (14, b"g2")]]
-    plain = _Event(b"v", offset=15)
-    assert list(changelog_rows([plain])) == [plain]
+    plain = _Event(b"ignored", offset=15, key=b"k")
+    plain.message.tp, plain.message.value = tp, b"v"
+    assert list(changelog_batches([first, plain])) == [(tp, first.value), (tp, [(15, b"k", b"v")])]
     table.apply_changelog_batch([first])
     assert partition_get(table, 3, b"g1") == b'{"epoch": 2, "first": 1}'
     assert partition_get(table, 3, b"g2") == b'{"epoch": 2, "first": 5}'

@@ -5,8 +5,11 @@ import asyncio
 
 import orjson
 import pytest
+from hypothesis import given
+from hypothesis import settings as hsettings
+from hypothesis import strategies as st
 
-from humidity.core.ownership import claimed_epoch, epoch_of, newest_records
+from humidity.core.ownership import claimed_epoch, epoch_of, newest_rows
 from humidity.plumbing.progress import NotDelivered, Progress
 
 
@@ -66,55 +69,70 @@ def test_a_new_owner_claims_a_higher_epoch_than_any_before():
     assert claimed_epoch(stored=41, generation=2) == 42  # the group's generations started again
 
 
-class _Message:
-    def __init__(self, partition, key, value):
-        self.partition, self.key, self.value = partition, key, value
-
-
-class _Record:
-    def __init__(self, partition, key, value):
-        self.message = _Message(partition, key, value)
-
-
 def value(epoch, **fields):
     return orjson.dumps({**fields, "epoch": epoch})
 
 
 def test_a_restore_keeps_the_value_of_the_highest_epoch_whatever_the_log_order():
-    new_owner = _Record(0, b"g1", value(5, devices=["MRI 1", "CT 1"]))
-    late_write = _Record(0, b"g1", value(4, devices=["MRI 1"]))  # a paused former owner, after the new one
-    same_owner_later = _Record(0, b"g1", value(5, devices=["MRI 1", "CT 1", "SPECT 1"]))
-    other_key = _Record(0, b"g2", value(4, devices=["MRI 2"]))
-    kept, stale = newest_records([new_owner, late_write, same_owner_later, other_key], lambda p, k: 0)
+    new_owner = (1, b"g1", value(5, devices=["MRI 1", "CT 1"]))
+    late_write = (2, b"g1", value(4, devices=["MRI 1"]))  # a paused former owner, after the new one
+    same_owner_later = (3, b"g1", value(5, devices=["MRI 1", "CT 1", "SPECT 1"]))
+    other_key = (4, b"g2", value(4, devices=["MRI 2"]))
+    kept, stale, _ = newest_rows([new_owner, late_write, same_owner_later, other_key], lambda k: 0)
     assert kept == [new_owner, same_owner_later, other_key] and stale == 1
     # against what the local store already holds
-    kept, stale = newest_records([late_write], lambda p, k: 5)
+    kept, stale, _ = newest_rows([late_write], lambda k: 5)
     assert kept == [] and stale == 1
     # values written before epochs existed count as epoch 0 and never win over a stamped one
     assert epoch_of(orjson.dumps({"offset": 3})) == 0 and epoch_of(b"17") == 0 and epoch_of(None) == 0
-    deletion = _Record(0, b"g1", None)
-    assert newest_records([deletion], lambda p, k: 9) == ([deletion], 0)
+    deletion = (5, b"g1", None)
+    assert newest_rows([deletion], lambda k: 9)[:2] == ([deletion], 0)
 
 
 def test_a_restore_into_an_empty_store_looks_up_only_records_below_the_highest_epoch_applied():
-    def no_lookup(partition, key):
+    def no_lookup(key):
         raise AssertionError(f"looked up {key!r}")
 
-    ceilings = {0: 0}  # partition 0's store is empty
-    first = [_Record(0, b"g1", value(3)), _Record(0, b"g2", value(5)), _Record(0, b"g1", value(5))]
-    assert newest_records(first, no_lookup, ceilings) == (first, 0)
-    assert ceilings == {0: 5}
+    # the partition's store is empty: nothing stored exceeds epoch 0
+    first = [(1, b"g1", value(3)), (2, b"g2", value(5)), (3, b"g1", value(5))]
+    assert newest_rows(first, no_lookup, 0) == (first, 0, 5)
     # a later batch: a former owner's late write (epoch 4) must be checked against the store
     looked_up = []
 
-    def stored(partition, key):
+    def stored(key):
         looked_up.append(key)
         return 5
 
-    late, current = _Record(0, b"g2", value(4)), _Record(0, b"g3", value(5))
-    assert newest_records([late, current], stored, ceilings) == ([current], 1)
-    assert looked_up == [b"g2"] and ceilings == {0: 5}
-    # a partition without a known ceiling is looked up as before
-    other = _Record(1, b"g9", value(7))
-    assert newest_records([other], stored, ceilings) == ([other], 0) and looked_up[-1] == b"g9"
-    assert ceilings == {0: 5}
+    late, current = (4, b"g2", value(4)), (5, b"g3", value(5))
+    assert newest_rows([late, current], stored, 5) == ([current], 1, 5)
+    assert looked_up == [b"g2"]
+    # without a known ceiling every record is looked up, as before
+    other = (6, b"g9", value(7))
+    assert newest_rows([other], stored) == ([other], 0, None) and looked_up[-1] == b"g9"
+
+
+def _reference_epoch(raw):
+    """The epoch as the full JSON parse reads it."""
+    doc = orjson.loads(raw)
+    return int(doc.get("epoch", 0)) if isinstance(doc, dict) else 0
+
+
+_json = st.recursive(st.none() | st.booleans() | st.integers(-10**12, 10**12) | st.floats(allow_nan=False)
+                     | st.text(alphabet='"\\{},:epoch 7}'),
+                     lambda inner: st.lists(inner, max_size=3)
+                     | st.dictionaries(st.sampled_from(["epoch", "e", "x", 'a"epoch":1}']), inner, max_size=3),
+                     max_leaves=8)
+
+
+@hsettings(max_examples=2000, deadline=None)
+@given(st.dictionaries(st.sampled_from(["offset", "s", "new", 'k"epoch":9}']), _json, max_size=4),
+       st.one_of(st.none(), st.integers(0, 10**15)), st.integers(0, 4))
+def test_the_epoch_read_from_a_value_s_tail_is_the_one_its_json_holds(doc, epoch, at):
+    """The fast path (a top-level epoch written last) and the full parse
+    agree on every JSON object with an integer epoch anywhere or none,
+    however its other members, nested epochs or strings look."""
+    if epoch is not None:
+        items = list(doc.items())
+        doc = dict(items[:at] + [("epoch", epoch)] + items[at:])
+    raw = orjson.dumps(doc)
+    assert epoch_of(raw) == _reference_epoch(raw)

@@ -29,10 +29,22 @@ def claimed_epoch(stored: int, generation: int) -> int:
     return max(stored + 1, generation)
 
 
+#: How every big table's values end: their epoch, written last.
+_EPOCH_KEY = b'"epoch":'
+
+
 def epoch_of(value: bytes | None) -> int:
     """The epoch stamped on a JSON table value (0: written before epochs existed)."""
     if not value:
         return 0
+    # A restore reads this for every record: where the top-level epoch is the
+    # value's last member (``..."epoch":7}``, as the writers here put it), it
+    # is read from the tail. A nested or non-integer epoch is no match there.
+    at = value.rfind(_EPOCH_KEY)
+    if at > 0 and value[-1] == 0x7D and value[at - 1] in b",{":
+        digits = value[at + len(_EPOCH_KEY):-1]
+        if digits.isdigit():
+            return int(digits)
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError:
@@ -40,38 +52,32 @@ def epoch_of(value: bytes | None) -> int:
     return int(doc.get("epoch", 0)) if isinstance(doc, dict) else 0
 
 
-def newest_records(records: Iterable, stored_epoch: Callable[[int, bytes], int],
-                   ceilings: dict[int, int] | None = None) -> tuple[list, int]:
-    """Of changelog records (each with ``.message.partition/.key/.value``), in
-    log order, those a restore should apply: a record whose epoch is below the
-    value it would replace (stored, or applied earlier in ``records``) is left
-    out. Returns (records to apply, number left out).
+def newest_rows(rows: Iterable[tuple[int, bytes, bytes | None]], stored_epoch: Callable[[bytes], int],
+                ceiling: int | None = None) -> tuple[list, int, int | None]:
+    """Of one changelog partition's records ``(offset, key, value)``, in log
+    order, those a restore should apply: a record whose epoch is below the
+    value it would replace (stored, or applied earlier in ``rows``) is left
+    out. Returns (records to apply, number left out, the ceiling after them).
 
-    ``ceilings``: per partition, where known, an epoch that no stored value
+    ``ceiling``: where known, an epoch that no stored value of the partition
     exceeds. A record at or above it replaces whatever is stored, so its
     stored epoch is not looked up (a look-up per record was most of a
-    restore into an empty data directory). Raised here to the epochs kept.
+    restore into an empty data directory). Raised to the epochs kept.
     """
-    ceilings = {} if ceilings is None else ceilings
-    winning: dict[tuple[int, bytes], int] = {}
+    winning: dict[bytes, int] = {}
     kept = []
     stale = 0
-    for record in records:
-        message = record.message
-        where = (message.partition, message.key)
-        epoch = epoch_of(message.value)
-        ceiling = ceilings.get(message.partition)
-        if where in winning:
-            current = winning[where]
-        elif ceiling is not None and epoch >= ceiling:
-            current = epoch
-        else:
-            current = stored_epoch(message.partition, message.key)
-        if message.value is not None and epoch < current:
+    for row in rows:
+        _offset, key, value = row
+        epoch = epoch_of(value)
+        current = winning.get(key)
+        if current is None:
+            current = epoch if ceiling is not None and epoch >= ceiling else stored_epoch(key)
+        if value is not None and epoch < current:
             stale += 1
             continue
-        winning[where] = epoch
-        kept.append(record)
+        winning[key] = epoch
+        kept.append(row)
         if ceiling is not None and epoch > ceiling:
-            ceilings[message.partition] = epoch
-    return kept, stale
+            ceiling = epoch
+    return kept, stale, ceiling

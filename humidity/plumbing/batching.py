@@ -72,7 +72,7 @@ class Batched:
     topics: set = dataclasses.field(default_factory=set)
     resume_at: dict = dataclasses.field(default_factory=dict)  # topic -> function(partition) -> offset
     #: Changelogs of tables that take them in record batches when restored
-    #: (:func:`changelog_rows`): Faust's recovery otherwise pays its whole
+    #: (:func:`changelog_batches`): Faust's recovery otherwise pays its whole
     #: per-message machinery for every record.
     changelogs: set = dataclasses.field(default_factory=set)
 
@@ -119,30 +119,16 @@ def records_of(event) -> RecordBatch:
     return RecordBatch.of([(offset, event.message.key, value)], offset, offset)
 
 
-class ChangelogRow:
-    """One record of a changelog batch, shaped as the event Faust's stores
-    apply (``row.message`` is the row itself)."""
-
-    __slots__ = ("tp", "partition", "offset", "key", "value")
-
-    def __init__(self, tp, offset: int, key: bytes | None, value: bytes | None) -> None:
-        self.tp, self.partition, self.offset, self.key, self.value = tp, tp.partition, offset, key, value
-
-    @property
-    def message(self) -> ChangelogRow:
-        return self
-
-
-def changelog_rows(events):
-    """The changelog events a table restores, one per record: a batch event
-    stands for its records, any other event for itself."""
+def changelog_batches(events):
+    """``(tp, [(offset, key, value), ...])`` per changelog event a table
+    restores: a batch event's rows, any other event as a row of its own
+    (its raw key and value, as Faust's stores apply them)."""
     for event in events:
+        message = event.message
         if isinstance(event.value, RecordBatch):
-            tp = event.message.tp
-            for offset, key, value in event.value:
-                yield ChangelogRow(tp, offset, key, value)
+            yield message.tp, event.value
         else:
-            yield event
+            yield message.tp, [(message.offset, message.key, message.value)]
 
 
 def batch_record(records: list, start: int, end: int):

@@ -5,10 +5,11 @@ from __future__ import annotations
 import logging
 
 import faust
+import rocksdict
 
-from humidity.core.ownership import epoch_of, newest_records
+from humidity.core.ownership import epoch_of, newest_rows
 from humidity.plumbing import changelogs
-from humidity.plumbing.batching import batched, changelog_rows
+from humidity.plumbing.batching import batched, changelog_batches
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +27,7 @@ ROCKSDB = {"write_buffer_size": 1024 * 1024, "max_write_buffer_number": 2,
 class RawTable(faust.Table):
     """A table of bytes whose changelog is written and restored in record
     batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
-    batch, :func:`humidity.plumbing.batching.changelog_rows`)."""
+    batch, :func:`humidity.plumbing.batching.changelog_batches`)."""
 
     def on_key_set(self, key: bytes | str, value: bytes) -> None:
         changelogs.write(self, self.partition_for_key(key), _raw(key), _raw(value))
@@ -37,25 +38,38 @@ class RawTable(faust.Table):
         self._sensor_on_del(self, key)
 
     def apply_changelog_batch(self, batch) -> None:
-        super().apply_changelog_batch(self._restorable(self._unapplied(changelog_rows(batch))))
+        for tp, rows in changelog_batches(batch):
+            rows = self._restorable(tp.partition, _unapplied(rows, self.data.persisted_offset(tp)))
+            if rows:
+                _apply(self.data, tp, rows)
 
-    def _restorable(self, rows):
-        """Of the rows to restore, those to apply (all of them here)."""
+    def _restorable(self, partition: int, rows: list) -> list:
+        """Of one partition's rows to restore, those to apply (all of them here)."""
         return rows
 
-    def _unapplied(self, rows):
-        """The rows past the offset the table already includes. Faust seeks a
-        restore to that offset itself and skips its record one message at a
-        time; a batch starting there would apply it again, over any newer
-        value written here since (the worker's state would no longer agree
-        with itself)."""
-        applied: dict = {}
-        for row in rows:
-            tp = row.message.tp
-            if tp not in applied:
-                applied[tp] = self.data.persisted_offset(tp)
-            if applied[tp] is None or row.message.offset > applied[tp]:
-                yield row
+
+def _unapplied(rows: list, applied: int | None) -> list:
+    """The rows (in offset order) past the offset the table already
+    includes. Faust seeks a restore to that offset itself and skips its
+    record one message at a time; a batch starting there would apply it
+    again, over any newer value written here since (the worker's state would
+    no longer agree with itself)."""
+    if applied is None or not rows or rows[0][0] > applied:
+        return rows
+    return [row for row in rows if row[0] > applied]
+
+
+def _apply(store, tp, rows: list) -> None:
+    """What Faust's RocksDB store does with a changelog batch, for rows of
+    one partition: one write batch, then the last offset as persisted."""
+    batch = rocksdict.WriteBatch(raw_mode=True)
+    for _offset, key, value in rows:
+        if value is None:
+            batch.delete(key)
+        else:
+            batch.put(key, value)
+    store._db_for_partition(tp.partition).write(batch)  # noqa: SLF001
+    store.set_persisted_offset(tp, rows[-1][0])
 
 
 def _raw(data: bytes | str) -> bytes:
@@ -84,12 +98,13 @@ class EpochTable(RawTable):
             self._epoch_ceilings.clear()
         super().on_key_del(key)
 
-    def _restorable(self, rows):
-        rows = list(rows)
-        for partition in {row.message.partition for row in rows} - self._epoch_ceilings.keys():
-            if partition_is_empty(self, partition):
-                self._epoch_ceilings[partition] = 0
-        records, stale = newest_records(rows, self._stored_epoch, self._epoch_ceilings)
+    def _restorable(self, partition: int, rows: list) -> list:
+        ceiling = self._epoch_ceilings.get(partition)
+        if ceiling is None and partition_is_empty(self, partition):
+            ceiling = 0
+        records, stale, ceiling = newest_rows(rows, lambda key: self._stored_epoch(partition, key), ceiling)
+        if ceiling is not None:
+            self._epoch_ceilings[partition] = ceiling
         if stale:
             log.warning("Table %s: %d changelog record(s) older than the value they would replace were "
                         "left out (late writes of a previous owner)", self.name, stale)
