@@ -349,15 +349,6 @@ pauses: dict[str, list[float]] = {}
 counting_pauses: dict[str, list[float]] = {}
 
 
-def readings_counted(proc: Proc) -> float:
-    """The readings (valid and invalid) a worker's ingest agent has counted,
-    from its /metrics."""
-    url = f"http://127.0.0.1:{proc.env['HUMIDITY_WEB_PORT']}/metrics"
-    with urllib.request.urlopen(url, timeout=5) as response:
-        text = response.read().decode()
-    return sum(float(v) for v in re.findall(r"^humidity_readings_processed_total\{[^}]*\} (\S+)$", text, re.M))
-
-
 class CountingSampler:
     """Samples the workers' counters every ``every`` seconds in a thread
     (points: time of the answer, readings counted), so that a pause in
@@ -373,11 +364,11 @@ class CountingSampler:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            try:
-                counted = sum(readings_counted(p) for p in self.procs)
+            try:  # valid and invalid readings the ingest agents have counted
+                counted = sum(metric(p, "humidity_readings_processed_total") for p in self.procs)
             except OSError:
-                counted = None
-            if counted is not None:
+                pass  # no answer in time: no point
+            else:
                 self.points.append((time.time(), counted))
             self._stop.wait(self.every)
 
@@ -454,11 +445,12 @@ history_done: dict[str, list[float]] = {}
 
 
 def metric(proc: Proc, name: str) -> float:
-    """A counter from a worker's /metrics (0 before it is first set)."""
+    """A counter from a worker's /metrics, summed over its labels (0 before
+    it is first set)."""
     url = f"http://127.0.0.1:{proc.env['HUMIDITY_WEB_PORT']}/metrics"
     with urllib.request.urlopen(url, timeout=5) as response:
-        found = re.search(rf"^{name} (\S+)$", response.read().decode(), re.M)
-    return float(found.group(1)) if found else 0.0
+        text = response.read().decode()
+    return sum(float(v) for v in re.findall(rf"^{name}(?:\{{[^}}]*\}})? (\S+)$", text, re.M))
 
 
 async def wait_history(procs: list[Proc], n: int, timeout: float) -> None:
