@@ -61,6 +61,7 @@ def start_of_key(key: bytes) -> int:
 #: A datalogger seen on a device: ``pair_key(guid, device)`` (value: just
 #: the writer's epoch), written once, so a device's loggers can be listed.
 PAIR = b"L"
+PAIR_END = b"M"  # above every pair key
 
 
 def pair_key(guid: str, device: str) -> bytes:

@@ -39,8 +39,13 @@ HISTORY_EVENTS_MAX = 16
 WINDOWS_PER_CALL = 6_000
 #: Windows (and known pairs) kept in memory per partition, at most.
 CACHED_MAX = 20_000
-#: Seconds between removals of a partition's expired windows.
+#: Seconds from the end of one pass that removes a partition's expired
+#: windows to the start of the next.
 SWEEP_EVERY = 60.0
+#: Loggers whose expired windows one batch removes, at most: a pass over a
+#: large fleet (a range seek per logger and resolution) is spread over many
+#: batches, so that it never holds the event loop for long.
+SWEEP_LOGGERS = 2_000
 
 
 class HistoryFlow:
@@ -51,6 +56,8 @@ class HistoryFlow:
         self.windows = GenerationCache()
         #: Per partition: (logger, device) pairs known to be in the table.
         self.pairs = GenerationCache()
+        #: Per partition: the pass removing expired windows, while one is under way.
+        self.sweeps = GenerationCache()
         self.too_old_unlogged = 0
         batched(app).resume_at[topics.history.get_topic_name()] = resume_from(tables.history)
         self.agent = app.agent(topics.history, name="history")(self.run)
@@ -85,8 +92,8 @@ class HistoryFlow:
                 doc = cached[key] = window.to_json(epoch)
                 table[key] = orjson.dumps(doc)
             self.remember_pairs(work, applied.pairs, epoch)
-            if now - state.swept >= SWEEP_EVERY:
-                self.sweep(work.partition, now, cached)
+            sweeping = self.sweeps.for_partition(work.partition, work.generation)
+            if (sweeping or now - state.swept >= SWEEP_EVERY) and self.sweep(work.partition, now, cached, sweeping):
                 state.swept = now
             state.too_old += applied.too_old
             state.sources = applied.sources
@@ -117,19 +124,34 @@ class HistoryFlow:
                 table[key] = orjson.dumps({"epoch": epoch})
             known[pair] = True
 
-    def sweep(self, partition: int, now: float, cached: dict) -> None:
-        """Remove the partition's windows that are past their retention."""
+    def sweep(self, partition: int, now: float, cached: dict, sweeping: dict) -> bool:
+        """Remove the expired windows of the partition's next SWEEP_LOGGERS
+        loggers, and of their devices not yet swept in this pass; ``sweeping``
+        carries the pass from one call to the next. True when the pass is complete."""
         table = self.tables.history
-        names = set()
-        for key, _value in partition_range(table, partition, history.PAIR):
+        swept_devices = sweeping.setdefault("devices", set())
+        names, loggers, resume = set(), 0, None
+        for key, _value in partition_range(table, partition, sweeping.get("from", history.PAIR), history.PAIR_END):
+            if loggers == SWEEP_LOGGERS:
+                resume = key
+                break
             guid, device = history.pair_names(key)
-            names.update(((history.DEVICE, device), (history.LOGGER, guid)))
+            loggers += 1
+            names.add((history.LOGGER, guid))
+            if device not in swept_devices:
+                swept_devices.add(device)
+                names.add((history.DEVICE, device))
         for resolution in history.RESOLUTIONS:
             for what, name in names:
                 low, high = history.expired_span(what, name, resolution, now, self.retention)
                 for key in [k for k, _v in partition_range(table, partition, low, high)]:
                     del table[key]
                     cached.pop(key, None)
+        if resume is None:
+            sweeping.clear()
+            return True
+        sweeping["from"] = resume
+        return False
 
     # -- what this worker answers for (humidity.web.history asks)
 
