@@ -12,6 +12,7 @@ nothing from RocksDB. Now and then it removes windows past their retention.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 
@@ -23,7 +24,7 @@ from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_get, partition_range
+from humidity.plumbing.tables import PartitionMoved, partition_get, partition_range, partition_steps
 from tables import Tables
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,9 @@ SWEEP_EVERY = 60.0
 #: large fleet (a range seek per logger and resolution) is spread over many
 #: batches, so that it never holds the event loop for long.
 SWEEP_LOGGERS = 2_000
+#: Keys read, or devices looked up, between pauses while answering for the
+#: device list: with a large fleet an answer takes many of them.
+ANSWER_STEP = 1_000
 
 
 class HistoryFlow:
@@ -176,30 +180,46 @@ class HistoryFlow:
                 break
         return None
 
-    def local_devices(self, wanted: set[int], now: float, only: str | None = None) -> dict:
+    async def local_devices(self, wanted: set[int], now: float, only: str | None = None) -> dict:
         """Per device in the owned partitions (or just ``only``): its loggers,
         its newest reading, its last full minute; with ``only``, each logger's
-        newest reading too."""
+        newest reading too. Read in steps of ANSWER_STEP, the event loop free
+        in between; a partition that moves meanwhile is left out of the answer."""
         table = self.tables.history
         partitions = self.owned(wanted)
         devices: dict[str, dict] = {}
         minute = history.last_full_minute(now)
+
+        def still_owned(partition: int) -> bool:
+            return bool(self.owned({partition}))
+
+        answered = []
         for partition in partitions:
             here: dict[str, dict] = {}
-            for key, _value in partition_range(table, partition, history.PAIR):
-                guid, device = history.pair_names(key)
-                if only is None or device == only:
-                    here.setdefault(device, {"loggers": {}})["loggers"][guid] = None
-            for device, entry in here.items():
-                entry["newest"] = self.newest(partition, history.DEVICE, device, now)
-                key = history.window_key(history.DEVICE, device, "m", minute)
-                doc = load_json(partition_get(table, partition, key))
-                entry["last_minute"] = history.StoredWindow.from_json(doc).window.to_list() if doc else None
-                if only is not None:
-                    for guid in entry["loggers"]:
-                        entry["loggers"][guid] = self.newest(partition, history.LOGGER, guid, now)
+            try:
+                async for rows in partition_steps(table, partition, history.PAIR, history.PAIR_END, ANSWER_STEP,
+                                                  still_owned):
+                    for key, _value in rows:
+                        guid, device = history.pair_names(key)
+                        if only is None or device == only:
+                            here.setdefault(device, {"loggers": {}})["loggers"][guid] = None
+                for looked_up, (device, entry) in enumerate(here.items(), 1):
+                    entry["newest"] = self.newest(partition, history.DEVICE, device, now)
+                    key = history.window_key(history.DEVICE, device, "m", minute)
+                    doc = load_json(partition_get(table, partition, key))
+                    entry["last_minute"] = history.StoredWindow.from_json(doc).window.to_list() if doc else None
+                    if only is not None:
+                        for guid in entry["loggers"]:
+                            entry["loggers"][guid] = self.newest(partition, history.LOGGER, guid, now)
+                    if looked_up % ANSWER_STEP == 0:
+                        await asyncio.sleep(0)
+                        if not still_owned(partition):
+                            raise PartitionMoved(partition)
+            except PartitionMoved:
+                continue
             devices.update(here)
-        return {"partitions": partitions, "devices": devices}
+            answered.append(partition)
+        return {"partitions": answered, "devices": devices}
 
     def local_logger(self, wanted: set[int], guid: str, now: float) -> dict:
         """A logger's newest reading in each owned partition: ``[time, humidity, device]``."""

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections.abc import AsyncIterator, Callable
+from itertools import islice
 
 import faust
 import rocksdict
@@ -166,3 +169,26 @@ def partition_range(table, partition: int, start: bytes, stop: bytes | None = No
         if (key >= stop) if stop is not None else not key.startswith(start):
             break
         yield key, value
+
+
+class PartitionMoved(Exception):
+    """The partition left this worker while it was being read step by step."""
+
+
+async def partition_steps(table, partition: int, start: bytes, stop: bytes, size: int,
+                          owned: Callable[[int], bool]) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """:func:`partition_range` in lists of at most ``size`` rows with the event
+    loop free between them, so that reading a large partition does not hold
+    up the agents. No iterator stays open across a step, and after each
+    pause ``owned(partition)`` must still hold, else :class:`PartitionMoved`
+    (its RocksDB may be closed, or not this worker's any more)."""
+    while True:
+        rows = list(islice(partition_range(table, partition, start, stop), size))
+        if rows:
+            yield rows
+        if len(rows) < size:
+            return
+        start = rows[-1][0] + b"\x00"  # the smallest key after the last one read
+        await asyncio.sleep(0)
+        if not owned(partition):
+            raise PartitionMoved(partition)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import inspect
 import io
 import time
 
@@ -87,7 +88,8 @@ class HistoryApi:
         calls = []
         for url, parts in wanted.items():
             if url == me:
-                calls.append(_done(local(parts)))
+                answer = local(parts)
+                calls.append(answer if inspect.isawaitable(answer) else _done(answer))
             else:
                 query = {**params, "partitions": ",".join(map(str, sorted(parts)))}
                 calls.append(self._get(url.rstrip("/") + path, query))
@@ -278,7 +280,7 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
 
     @app.page("/api/local/devices")
     async def local_devices(self, request):
-        return self.json(api.flow.local_devices(parts_of(request), time.time(), request.query.get("device")),
+        return self.json(await api.flow.local_devices(parts_of(request), time.time(), request.query.get("device")),
                          headers=dict(API_HEADERS))
 
     @app.page("/api/local/windows")

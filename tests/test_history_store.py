@@ -1,10 +1,14 @@
-"""Removing expired history windows from RocksDB, without a broker: a pass
-over a large fleet is spread over calls of bounded size and, once complete,
-has removed every expired window of every logger and device, and nothing else."""
+"""The history flow's work over a large RocksDB partition, without a broker.
+Removing expired windows: a pass over a large fleet is spread over calls
+of bounded size and, once complete, has removed every expired window of
+every logger and device, and nothing else. Answering for the device list:
+the event loop runs other tasks while a large partition is read, and a
+partition that moves meanwhile is left out of the answer."""
 
 from __future__ import annotations
 
-from types import SimpleNamespace
+import asyncio
+from types import MethodType, SimpleNamespace
 
 import faust
 import pytest
@@ -36,8 +40,11 @@ def flow(tmp_path, monkeypatch):
     table = raw_table(app, "history", help="test")
     monkeypatch.setattr(changelogs, "write", lambda *args: None)
     monkeypatch.setattr(table, "partition_for_key", lambda key: 0)
-    return SimpleNamespace(tables=SimpleNamespace(history=table), retention=RETENTION,
-                           db=table.data._db_for_partition(0))
+    flow = SimpleNamespace(tables=SimpleNamespace(history=table), retention=RETENTION,
+                           db=table.data._db_for_partition(0), owning={0})
+    flow.owned = lambda wanted: sorted(wanted & flow.owning)
+    flow.newest = MethodType(HistoryFlow.newest, flow)
+    return flow
 
 
 def fleet(flow, loggers: int, devices: int) -> tuple[set[bytes], set[bytes]]:
@@ -99,3 +106,43 @@ def test_a_new_pass_starts_over_and_finds_windows_expired_since(flow, monkeypatc
     assert full_pass(flow, later) == 2
     assert stored(flow) == {k for k in kept if history.start_of_key(k) >= RETENTION.cutoff(k[-12:-11].decode(), later)}
     assert all(k[-12:-11] == b"h" for k in stored(flow))
+
+
+def answer_devices(flow, ticks_every_turn: list[int], move_after_ticks: int | None = None) -> dict:
+    """``local_devices`` run on an event loop beside a task that counts the
+    loop's turns (and, after ``move_after_ticks`` of them, takes partition 0
+    from this worker)."""
+
+    async def main():
+        answering = asyncio.ensure_future(HistoryFlow.local_devices(flow, {0}, NOW))
+
+        async def ticker():
+            while not answering.done():
+                ticks_every_turn[0] += 1
+                if ticks_every_turn[0] == move_after_ticks:
+                    flow.owning = set()
+                await asyncio.sleep(0)
+
+        await asyncio.gather(answering, ticker())
+        return answering.result()
+
+    return asyncio.run(main())
+
+
+def test_the_device_list_of_a_large_partition_is_read_in_steps_with_the_loop_running_between(flow, monkeypatch):
+    monkeypatch.setattr(history_flow, "ANSWER_STEP", 100)
+    fleet(flow, loggers=2_500, devices=700)
+    ticks = [0]
+    answer = answer_devices(flow, ticks)
+    assert answer["partitions"] == [0]
+    assert {device: len(entry["loggers"]) for device, entry in answer["devices"].items()} == {
+        f"MRI {d}": len(range(d, 2_500, 700)) for d in range(700)}
+    # 2,500 pairs and 700 devices in steps of 100: the other task ran between them
+    assert ticks[0] >= 2_500 // 100 + 700 // 100
+
+
+def test_a_partition_that_moves_while_it_is_read_is_left_out_of_the_answer(flow, monkeypatch):
+    monkeypatch.setattr(history_flow, "ANSWER_STEP", 100)
+    fleet(flow, loggers=2_500, devices=700)
+    answer = answer_devices(flow, [0], move_after_ticks=5)
+    assert answer == {"partitions": [], "devices": {}}
