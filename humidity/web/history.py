@@ -75,8 +75,8 @@ class HistoryApi:
 
     async def ask(self, path: str, params: dict, partitions: set[int], local) -> list[dict]:
         """The answers of the workers owning ``partitions``; ``local(wanted)``
-        answers for this worker (or returns an awaitable of the answer). Raises :class:`Incomplete` unless every
-        partition was answered for."""
+        answers for this worker (or returns an awaitable of the answer).
+        Raises :class:`Incomplete` unless every partition was answered for."""
         owners = self.owners()
         me = str(self.app.conf.canonical_url)
         wanted: dict[str, set[int]] = {}
