@@ -87,7 +87,7 @@ class HistoryFlow:
 
             def stored(key: bytes):
                 doc = cached.get(key)
-                return doc if doc is not None else load_json(table.get(key))
+                return doc if doc is not None else load_json(partition_get(table, work.partition, key))
 
             applied = history.apply_bundles(bundles, now, self.retention, stored, state.sources, WINDOWS_PER_CALL)
             if applied.stopped_after is not None:
@@ -124,7 +124,7 @@ class HistoryFlow:
             known.clear()
         for pair in pairs - known.keys():
             key = history.pair_key(*pair)
-            if table.get(key) is None:
+            if partition_get(table, work.partition, key) is None:
                 table[key] = orjson.dumps({"epoch": epoch})
             known[pair] = True
 
