@@ -33,9 +33,10 @@ def start(resolution: str, at: float) -> int:
 
 @pytest.fixture
 def flow(tmp_path, monkeypatch):
-    """What :meth:`HistoryFlow.sweep` uses: the history table of a worker
-    (partition 0; its changelog records are not sent) and the retention."""
-    app = faust.App("t-sweep", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=str(tmp_path),
+    """What the history flow's methods tested here use: the history table of
+    a worker (partition 0, owned unless taken out of ``owning``; its
+    changelog records are not sent), the retention, and ``newest``."""
+    app = faust.App("t-history-store", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=str(tmp_path),
                     topic_partitions=1)
     table = raw_table(app, "history", help="test")
     monkeypatch.setattr(changelogs, "write", lambda *args: None)
