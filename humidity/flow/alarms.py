@@ -21,7 +21,7 @@ from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_items
+from humidity.plumbing.tables import partition_get, partition_items
 from tables import Tables
 
 #: Seconds of bundles handled together: a logger's state is written once per
@@ -75,7 +75,7 @@ class AlarmsFlow:
 
             def state_of(key: str, device: str = "", guid: str = "") -> alarms.LoggerState:
                 if key not in loaded:
-                    doc = load_json(states.get(key))
+                    doc = load_json(partition_get(states, work.partition, key))
                     loaded[key] = alarms.LoggerState.from_json(doc) if doc else alarms.LoggerState(device, guid)
                     if not doc or not alarms.may_go_offline(doc["seen_wall"], doc["active"]):
                         unfiled.add(key)

@@ -39,7 +39,7 @@ from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_range
+from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables
 
 #: Device names whose history partition is remembered, at most.
@@ -84,7 +84,7 @@ class IngestFlow:
             def sighting_offset(key: str) -> int | None:
                 offset = known.get(key)
                 if offset is None:
-                    raw = tables.sightings.get(key)
+                    raw = partition_get(tables.sightings, work.partition, key)
                     if raw is not None:
                         offset = known[key] = int(raw)
                 return offset

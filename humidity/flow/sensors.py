@@ -20,7 +20,7 @@ from humidity.core.summary import SENSORS, Sharer, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_range
+from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables
 
 
@@ -77,8 +77,11 @@ class SensorsFlow:
             totals.epoch = work.epoch(totals.epoch)
             messages = [(offset, message) for offset, key, value in rows
                         if (message := sightings_message(key, value)) is not None]
-            outcome = aggregate.count_sensors(totals, messages, lambda guid: load_json(tables.sensors.get(guid)),
-                                              through=work.through, epoch=totals.epoch)
+
+            def stored(guid: str):
+                return load_json(partition_get(tables.sensors, work.partition, guid))
+
+            outcome = aggregate.count_sensors(totals, messages, stored, through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
             for key, value in aggregate.stored_records(work.partition, totals):

@@ -140,10 +140,12 @@ def partition_items(table, partition: int):
     return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001
 
 
-def partition_get(table, partition: int, key: bytes) -> bytes | None:
-    """One key's value in one partition's RocksDB (Faust's ``get`` looks in
-    every partition the worker has opened when the key is not in its index)."""
-    return table.data._db_for_partition(partition).get(key)  # noqa: SLF001
+def partition_get(table, partition: int, key: bytes | str) -> bytes | None:
+    """One key's value in one partition's RocksDB, read directly: Faust's
+    ``get`` passes through several mapping layers, reads a stored key twice,
+    and outside an agent's event looks in every partition the worker has
+    opened when the key is not in its index."""
+    return table.data._db_for_partition(partition).get(_raw(key))  # noqa: SLF001
 
 
 def partition_is_empty(table, partition: int) -> bool:
