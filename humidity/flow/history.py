@@ -24,7 +24,7 @@ from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import PartitionMoved, partition_get, partition_range, partition_steps
+from humidity.plumbing.tables import PartitionMoved, partition_get, partition_range, partition_slice, partition_steps
 from tables import Tables
 
 log = logging.getLogger(__name__)
@@ -134,13 +134,11 @@ class HistoryFlow:
         carries the pass from one call to the next. True when the pass is complete."""
         table = self.tables.history
         swept_devices = sweeping.setdefault("devices", set())
-        names, loggers, resume = set(), 0, None
-        for key, _value in partition_range(table, partition, sweeping.get("from", history.PAIR), history.PAIR_END):
-            if loggers == SWEEP_LOGGERS:
-                resume = key
-                break
+        pairs, resume = partition_slice(table, partition, sweeping.get("from", history.PAIR), history.PAIR_END,
+                                        SWEEP_LOGGERS)
+        names = set()
+        for key, _value in pairs:
             guid, device = history.pair_names(key)
-            loggers += 1
             names.add((history.LOGGER, guid))
             if device not in swept_devices:
                 swept_devices.add(device)

@@ -173,6 +173,15 @@ def partition_range(table, partition: int, start: bytes, stop: bytes | None = No
         yield key, value
 
 
+def partition_slice(table, partition: int, start: bytes, stop: bytes,
+                    size: int) -> tuple[list[tuple[bytes, bytes]], bytes | None]:
+    """At most ``size`` rows of :func:`partition_range` from ``start`` to
+    ``stop``, and the key to go on from (``None`` once the range is done);
+    no iterator stays open after it returns."""
+    rows = list(islice(partition_range(table, partition, start, stop), size))
+    return rows, (rows[-1][0] + b"\x00" if len(rows) == size else None)  # the smallest key after the last
+
+
 class PartitionMoved(Exception):
     """The partition left this worker while it was being read step by step."""
 
@@ -185,12 +194,11 @@ async def partition_steps(table, partition: int, start: bytes, stop: bytes, size
     pause ``owned(partition)`` must still hold, else :class:`PartitionMoved`
     (its RocksDB may be closed, or not this worker's any more)."""
     while True:
-        rows = list(islice(partition_range(table, partition, start, stop), size))
+        rows, start = partition_slice(table, partition, start, stop, size)
         if rows:
             yield rows
-        if len(rows) < size:
+        if start is None:
             return
-        start = rows[-1][0] + b"\x00"  # the smallest key after the last one read
         await asyncio.sleep(0)
         if not owned(partition):
             raise PartitionMoved(partition)
