@@ -73,6 +73,10 @@ class Table:
     def __init__(self, app, name: str = "t") -> None:
         self.app, self.name, self.data = app, name, Store()
         self.changelog_topic = SimpleNamespace(get_topic_name=lambda: f"{name}-changelog")
+        self.written: list[tuple[int, list]] = []  # the write batches into RocksDB
+
+    def write_rows(self, partition, rows):
+        self.written.append((partition, rows))
 
 
 async def settle():
@@ -104,6 +108,27 @@ async def test_records_go_out_in_order_per_partition_and_complete_when_acknowled
     last0 = max(i for i, s in enumerate(app.producer.sent) if s[1] == 0)
     assert t.data.persisted[changelogs.TopicPartition("t-changelog", 0)] == \
         100 * last0 + len(app.producer.sent[last0][2]) - 1
+
+
+async def test_a_blocks_writes_reach_rocksdb_and_the_changelog_once_each_with_the_last_value_of_a_key():
+    app = App(FakeProducer(capacity=10))
+    t = Table(app)
+    collected, token = changelogs.collect()
+    changelogs.write(t, 0, b"a", b"1")
+    changelogs.write(t, 0, b"b", b"1")
+    changelogs.write(t, 0, b"a", b"2")
+    changelogs.write(t, 0, b"b", None)
+    changelogs.write(t, 3, b"c", b"1")
+    assert t.written == []  # nothing reaches RocksDB before the block ends ...
+    assert changelogs.written(t, 0, b"a") == b"2"  # ... but the block reads its own writes
+    assert changelogs.written(t, 0, b"b") is None
+    assert changelogs.written(t, 0, b"c") is changelogs.UNWRITTEN
+    changelogs.submit_collected(collected, token)
+    assert t.written == [(0, [(b"a", b"2"), (b"b", None)]), (3, [(b"c", b"1")])]
+    assert changelogs.written(t, 0, b"a") is changelogs.UNWRITTEN  # not collecting any more
+    await settle()
+    assert sorted((p, records) for _t, p, records, _d in app.producer.sent) == [
+        (0, [(b"a", b"2"), (b"b", None)]), (3, [(b"c", b"1")])]
 
 
 def _collect_one(t, partition, key, value):

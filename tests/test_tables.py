@@ -12,7 +12,7 @@ from faust.types import TP
 
 from humidity.plumbing import changelogs
 from humidity.plumbing.batching import RecordBatch
-from humidity.plumbing.tables import raw_table
+from humidity.plumbing.tables import partition_get, raw_table
 
 
 def value(epoch: int, **fields) -> bytes:
@@ -77,3 +77,23 @@ def test_into_a_store_kept_from_before_a_lower_epoch_is_left_out(worker):
     worker.db().put(b"g1", value(9, devices=["CT 1"]))  # the data directory of a previous run
     worker.restore((b"g1", value(6, devices=["MRI 1"])))
     assert orjson.loads(worker.db().get(b"g1"))["devices"] == ["CT 1"]
+
+
+def test_a_blocks_writes_reach_rocksdb_when_it_ends_and_its_reads_see_them_before(worker, monkeypatch):
+    table, sent = worker.table, []
+    monkeypatch.setattr(table, "partition_for_key", lambda key: 0)
+    monkeypatch.setattr(changelogs, "sender_of", lambda app: SimpleNamespace(
+        submit=lambda t, partition, rows: sent.append((partition, rows))))
+    worker.db().put(b"kept", value(1))
+    worker.db().put(b"gone", value(1))
+    collected, token = changelogs.collect()
+    table[b"new"] = value(2, n=1)
+    table["new"] = value(2, n=2)  # str keys are stored as their bytes
+    del table[b"gone"]
+    assert worker.db().get(b"new") is None and worker.db().get(b"gone") is not None  # RocksDB not yet
+    assert orjson.loads(table[b"new"])["n"] == 2 and orjson.loads(partition_get(table, 0, "new"))["n"] == 2
+    assert b"gone" not in table and table.get(b"gone") is None and partition_get(table, 0, b"gone") is None
+    assert b"kept" in table and partition_get(table, 0, b"kept") == value(1)
+    changelogs.submit_collected(collected, token)
+    assert orjson.loads(worker.db().get(b"new"))["n"] == 2 and worker.db().get(b"gone") is None
+    assert sent == [(0, [(b"new", value(2, n=2)), (b"gone", None)])]

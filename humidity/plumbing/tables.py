@@ -30,7 +30,34 @@ ROCKSDB = {"write_buffer_size": 1024 * 1024, "max_write_buffer_number": 2,
 class RawTable(faust.Table):
     """A table of bytes whose changelog is written and restored in record
     batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
-    batch, :func:`humidity.plumbing.batching.changelog_batches`)."""
+    batch, :func:`humidity.plumbing.batching.changelog_batches`). Inside an
+    agent's block of work its writes reach RocksDB when the block ends, in
+    one write batch per partition; its reads see them before."""
+
+    def __setitem__(self, key: bytes | str, value: bytes) -> None:
+        self.on_key_set(key, value)
+        if not changelogs.collecting():
+            self.data[key] = value
+
+    def __delitem__(self, key: bytes | str) -> None:
+        self.on_key_del(key)
+        if not changelogs.collecting():
+            del self.data[key]
+
+    def __getitem__(self, key: bytes | str):
+        value = self._written(key)
+        if value is changelogs.UNWRITTEN:
+            return super().__getitem__(key)
+        return self.__missing__(key) if value is None else value
+
+    def __contains__(self, key) -> bool:
+        value = self._written(key)
+        return super().__contains__(key) if value is changelogs.UNWRITTEN else value is not None
+
+    def _written(self, key: bytes | str):
+        if not changelogs.collecting():
+            return changelogs.UNWRITTEN
+        return changelogs.written(self, self.partition_for_key(key), _raw(key))
 
     def on_key_set(self, key: bytes | str, value: bytes) -> None:
         changelogs.write(self, self.partition_for_key(key), _raw(key), _raw(value))
@@ -40,11 +67,16 @@ class RawTable(faust.Table):
         changelogs.write(self, self.partition_for_key(key), _raw(key), None)
         self._sensor_on_del(self, key)
 
+    def write_rows(self, partition: int, rows: list[tuple[bytes, bytes | None]]) -> None:
+        """A block's writes to one partition (None: a deletion), into its RocksDB at once."""
+        _write(self.data, partition, rows)
+
     def apply_changelog_batch(self, batch) -> None:
         for tp, rows in changelog_batches(batch):
             rows = self._restorable(tp.partition, _unapplied(rows, self.data.persisted_offset(tp)))
             if rows:
-                _apply(self.data, tp, rows)
+                _write(self.data, tp.partition, [(key, value) for _offset, key, value in rows])
+                self.data.set_persisted_offset(tp, rows[-1][0])
 
     def _restorable(self, partition: int, rows: list) -> list:
         """Of one partition's rows to restore, those to apply (all of them here)."""
@@ -62,17 +94,16 @@ def _unapplied(rows: list, applied: int | None) -> list:
     return [row for row in rows if row[0] > applied]
 
 
-def _apply(store, tp, rows: list) -> None:
-    """What Faust's RocksDB store does with a changelog batch, for rows of
-    one partition: one write batch, then the last offset as persisted."""
+def _write(store, partition: int, rows: list[tuple[bytes, bytes | None]]) -> None:
+    """Rows of one partition into its RocksDB as one write batch (what Faust's
+    store does with a changelog batch)."""
     batch = rocksdict.WriteBatch(raw_mode=True)
-    for _offset, key, value in rows:
+    for key, value in rows:
         if value is None:
             batch.delete(key)
         else:
             batch.put(key, value)
-    store._db_for_partition(tp.partition).write(batch)  # noqa: SLF001
-    store.set_persisted_offset(tp, rows[-1][0])
+    store._db_for_partition(partition).write(batch)  # noqa: SLF001
 
 
 def _raw(data: bytes | str) -> bytes:
@@ -144,8 +175,11 @@ def partition_get(table, partition: int, key: bytes | str) -> bytes | None:
     """One key's value in one partition's RocksDB, read directly: Faust's
     ``get`` passes through several mapping layers, reads a stored key twice,
     and outside an agent's event looks in every partition the worker has
-    opened when the key is not in its index."""
-    return table.data._db_for_partition(partition).get(_raw(key))  # noqa: SLF001
+    opened when the key is not in its index. Inside a block, what the block
+    wrote (:func:`humidity.plumbing.changelogs.written`)."""
+    key = _raw(key)
+    value = changelogs.written(table, partition, key)
+    return table.data._db_for_partition(partition).get(key) if value is changelogs.UNWRITTEN else value  # noqa: SLF001
 
 
 def partition_is_empty(table, partition: int) -> bool:
