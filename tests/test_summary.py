@@ -1,6 +1,7 @@
 """Summaries as cuts: the book of per-round figures, the cut it picks, the
 summary and its interval (no broker)."""
 
+import random
 from datetime import UTC, datetime
 
 import orjson
@@ -312,3 +313,29 @@ def test_an_owner_shares_a_base_first_then_deltas_and_a_base_every_base_every_ro
     # a close before the owner's first batch carried the stored epoch; the next one its own
     assert sharer.docs([(50, {"round": 50, "epoch": 7, "devices": {}})], lambda: everything) == \
         [{"round": 50, "epoch": 7, "devices": everything}], "a new epoch starts with a base"
+
+
+def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_device_look_up():
+    # Random histories: deltas, gaps, bases of new owners closing rounds
+    # again and dropping devices, old rounds forgotten.
+    rng = random.Random(17)
+    for _ in range(200):
+        chain, epoch = Chain(SENSORS), 1
+        for _ in range(30):
+            step = rng.random()
+            names = rng.sample([f"MRI {i}" for i in range(8)], rng.randint(0, 5))
+            if step < 0.15 and chain.tail >= 0:  # a new owner closes recent rounds again
+                epoch += 1
+                doc = {"round": max(0, chain.tail - rng.randint(0, 2)),
+                       "devices": {name: rng.randint(1, 9) for name in names}}
+            elif step < 0.25:  # a base
+                doc = {"round": chain.tail + 1, "devices": {name: rng.randint(1, 9) for name in names}}
+            elif step < 0.3 and chain.rounds:
+                chain.forget_before(rng.choice(chain.rounds)[0])
+                continue
+            else:  # a delta, sometimes after a gap
+                doc = {"round": chain.tail + rng.choice([1, 1, 1, 2]), "since": chain.tail,
+                       "devices": {name: rng.randint(1, 9) for name in names}}
+            chain.update({"offset": doc["round"], "sensors": 0, "inputs": {}, "epoch": epoch, **doc})
+            if chain.rounds:
+                assert chain.figures(chain.tail).devices == chain.devices_at(chain.tail)

@@ -88,6 +88,9 @@ class Chain:
     rounds: list = field(default_factory=list)  # [(round, offset, figures without devices)], ascending
     devices: dict[str, list] = field(default_factory=dict)  # device -> [(round, value or None)], ascending
     several: set[str] = field(default_factory=set)  # devices with more than one entry
+    #: device -> its value as of the newest round taken (None left out): a
+    #: summary of the newest round copies it instead of looking up every device.
+    newest: dict = field(default_factory=dict)
 
     def update(self, doc: dict) -> bool:
         tagged, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
@@ -121,10 +124,18 @@ class Chain:
                 del self.devices[name]
             if len(entries) < 2:
                 self.several.discard(name)
+            if entries and entries[-1][1] is not None:
+                self.newest[name] = entries[-1][1]
+            else:
+                self.newest.pop(name, None)
         self.tail = self.rounds[-1][0] if self.rounds else -1
 
     def _set(self, name: str, tagged: int, value) -> None:
         entries = self.devices.get(name)
+        if value is None:
+            self.newest.pop(name, None)
+        else:
+            self.newest[name] = value
         if entries is None:
             if value is not None:
                 self.devices[name] = [(tagged, value)]
@@ -144,6 +155,13 @@ class Chain:
         if head is None:
             return None
         at, _offset, header = head
+        devices = dict(self.newest) if at == self.tail else self.devices_at(at)
+        if header.device_count is not None and header.device_count != len(devices):
+            return None
+        return replace(header, devices=devices)
+
+    def devices_at(self, at: int) -> dict:
+        """Every device's value as of round ``at`` (one that was taken), looked up device by device."""
         devices = {}
         for name, entries in self.devices.items():
             if entries[0][0] > at:
@@ -152,9 +170,7 @@ class Chain:
                 entries[bisect.bisect_right(entries, at, key=lambda e: e[0]) - 1][1]
             if value is not None:
                 devices[name] = value
-        if header.device_count is not None and header.device_count != len(devices):
-            return None
-        return replace(header, devices=devices)
+        return devices
 
     def forget_before(self, tagged: int) -> None:
         """Drop what no later cut can need: rounds before ``tagged`` but the last one at or before it."""
@@ -324,8 +340,9 @@ class Previous:
     devices: dict[str, tuple[list[float], int]]  # device -> (exact sum partials, count)
 
     def to_json(self) -> dict:
+        # orjson writes each (partials, count) tuple as a JSON array
         return {"time": self.time, "as_of": self.as_of, "valid": self.valid, "invalid": self.invalid,
-                "sensors": self.sensors, "devices": {d: [p, c] for d, (p, c) in self.devices.items()}}
+                "sensors": self.sensors, "devices": self.devices}
 
     @classmethod
     def from_json(cls, doc: dict) -> Previous:
@@ -335,18 +352,25 @@ class Previous:
 
 
 def _device_sums(ingest: Iterable[IngestTotals]) -> dict[str, tuple[list[float], int]]:
+    """Per device, its exact sum partials over the partitions and its count
+    (a device of one partition shares that partition's list: none is changed)."""
     sums: dict[str, tuple[list[float], int]] = {}
     for totals in ingest:
         for device, device_sum in totals.devices.items():
-            partials, count = sums.get(device, ([], 0))
-            sums[device] = (partials + device_sum.partials, count + device_sum.count)
+            found = sums.get(device)
+            sums[device] = (device_sum.partials, device_sum.count) if found is None else \
+                (found[0] + device_sum.partials, found[1] + device_sum.count)
     return sums
 
 
 def _averages(sums: dict[str, tuple[list[float], int]], with_count: bool = False) -> list[dict]:
-    rows = [{"device": d, "average": exact_total(p) / c, **({"count": c} if with_count else {})}
-            for d, (p, c) in sums.items() if c]
-    rows.sort(key=lambda row: (-row["average"], row["device"]))
+    """Rows by average, highest first, and by device name among equal averages."""
+    if with_count:
+        rows = [{"device": d, "average": exact_total(p) / c, "count": c} for d, (p, c) in sums.items() if c]
+    else:
+        rows = [{"device": d, "average": exact_total(p) / c} for d, (p, c) in sums.items() if c]
+    rows.sort(key=itemgetter("device"))
+    rows.sort(key=itemgetter("average"), reverse=True)  # stable: equal averages stay by name
     return rows
 
 
