@@ -48,8 +48,8 @@ def exact_size(value: bytes) -> bytes:
 
 
 def write(table, partition: int, key: bytes, value: bytes | None) -> None:
-    """The changelog record of ``table[key] = value`` (``None``: a deletion),
-    in the changelog partition ``partition``."""
+    """``table[key] = value`` (``None``: a deletion) in ``partition``: its
+    changelog record, and inside a block its RocksDB write as well."""
     if value is not None:
         value = exact_size(value)
     collected = _collected.get()
