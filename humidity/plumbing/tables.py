@@ -32,7 +32,8 @@ class RawTable(faust.Table):
     batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
     batch, :func:`humidity.plumbing.batching.changelog_batches`). Inside an
     agent's block of work its writes reach RocksDB when the block ends, in
-    one write batch per partition; its reads see them before."""
+    one write batch per partition; the block's reads of single keys see
+    them before, its range reads (:func:`partition_range`) do not."""
 
     def __setitem__(self, key: bytes | str, value: bytes) -> None:
         self.on_key_set(key, value)
