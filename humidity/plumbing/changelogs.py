@@ -14,8 +14,9 @@ agent's work on a batch) the writes are collected per table and partition,
 the last value of each key (the block's reads of single keys see them:
 :func:`written`); when the block ends each partition's go into its RocksDB
 as one write batch (``table.write_rows``), and to the app's
-:class:`ChangelogSender` as aiokafka record batches: one future per batch, which the commits wait for like any
-other output, and one write of the persisted offset per acknowledged batch.
+:class:`ChangelogSender` as aiokafka record batches: one future per batch,
+which the commits wait for like any other output, and one write of the
+persisted offset per acknowledged batch.
 Outside such a block a write is submitted at once, and the table puts it
 into RocksDB itself.
 
