@@ -1,6 +1,7 @@
 """Summaries as cuts: the book of per-round figures, the cut it picks, the
 summary and its interval (no broker)."""
 
+import math
 import random
 from datetime import UTC, datetime
 
@@ -18,6 +19,7 @@ from humidity.core.summary import (
     PartialsBook,
     Previous,
     Sharer,
+    SummaryMemo,
     brief,
     build_summary,
     device_rows,
@@ -339,3 +341,57 @@ def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_de
             chain.update({"offset": doc["round"], "sensors": 0, "inputs": {}, "epoch": epoch, **doc})
             if chain.rounds:
                 assert chain.figures(chain.tail).devices == chain.devices_at(chain.tail)
+
+
+def device_lists(taken: Cut) -> tuple[list[dict], list[dict]]:
+    """A summary's averages and sensors per device, computed the plain way."""
+    sums: dict = {}
+    for totals in taken.ingest.values():
+        for device, figure in totals.devices.items():
+            partials, count = sums.get(device, ([], 0))
+            sums[device] = (partials + figure.partials, count + figure.count)
+    averages = sorted(({"device": d, "average": math.fsum(p) / c} for d, (p, c) in sums.items() if c),
+                      key=lambda row: (-row["average"], row["device"]))
+    sensor_counts: dict = {}
+    for counts in taken.sensors.values():
+        for device, n in counts.devices.items():
+            sensor_counts[device] = sensor_counts.get(device, 0) + n
+    return averages, [{"device": d, "sensors": sensor_counts[d]} for d in sorted(sensor_counts)]
+
+
+def test_a_summary_built_on_the_last_ones_rows_equals_one_built_from_scratch():
+    # Random sequences of cuts: a device keeps its figure object, gets a new
+    # one (equal or not), comes or goes in a partition; partitions come and
+    # go; the previous summary is the one the memo built, an equal copy
+    # (another worker published it), or none. Averages tie often.
+    rng = random.Random(11)
+    names = [f"MRI {i}" for i in range(12)]
+    for _ in range(150):
+        memo, previous = SummaryMemo(), None
+        ingest: dict = {p: {} for p in range(3)}
+        sightings: dict = {p: {} for p in range(3)}
+        for step in range(25):
+            for p in ingest:
+                for name in rng.sample(names, rng.randint(0, 4)):
+                    figure, change = ingest[p].get(name), rng.random()
+                    if change < 0.15:
+                        ingest[p].pop(name, None)
+                        sightings[p].pop(name, None)
+                    elif change < 0.3 and figure is not None:  # the same figures in a new object
+                        ingest[p][name] = DeviceSum(list(figure.partials), figure.count)
+                    else:
+                        grown = DeviceSum(list(figure.partials), figure.count) if figure else DeviceSum()
+                        grown.add(rng.choice([20.0, 35.5, 50.0, 64.25]))
+                        ingest[p][name] = grown
+                        sightings[p][name] = rng.randint(0, 3)
+            partitions = [0, 1] if rng.random() < 0.1 else [0, 1, 2]
+            taken = Cut(step, {p: IngestTotals(offset=step, valid=step, devices=dict(ingest[p])) for p in partitions},
+                        {p: SensorCounts(sum(sightings[p].values()), dict(sightings[p])) for p in partitions},
+                        {p: shared_alarms([]) for p in partitions})
+            expected = build_summary(taken, NOW, 3.0, previous)
+            summary, counted = build_summary(taken, NOW, 3.0, previous, memo)
+            assert (summary, counted) == expected
+            assert (summary["average_humidity_by_device"], summary["sensors_by_device"]) == device_lists(taken)
+            base = rng.random()
+            previous = counted if base < 0.6 else Previous.from_json(orjson.loads(orjson.dumps(counted.to_json()))) \
+                if base < 0.85 else None

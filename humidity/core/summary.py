@@ -25,7 +25,8 @@ import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import datetime
-from operator import itemgetter
+from itertools import compress
+from operator import is_not, itemgetter, ne
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
 from humidity.core.alarms import ALARMS_LISTED, active_alarm, newest_alarms, shared_alarms
@@ -351,46 +352,112 @@ class Previous:
                    {d: (list(p), int(c)) for d, (p, c) in doc["devices"].items()})
 
 
-def _device_sums(ingest: Iterable[IngestTotals]) -> dict[str, tuple[list[float], int]]:
-    """Per device, its exact sum partials over the partitions and its count
-    (a device of one partition shares that partition's list: none is changed)."""
-    sums: dict[str, tuple[list[float], int]] = {}
-    for totals in ingest:
-        for device, device_sum in totals.devices.items():
-            found = sums.get(device)
-            sums[device] = (device_sum.partials, device_sum.count) if found is None else \
-                (found[0] + device_sum.partials, found[1] + device_sum.count)
-    return sums
+def _changed(before: dict[int, dict], now: dict[int, dict], differ: Callable[[object, object], bool]) -> set[str]:
+    """The devices whose figure in some partition of ``now`` differs from
+    the one ``before`` had, or that one of them lacks; every device if the
+    partitions differ."""
+    if before.keys() != now.keys():
+        return set().union(*before.values(), *now.values())
+    changed: set[str] = set()
+    for p, devices in now.items():
+        old = before[p]
+        if list(old) == list(devices):  # the same devices in the same order, as usual: compared in C
+            changed.update(compress(devices, map(differ, old.values(), devices.values())))
+        else:
+            changed.update([d for d, v in devices.items() if d not in old or differ(old[d], v)])
+            changed.update(old.keys() - devices.keys())
+    return changed
 
 
-def _averages(sums: dict[str, tuple[list[float], int]], with_count: bool = False) -> list[dict]:
+@dataclass
+class SummaryMemo:
+    """What the last summary built per device, kept for the next one: a
+    device is built again only if its figures changed, so that a summary
+    costs what changed since the last one plus C-level copies, sorts and
+    serialising. Ingest figures are compared by identity: a chain makes new
+    ones from every partial, and nothing changes them once made."""
+
+    ingest: dict[int, dict[str, DeviceSum]] = field(default_factory=dict)  # the last cut's, per partition
+    sums: dict[str, tuple[list[float], int]] = field(default_factory=dict)  # device -> exact partials, count
+    #: (-average, device, row) per device with readings, sorted: the order of average_humidity_by_device
+    #: (highest first, by name among equal averages), kept so that a change sorts only what changed
+    ordered: list[tuple[float, str, dict]] = field(default_factory=list)
+    by_average: list[dict] = field(default_factory=list)
+    sensors: dict[int, dict[str, int]] = field(default_factory=dict)  # the last cut's, per partition
+    sensor_rows: dict[str, dict] = field(default_factory=dict)  # device -> its row of sensors_by_device
+    by_name: list[dict] = field(default_factory=list)
+    #: What the last summary counted: ``changed`` is relative to it.
+    counted: Previous | None = None
+
+    def take(self, cut: Cut) -> set[str]:
+        """Bring the rows up to ``cut``; the devices whose sums changed."""
+        ingest = {p: totals.devices for p, totals in cut.ingest.items()}
+        changed = _changed(self.ingest, ingest, is_not)
+        parts = list(ingest.values())
+        rows = []
+        for device in changed:
+            found = [s for devices in parts if (s := devices.get(device)) is not None]
+            if not found:
+                self.sums.pop(device, None)
+                continue
+            # a device of one partition shares that partition's list: nothing changes it
+            partials = found[0].partials if len(found) == 1 else [x for s in found for x in s.partials]
+            count = sum(s.count for s in found)
+            self.sums[device] = (partials, count)
+            if count:
+                average = exact_total(partials) / count
+                rows.append((-average, device, {"device": device, "average": average}))
+        if changed:
+            self.ordered = [entry for entry in self.ordered if entry[1] not in changed] + rows
+            self.ordered.sort()  # a sorted run and the changed rows: about linear
+            self.by_average = [entry[2] for entry in self.ordered]
+        self.ingest = ingest
+
+        sensors = {p: counts.devices for p, counts in cut.sensors.items()}
+        touched = _changed(self.sensors, sensors, ne)
+        parts = list(sensors.values())
+        reorder = False  # a device came or went
+        for device in touched:
+            found = [n for devices in parts if (n := devices.get(device)) is not None]
+            if found:
+                reorder |= device not in self.sensor_rows
+                self.sensor_rows[device] = {"device": device, "sensors": sum(found)}
+            elif self.sensor_rows.pop(device, None) is not None:
+                reorder = True
+        if reorder:
+            self.by_name = [self.sensor_rows[d] for d in sorted(self.sensor_rows)]
+        elif touched:
+            self.by_name = [self.sensor_rows[row["device"]] for row in self.by_name]
+        self.sensors = sensors
+        return changed
+
+
+def _by_average(rows: Iterable[dict]) -> list[dict]:
     """Rows by average, highest first, and by device name among equal averages."""
-    if with_count:
-        rows = [{"device": d, "average": exact_total(p) / c, "count": c} for d, (p, c) in sums.items() if c]
-    else:
-        rows = [{"device": d, "average": exact_total(p) / c} for d, (p, c) in sums.items() if c]
-    rows.sort(key=itemgetter("device"))
-    rows.sort(key=itemgetter("average"), reverse=True)  # stable: equal averages stay by name
-    return rows
+    return sorted(rows, key=lambda row: (-row["average"], row["device"]))
 
 
 def build_summary(cut: Cut, published_at: datetime, interval: float,
-                  previous: Previous | None = None) -> tuple[dict, Previous]:
+                  previous: Previous | None = None, memo: SummaryMemo | None = None) -> tuple[dict, Previous]:
     """The published summary of ``cut`` (the exact JSON shape), and what it
-    counted, exactly, for the next one's ``interval``."""
+    counted, exactly, for the next one's ``interval``. ``memo``: what the
+    last summary built (updated; a new one builds every device)."""
+    memo = memo or SummaryMemo()
+    since_counted = previous is memo.counted
+    changed = memo.take(cut)
     ingest = cut.ingest.values()
-    sums = _device_sums(ingest)
     valid = sum(t.valid for t in ingest)
     invalid = sum(t.invalid for t in ingest)
-    per_device: dict[str, int] = {}
-    for counts in cut.sensors.values():
-        for device, n in counts.devices.items():
-            per_device[device] = per_device.get(device, 0) + n
     total_sensors = sum(c.sensors for c in cut.sensors.values())
     time = utc_iso(published_at)
     base = previous or Previous("", {}, 0, 0, 0, {})
     added: dict[str, tuple[list[float], int]] = {}
-    for device, (partials, count) in sums.items():
+    # a device that did not change since what ``previous`` counted added nothing
+    for device in changed if since_counted else memo.sums:
+        found = memo.sums.get(device)
+        if found is None:
+            continue
+        partials, count = found
         before_partials, before_count = base.devices.get(device, ([], 0))
         if count > before_count:
             added[device] = (partials + [-x for x in before_partials], count - before_count)
@@ -398,9 +465,9 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
         "time": time,
         "interval_seconds": float(interval),
         "as_of": cut.as_of(),
-        "average_humidity_by_device": _averages(sums),
+        "average_humidity_by_device": memo.by_average,
         "total_messages": valid,
-        "sensors_by_device": [{"device": d, "sensors": per_device[d]} for d in sorted(per_device)],
+        "sensors_by_device": memo.by_name,
         "total_sensors": total_sensors,
         "invalid_messages": invalid,
         "active_alarms": [active_alarm(a) for a in newest_alarms(a for shared in cut.alarms.values()
@@ -413,10 +480,12 @@ def build_summary(cut: Cut, published_at: datetime, interval: float,
             "messages": valid - base.valid,
             "invalid_messages": invalid - base.invalid,
             "new_sensors": total_sensors - base.sensors,
-            "average_humidity_by_device": _averages(added, with_count=True),
+            "average_humidity_by_device": _by_average(
+                {"device": d, "average": exact_total(p) / c, "count": c} for d, (p, c) in added.items()),
         },
     }
-    return summary, Previous(time, summary["as_of"], valid, invalid, total_sensors, sums)
+    memo.counted = Previous(time, summary["as_of"], valid, invalid, total_sensors, dict(memo.sums))
+    return summary, memo.counted
 
 
 #: The band the page marks averages inside or outside of (% RH), as the old job did.

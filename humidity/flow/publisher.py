@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core.summary import PartialsBook, Previous, build_summary, render_line, render_text
+from humidity.core.summary import PartialsBook, Previous, SummaryMemo, build_summary, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.follow import ALL, LAST, Follower
@@ -50,6 +50,7 @@ class Publisher:
         self.book = PartialsBook(self.settings.partitions)
         self.latest = Latest()
         self.previous: Previous | None = None  # what the latest summary counted
+        self.memo = SummaryMemo()  # what this worker's last summary built per device
         self.reader = Follower(self.settings, {self.settings.partials_topic: ALL, self.settings.results_topic: LAST},
                                self._on_record, "partials/summaries")
         self.waiting_logged = 0.0
@@ -92,7 +93,7 @@ class Publisher:
                          if missing else "a round every partition has closed")
                 self.waiting_logged = now
             return
-        summary, counted = build_summary(cut, datetime.now(UTC), settings.interval, previous)
+        summary, counted = build_summary(cut, datetime.now(UTC), settings.interval, previous, self.memo)
         raw = orjson.dumps(summary)
         await self.topics.results.send(key=b"summary", value=raw,
                                        headers=[(CUT_HEADER, orjson.dumps(counted.to_json()))])
