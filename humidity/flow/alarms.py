@@ -20,13 +20,23 @@ from humidity.core.silence import SilenceIndex
 from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
-from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
-from humidity.plumbing.tables import partition_get, partition_items
+from humidity.plumbing.stream import (
+    GenerationCache,
+    PartitionWork,
+    load_json,
+    owned_partitions,
+    per_batch,
+    resume_from,
+)
+from humidity.plumbing.tables import PartitionMoved, partition_get, partition_item_steps, partition_items
 from tables import Tables
 
 #: Seconds of bundles handled together: a logger's state is written once per
 #: batch, and alarms judge spans of a minute or more.
 ALARM_BATCH_WITHIN = 1.0
+#: Logger states read between pauses while a partition's index is built:
+#: with a large fleet a partition holds hundreds of thousands.
+INDEX_STEP = 1_000
 
 
 class AlarmsFlow:
@@ -45,17 +55,41 @@ class AlarmsFlow:
 
     async def run(self, stream) -> None:
         """Apply the alarm rules per datalogger; raise and clear alarms."""
-        await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN)
+        await per_batch(stream, self.alarm_partition, within=ALARM_BATCH_WITHIN, prepare=self._index_in_steps)
 
     def _read_index(self, partition: int) -> dict:
-        silence, states = SilenceIndex(self.tick_seconds), []
-        for key, value in partition_items(self.tables.alarm_states, partition):
+        silence, active = SilenceIndex(self.tick_seconds), {}
+        self._file_states(partition_items(self.tables.alarm_states, partition), silence, active)
+        return {"silence": silence, "active": active}
+
+    async def _index_in_steps(self, work: PartitionWork) -> None:
+        """Read the index before the partition's first batch of a generation
+        in steps of INDEX_STEP, the event loop free in between; if the
+        partition moves meanwhile, the handler reads it in one piece."""
+        if self.index.built(work.partition, work.generation):
+            return
+        topic = self.topics.alarm_readings.get_topic_name()
+        silence, active = SilenceIndex(self.tick_seconds), {}
+        try:
+            async for rows in partition_item_steps(self.tables.alarm_states, work.partition, INDEX_STEP,
+                                                   lambda p: p in owned_partitions(self.app, topic)):
+                self._file_states(rows, silence, active)
+        except PartitionMoved:
+            return
+        self.index.put(work.partition, work.generation, {"silence": silence, "active": active})
+
+    @staticmethod
+    def _file_states(rows, silence: SilenceIndex, active: dict) -> None:
+        """File loggers' stored states (key, JSON) in the index: ``silence``
+        and the partition's ``active`` alarms (AlarmPartition.active)."""
+        states = []
+        for key, value in rows:
             state = orjson.loads(value)
             if alarms.may_go_offline(state["seen_wall"], state["active"]):
                 silence.file(key.decode(), state["seen_wall"])
             if state["active"]:
                 states.append(state)
-        return {"silence": silence, "active": alarms.active_of(states)}
+        active.update(alarms.active_of(states))
 
     def alarm_partition(self, work: PartitionWork) -> None:
         wall = time.time()
@@ -119,11 +153,6 @@ class AlarmsFlow:
 
     async def offline_ticks(self) -> None:
         """A tick into each owned alarm partition drives its OFFLINE check."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return
-        topic = self.topics.alarm_readings.get_topic_name()
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == topic:
-                self.topics.alarm_readings.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
-                                                     partition=tp.partition)
+        for partition in owned_partitions(self.app, self.topics.alarm_readings.get_topic_name()):
+            self.topics.alarm_readings.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
+                                                 partition=partition)

@@ -23,7 +23,14 @@ from humidity.core import history
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
-from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.stream import (
+    GenerationCache,
+    PartitionWork,
+    load_json,
+    owned_partitions,
+    per_batch,
+    resume_from,
+)
 from humidity.plumbing.tables import PartitionMoved, partition_get, partition_range, partition_slice, partition_steps
 from tables import Tables
 
@@ -159,12 +166,7 @@ class HistoryFlow:
 
     def owned(self, wanted: set[int]) -> list[int]:
         """Those of ``wanted`` partitions whose history this worker holds now."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return []
-        topic = self.topics.history.get_topic_name()
-        return sorted(tp.partition for tp in app.assignor.assigned_actives()
-                      if tp.topic == topic and tp.partition in wanted)
+        return [p for p in owned_partitions(self.app, self.topics.history.get_topic_name()) if p in wanted]
 
     def newest(self, partition: int, what: str, name: str, now: float) -> list | None:
         """The newest reading kept of a device or logger: ``[time, humidity, other]``."""

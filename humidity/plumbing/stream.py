@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import weakref
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -63,6 +63,25 @@ class GenerationCache:
         if cached is None:
             cached = self.partitions[partition] = self.build(partition)
         return cached
+
+    def built(self, partition: int, generation) -> bool:
+        return generation == self.generation and partition in self.partitions
+
+    def put(self, partition: int, generation: int, state: dict) -> None:
+        """Keep ``state``, built elsewhere, for ``generation`` (unless a later one has begun)."""
+        if generation != self.generation:
+            if self.generation is not None and generation < self.generation:
+                return
+            self.generation, self.partitions = generation, {}
+        self.partitions[partition] = state
+
+
+def owned_partitions(app, topic: str) -> list[int]:
+    """The partitions of ``topic`` this worker owns now: none while it
+    rebalances or recovers its tables."""
+    if app.rebalancing or not app.tables.recovery.completed.is_set():
+        return []
+    return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
 
 
 class PartitionWork:
@@ -141,12 +160,14 @@ async def producer_caught_up(producer, changelog) -> None:
 
 
 async def per_batch(stream, handle: Callable[[PartitionWork], None], within: float | None = None,
-                    backpressure: bool = True, events_max: int = EVENTS_MAX) -> None:
+                    backpressure: bool = True, events_max: int = EVENTS_MAX,
+                    prepare: Callable[[PartitionWork], Awaitable[None]] | None = None) -> None:
     """The loop of every agent: one event per fetched record batch of a
     partition, or the batches of ``within`` seconds (at most ``events_max``
     of them: each can hold a MiB), handled per partition.
     ``backpressure``: wait between batches while the producer is behind
-    (:func:`producer_caught_up`)."""
+    (:func:`producer_caught_up`). ``prepare``: awaited before a partition's
+    batches are handled (to read what the handler needs in steps)."""
     consumer, producer, changelog = stream.app.consumer, stream.app.producer, changelogs.sender_of(stream.app)
     groups = stream.take_events(events_max, within=within) if within else _singly(stream.events())
     async for events in groups:
@@ -154,6 +175,8 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
             continue
         with consumer.working(events[0].message.topic):
             for group in by_partition(events).values():
+                if prepare is not None:
+                    await prepare(PartitionWork(group, consumer))
                 while True:
                     work = PartitionWork(group, consumer)
                     with producing() as produced:

@@ -237,3 +237,11 @@ async def partition_steps(table, partition: int, start: bytes, stop: bytes, size
         await asyncio.sleep(0)
         if not owned(partition):
             raise PartitionMoved(partition)
+
+
+async def partition_item_steps(table, partition: int, size: int,
+                               owned: Callable[[int], bool]) -> AsyncIterator[list[tuple[bytes, bytes]]]:
+    """:func:`partition_items` in the steps of :func:`partition_steps`."""
+    hidden = table.data.offset_key
+    async for rows in partition_steps(table, partition, b"", b"\xff", size, owned):  # no UTF-8 key has 0xff
+        yield [row for row in rows if row[0] != hidden]
