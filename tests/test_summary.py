@@ -14,6 +14,7 @@ from humidity.core.summary import (
     INGEST,
     LOGGED_ALARMS_MAX,
     SENSORS,
+    TRIM_EVERY,
     Chain,
     Cut,
     PartialsBook,
@@ -278,7 +279,8 @@ def test_a_chain_takes_deltas_that_continue_it_and_waits_for_a_base_after_a_gap(
     assert not chain.update({**ingest_share(6, 60, {}), "since": 5}), "still no base"
     assert chain.tail == 3
     assert chain.update(ingest_share(7, 70, {"MRI 1": [50.0, 52.0, 53.0], "CT 1": [40.0]}))
-    chain.forget_before(7)
+    for _ in range(TRIM_EVERY):  # devices that stopped changing are trimmed once in TRIM_EVERY calls
+        chain.forget_before(7)
     assert [r for r, *_ in chain.rounds] == [7] and not chain.several
 
 
@@ -323,6 +325,7 @@ def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_de
     rng = random.Random(17)
     for _ in range(200):
         chain, epoch = Chain(SENSORS), 1
+        whole = Chain(SENSORS)  # the same partials, nothing forgotten
         for _ in range(30):
             step = rng.random()
             names = rng.sample([f"MRI {i}" for i in range(8)], rng.randint(0, 5))
@@ -334,13 +337,31 @@ def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_de
                 doc = {"round": chain.tail + 1, "devices": {name: rng.randint(1, 9) for name in names}}
             elif step < 0.3 and chain.rounds:
                 chain.forget_before(rng.choice(chain.rounds)[0])
+                for tagged, *_ in chain.rounds:  # what is kept is as it was
+                    assert chain.devices_at(tagged) == whole.devices_at(tagged)
                 continue
             else:  # a delta, sometimes after a gap
                 doc = {"round": chain.tail + rng.choice([1, 1, 1, 2]), "since": chain.tail,
                        "devices": {name: rng.randint(1, 9) for name in names}}
-            chain.update({"offset": doc["round"], "sensors": 0, "inputs": {}, "epoch": epoch, **doc})
+            doc = {"offset": doc["round"], "sensors": 0, "inputs": {}, "epoch": epoch, **doc}
+            chain.update(doc)
+            whole.update(doc)
             if chain.rounds:
                 assert chain.figures(chain.tail).devices == chain.devices_at(chain.tail)
+            for tagged, *_ in chain.rounds:
+                assert chain.devices_at(tagged) == whole.devices_at(tagged)
+
+
+def test_a_device_that_changes_every_round_keeps_only_the_entries_a_cut_may_need_and_the_one_before():
+    chain = Chain(SENSORS)
+    share = {"offset": 0, "sensors": 0, "inputs": {}, "epoch": 1}
+    chain.update({**share, "round": 0, "devices": {"MRI 1": 0, "CT 1": 0}})
+    for tagged in range(1, TRIM_EVERY - 1):  # fewer calls than the pass over every device needs
+        chain.update({**share, "round": tagged, "since": tagged - 1, "devices": {"MRI 1": tagged}})
+        chain.forget_before(tagged - 1)  # the summary of the round before
+        # the last round summarised and the newest, and the one before until the device changes again
+        assert len(chain.devices["MRI 1"]) <= 3 and chain.devices["CT 1"] == [(0, 0)]
+        assert chain.figures(tagged - 1).devices == {"MRI 1": tagged - 1, "CT 1": 0}
 
 
 def device_lists(taken: Cut) -> tuple[list[dict], list[dict]]:

@@ -42,6 +42,9 @@ KINDS = (INGEST, SENSORS, ALARMS)
 CUT_KINDS = (INGEST, SENSORS)
 #: Rounds of figures a book keeps per partition beyond the last published one.
 HISTORY_MAX = 400
+#: A chain trims the entries of devices that stopped changing once in this
+#: many forget_before calls: each summary calls it, and a pass is O(devices).
+TRIM_EVERY = 40
 
 
 def partial_key(kind: str, partition: int) -> str:
@@ -92,6 +95,7 @@ class Chain:
     #: device -> its value as of the newest round taken (None left out): a
     #: summary of the newest round copies it instead of looking up every device.
     newest: dict = field(default_factory=dict)
+    forgets: int = 0  # calls of forget_before
 
     def update(self, doc: dict) -> bool:
         tagged, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
@@ -142,7 +146,14 @@ class Chain:
                 self.devices[name] = [(tagged, value)]
             return
         entries.append((tagged, value))
-        self.several.add(name)
+        if self.rounds:  # what no cut can need goes as the device changes (forget_before trims the rest)
+            keep = bisect.bisect_right(entries, self.rounds[0][0], key=lambda e: e[0]) - 1
+            if keep > 0:
+                del entries[:keep]
+        if len(entries) > 1:
+            self.several.add(name)
+        else:
+            self.several.discard(name)
 
     def head(self, tagged: int):
         """(round, offset, figures without devices) of the last round taken at or before ``tagged``."""
@@ -174,11 +185,14 @@ class Chain:
         return devices
 
     def forget_before(self, tagged: int) -> None:
-        """Drop what no later cut can need: rounds before ``tagged`` but the last one at or before it."""
+        """Drop what no later cut can need: rounds before ``tagged`` but the
+        last one at or before it; the entries of devices that did not change
+        since (those that do are trimmed as they change) every TRIM_EVERY calls."""
         keep = bisect.bisect_right(self.rounds, tagged, key=lambda e: e[0]) - 1
         if keep > 0:
             del self.rounds[:keep]
-        if not self.rounds:
+        self.forgets += 1
+        if not self.rounds or self.forgets % TRIM_EVERY:
             return
         oldest = self.rounds[0][0]
         for name in list(self.several):
