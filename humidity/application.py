@@ -148,8 +148,8 @@ def create_app(settings: Settings) -> HumidityApp:
         producer_linger=0.005,
         # aiokafka puts one record batch per partition in a produce request:
         # a batch of readings writes far more changelog rows to a partition
-        # than Faust's default 16 KiB batch holds, and the rest waited for
-        # the next round trips while the agents stood at the backlog gate.
+        # than a 16 KiB batch (Faust's default) holds, and the rest would
+        # wait for later round trips while the agents stand at the backlog gate.
         producer_max_batch_size=512 * 1024,
         consumer_auto_offset_reset="earliest",
         # Tables are read and written per partition in batches; finish
