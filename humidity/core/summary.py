@@ -147,13 +147,8 @@ class Chain:
             return
         entries.append((tagged, value))
         if self.rounds:  # what no cut can need goes as the device changes (forget_before trims the rest)
-            keep = bisect.bisect_right(entries, self.rounds[0][0], key=lambda e: e[0]) - 1
-            if keep > 0:
-                del entries[:keep]
-        if len(entries) > 1:
-            self.several.add(name)
-        else:
-            self.several.discard(name)
+            _drop_before(entries, self.rounds[0][0])
+        self.several.add(name)  # the new entry is after every round kept, so at least two remain
 
     def head(self, tagged: int):
         """(round, offset, figures without devices) of the last round taken at or before ``tagged``."""
@@ -188,22 +183,25 @@ class Chain:
         """Drop what no later cut can need: rounds before ``tagged`` but the
         last one at or before it; the entries of devices that did not change
         since (those that do are trimmed as they change) every TRIM_EVERY calls."""
-        keep = bisect.bisect_right(self.rounds, tagged, key=lambda e: e[0]) - 1
-        if keep > 0:
-            del self.rounds[:keep]
+        _drop_before(self.rounds, tagged)
         self.forgets += 1
         if not self.rounds or self.forgets % TRIM_EVERY:
             return
         oldest = self.rounds[0][0]
         for name in list(self.several):
             entries = self.devices[name]
-            keep = bisect.bisect_right(entries, oldest, key=lambda e: e[0]) - 1
-            if keep > 0:
-                del entries[:keep]
+            _drop_before(entries, oldest)
             if len(entries) == 1:
                 self.several.discard(name)
                 if entries[0][1] is None:
                     del self.devices[name]
+
+
+def _drop_before(entries: list, tagged: int) -> None:
+    """Drop the (round, ...) entries before the last one at or before round ``tagged``."""
+    keep = bisect.bisect_right(entries, tagged, key=lambda e: e[0]) - 1
+    if keep > 0:
+        del entries[:keep]
 
 
 class Sharer:
