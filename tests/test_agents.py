@@ -10,7 +10,7 @@ import pytest
 from humidity.core.alarms import alarm_partition_of, load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
 from humidity.plumbing.kafka_admin import key_partition
-from humidity.plumbing.stream import PRODUCER_BACKLOG_MAX, producer_caught_up
+from humidity.plumbing.stream import PRODUCER_BACKLOG_MAX, per_batch, producer_caught_up
 from humidity.service import compose
 
 
@@ -129,3 +129,32 @@ async def test_agents_wait_while_the_producer_is_behind():
     assert not waiter.done(), "went on with more than PRODUCER_BACKLOG_MAX changelog records queued"
     Changelog.queued_rows = 0
     await asyncio.wait_for(waiter, timeout=1.0)
+
+
+async def test_the_rest_of_the_worker_runs_between_the_partitions_of_a_take(service):
+    """A take of two partitions is handled one partition per turn of the
+    event loop: with a large fleet each can hold it for a few tenths of a
+    second."""
+    app = service.app
+    turns, handled = [0], []
+
+    async def other_work():
+        while True:
+            turns[0] += 1
+            await asyncio.sleep(0)
+
+    @app.agent(app.topic("partition-turns", value_serializer="raw"))
+    async def agent(stream):
+        await per_batch(stream, lambda work: handled.append((work.partition, turns[0])), within=1.0,
+                        backpressure=False)
+
+    ticker = asyncio.ensure_future(other_work())
+    try:
+        async with agent.test_context() as tested:
+            await tested.put(b"a", partition=0)
+            await tested.put(b"b", partition=1)
+            await eventually(lambda: len(handled) == 2)
+    finally:
+        ticker.cancel()
+    (first, at_first), (second, at_second) = handled
+    assert {first, second} == {0, 1} and at_second > at_first

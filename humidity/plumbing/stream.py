@@ -192,6 +192,7 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
                     await asyncio.sleep(0)  # the rest of the worker runs before the next part
                 if work.rewind_to is not None:
                     await consumer.rewind(work.tp, work.rewind_to, work.generation)
+                await asyncio.sleep(0)  # the rest of the worker runs before the next partition
             if backpressure:
                 await producer_caught_up(producer, changelog)
 
