@@ -43,8 +43,11 @@ HISTORY_WITHIN = 2.0
 #: not pile up in memory while a take waits for its two seconds.
 HISTORY_EVENTS_MAX = 16
 #: Windows written per call, about: a backlog (a backfill, a worker catching
-#: up) is worked off in steps, with the event loop free in between.
-WINDOWS_PER_CALL = 6_000
+#: up) is worked off in steps, with the event loop free in between. Each step
+#: writes every window it touched, and with a large fleet nearly every step
+#: touches every device's current windows: larger steps write them once for
+#: more readings.
+WINDOWS_PER_CALL = 20_000
 #: Windows (and known pairs) kept in memory per partition, at most.
 CACHED_MAX = 20_000
 #: Seconds from the end of one pass that removes a partition's expired
