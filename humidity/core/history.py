@@ -190,11 +190,14 @@ class Applied:
 
 
 def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retention: Retention,
-                  stored_window: Callable[[bytes], dict | None], sources: dict[str, int] | None = None,
+                  stored_window: Callable[[bytes], StoredWindow], sources: dict[str, int] | None = None,
                   max_windows: int | None = None) -> Applied:
     """Fold bundles ``(offset, input partition, rows)`` of ``[guid, device,
     event time (epoch seconds), humidity, input offset]``, in offset order,
-    into the windows they touch.
+    into the windows they touch. ``stored_window(key)``: the window as
+    stored (an empty one if none is). The run changes those it returns in
+    place, and only those it returns in ``windows``: a caller that keeps
+    them in memory writes every window of the result.
 
     Exactly once, twice over. A reading whose input offset is at or below
     the newest one taken from its input partition (``sources``, then the
@@ -212,7 +215,8 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
     """
     out = Applied(sources=dict(sources or {}))
     cutoff_m, cutoff_h = retention.cutoff("m", now), retention.cutoff("h", now)
-    groups: dict[tuple, list] = {}  # (guid, device, minute) -> [values, newest time, its humidity]
+    #: (guid, device, minute) -> [values, newest time, its humidity, its windows]
+    groups: dict[tuple, list] = {}
     targets: dict[bytes, StoredWindow] = {}
     names = _Names()
     taken: list[tuple[int, list]] = []
@@ -236,10 +240,14 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
                     out.too_old += 1
                     out.pairs.add((guid, device))
                     continue
-                group = groups[guid, device, minute] = [[], t, humidity]
-                for key in names.targets(guid, device, minute, cutoff_m):
-                    if key not in targets:
-                        targets[key] = StoredWindow.from_json(stored_window(key))
+                into = []  # (window, the other name it records as newest)
+                for key, other in zip(names.targets(guid, device, minute, cutoff_m), names.others(guid, device),
+                                      strict=False):
+                    window = targets.get(key)
+                    if window is None:
+                        window = targets[key] = stored_window(key)
+                    into.append((window, other))
+                group = groups[guid, device, minute] = [[], t, humidity, into]
             group[0].append(humidity)
             if (t, humidity) >= (group[1], group[2]):
                 group[1], group[2] = t, humidity
@@ -250,15 +258,13 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
     if any(window.offset >= taken[0][0] for window in targets.values()):
         return _apply_one_by_one(taken, cutoff_m, cutoff_h, stored_window, out)
     last = taken[-1][0]
-    for (guid, device, minute), (values, t, humidity) in groups.items():
+    for (guid, device, _minute), (values, t, humidity, into) in groups.items():
         delta = Window(len(values), [], min(values), max(values))
         for value in values:
             exact_add(delta.partials, value)
         out.stored += len(values)
         out.pairs.add((guid, device))
-        for key, other in zip(names.targets(guid, device, minute, cutoff_m), names.others(guid, device),
-                              strict=False):
-            window = targets[key]
+        for window, other in into:
             window.window.merge(delta)
             window.offset = last
             window.see(t, humidity, other)
@@ -293,7 +299,7 @@ class _Names:
 
 
 def _apply_one_by_one(bundles: list[tuple[int, list]], cutoff_m: int, cutoff_h: int,
-                      stored_window: Callable[[bytes], dict | None], out: Applied) -> Applied:
+                      stored_window: Callable[[bytes], StoredWindow], out: Applied) -> Applied:
     """Each reading into its windows, skipping per window the bundles it includes."""
     out = Applied(too_old=out.too_old, stopped_after=out.stopped_after, repeated=out.repeated,
                   sources=out.sources)
@@ -310,7 +316,7 @@ def _apply_one_by_one(bundles: list[tuple[int, list]], cutoff_m: int, cutoff_h: 
                                   strict=False):
                 window = out.windows.get(key)
                 if window is None:
-                    window = out.windows[key] = StoredWindow.from_json(stored_window(key))
+                    window = out.windows[key] = stored_window(key)
                     loaded[key] = window.offset
                 if offset > loaded[key]:
                     window.window.add(humidity)

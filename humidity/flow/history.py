@@ -66,7 +66,7 @@ class HistoryFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
         self.app, self.topics, self.tables, self.metrics = app, topics, tables, metrics
         self.retention = history.Retention(app.settings.history_minute_days, app.settings.history_hour_days)
-        #: Per partition: window key -> its stored JSON document, as written.
+        #: Per partition: window key -> the window as stored (a StoredWindow).
         self.windows = GenerationCache()
         #: Per partition: (logger, device) pairs known to be in the table.
         self.pairs = GenerationCache()
@@ -95,16 +95,18 @@ class HistoryFlow:
             if len(cached) > CACHED_MAX:
                 cached.clear()
 
-            def stored(key: bytes):
-                doc = cached.get(key)
-                return doc if doc is not None else load_json(partition_get(table, work.partition, key))
+            def stored(key: bytes) -> history.StoredWindow:
+                window = cached.get(key)
+                if window is None:
+                    doc = load_json(partition_get(table, work.partition, key))
+                    window = cached[key] = history.StoredWindow.from_json(doc)
+                return window
 
             applied = history.apply_bundles(bundles, now, self.retention, stored, state.sources, WINDOWS_PER_CALL)
             if applied.stopped_after is not None:
                 work.stop_after(applied.stopped_after)
-            for key, window in applied.windows.items():
-                doc = cached[key] = window.to_json(epoch)
-                table[key] = orjson.dumps(doc)
+            for key, window in applied.windows.items():  # changed in place: cached as written
+                table[key] = orjson.dumps(window.to_json(epoch))
             self.remember_pairs(work, applied.pairs, epoch)
             sweeping = self.sweeps.for_partition(work.partition, work.generation)
             if (sweeping or now - state.swept >= SWEEP_EVERY) and self.sweep(work.partition, now, cached, sweeping):
