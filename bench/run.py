@@ -797,6 +797,7 @@ async def main() -> int:
         "restore_seconds_1m_sensors": restore,
         "restore_sensors": args.restore_sensors,
         "app_1_worker_history_complete_msgs_per_s": med_history.get("app1"),
+        "app_1_worker_10k_devices_history_complete_msgs_per_s": med_history.get("app1_10k"),
         "history_queries": queries,
         "runs": runs,
         "history_complete_runs": history_done,
@@ -835,6 +836,7 @@ async def main() -> int:
         (f"(k1m) Kafka Streams, warm ({args.big:,})", fmt(med["kstreams_1m"], " msg/s")
          + f", {fmt(cores.get('kstreams_1m'))} cores"),
         ("(c) until the history counted every reading", fmt(med_history.get("app1"), " msg/s")),
+        ("(c10k) until the history counted every reading", fmt(med_history.get("app1_10k"), " msg/s")),
         *([(f"(c0) full app, 1 worker, at {args.baseline}", fmt(med["app1_base"], " msg/s")),
            ("(c)/(c0)", fmt(result["ratios"]["c_over_c0"])),
            ("(c, history complete)/(c0)   history target >= 0.8", fmt(result["ratios"]["c_history_over_c0"]))]
