@@ -47,7 +47,7 @@ HISTORY_EVENTS_MAX = 16
 #: writes every window it touched, and with a large fleet nearly every step
 #: touches every device's current windows: larger steps write them once for
 #: more readings.
-WINDOWS_PER_CALL = 12_000
+WINDOWS_PER_CALL = 16_000
 #: Windows (and known pairs) kept in memory per partition, at most.
 CACHED_MAX = 20_000
 #: Seconds from the end of one pass that removes a partition's expired
