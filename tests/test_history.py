@@ -128,18 +128,26 @@ def test_readings_sent_again_after_an_input_replay_are_counted_once():
     assert twice.sources == {"0": 1189}
 
 
+def in_steps(store, bundles, max_windows):
+    """Apply ``bundles`` as the flow does with a window budget: each run
+    continues after the last bundle the one before took. Yields each run's result."""
+    rest = bundles
+    while rest:
+        applied = store.apply(rest, max_windows=max_windows)
+        yield applied
+        done = applied.stopped_after if applied.stopped_after is not None else rest[-1][0]
+        rest = [b for b in rest if b[0] > done]
+
+
 def test_a_run_stopped_at_its_window_budget_continues_where_it_stopped():
     rows = some_rows(3000)
     bundles = bundled(rows, 30)
     whole, steps = Store(), Store()
     whole.apply(bundles)
-    rest, runs = bundles, 0
-    while rest:
-        applied = steps.apply(rest, max_windows=200)
+    runs = 0
+    for applied in in_steps(steps, bundles, max_windows=200):
         runs += 1
         assert len(applied.windows) < 200 + 30 * 4  # the budget, overshot by one bundle at most
-        done = applied.stopped_after if applied.stopped_after is not None else rest[-1][0]
-        rest = [b for b in rest if b[0] > done]
     assert runs > 5 and meaning(steps.data) == meaning(whole.data)
 
 
@@ -190,13 +198,9 @@ def test_windows_kept_in_memory_between_runs_stay_what_was_written():
     for n, (key, window) in enumerate(torn.items()):
         if n % 2:
             kept.data[key] = window.to_json(epoch=1)  # a crash: half of a run's writes reached the changelog
-    rest = bundles
-    while rest:
-        applied = kept.apply(rest, max_windows=150)
+    for _applied in in_steps(kept, bundles, max_windows=150):
         for key, window in kept.kept.items():
             assert window.to_json(epoch=1) == kept.stored_fresh(key).to_json(epoch=1)
-        done = applied.stopped_after if applied.stopped_after is not None else rest[-1][0]
-        rest = [b for b in rest if b[0] > done]
     assert meaning(kept.data) == meaning(whole.data)
 
 
