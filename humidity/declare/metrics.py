@@ -12,6 +12,7 @@ from datetime import UTC, datetime
 from faust.sensors.monitor import Monitor
 from faust.sensors.prometheus import FaustMetrics, PrometheusMonitor
 from prometheus_client import CollectorRegistry, Counter, Gauge
+from prometheus_client.core import CounterMetricFamily
 
 from humidity.application import HumidityApp
 from humidity.core.alarms import KINDS
@@ -88,6 +89,7 @@ class Metrics:
             "humidity_partition_stalled", "1 if an input partition this worker owns has had readings waiting and no "
             "progress for HUMIDITY_STALL_SECONDS.", ["topic", "partition"], registry=self.registry)
         self._partitions_shown: set[int] = set()
+        self.registry.register(_ChangelogReads(app))
 
     def observe_partitions(self, topic: str, watch: StallWatch, now: float) -> None:
         """The owned partitions' lag and stall flags; partitions no longer owned are dropped."""
@@ -119,3 +121,19 @@ class Metrics:
 
         self.last_summary_age.set_function(age)
 
+
+
+class _ChangelogReads:
+    """``humidity_changelog_records_read_total``: what each table's restores
+    (and standbys) have read, from the tables' own counts when scraped."""
+
+    def __init__(self, app: HumidityApp) -> None:
+        self.app = app
+
+    def collect(self):
+        family = CounterMetricFamily(
+            "humidity_changelog_records_read", "Table changelog records this worker has read to restore its "
+            "tables (a restore, or a standby copy), by table.", labels=["table"])
+        for table in self.app.tables.values():
+            family.add_metric([table.name], getattr(table, "changelog_records_read", 0))
+        yield family

@@ -25,6 +25,12 @@ log = logging.getLogger(__name__)
 ROCKSDB = {"write_buffer_size": 1024 * 1024, "max_write_buffer_number": 2,
            "block_cache_size": 1024 * 1024, "block_cache_compressed_size": 1024 * 1024,
            "target_file_size_base": 16 * 1024 * 1024}
+#: Changelog events (each a whole fetched record batch) a restore applies
+#: together. Not 1: at 1 Faust keeps fetching the changelogs of the worker's
+#: own partitions after the restore (as a global table needs), so a worker
+#: would read back every record it writes, and could apply one late over a
+#: newer value of its key.
+RESTORE_EVENTS_BUFFERED = 2
 
 
 class RawTable(faust.Table):
@@ -34,6 +40,9 @@ class RawTable(faust.Table):
     agent's block of work its writes reach RocksDB when the block ends, in
     one write batch per partition; the block's reads of single keys see
     them before, its range reads (:func:`partition_range`) do not."""
+
+    #: Changelog records handed to this table to restore (applied or not).
+    changelog_records_read = 0
 
     def __setitem__(self, key: bytes | str, value: bytes) -> None:
         self.on_key_set(key, value)
@@ -74,6 +83,7 @@ class RawTable(faust.Table):
 
     def apply_changelog_batch(self, batch) -> None:
         for tp, rows in changelog_batches(batch):
+            self.changelog_records_read += len(rows)
             rows = self._restorable(tp.partition, _unapplied(rows, self.data.persisted_offset(tp)))
             if rows:
                 _write(self.data, tp.partition, [(key, value) for _offset, key, value in rows])
@@ -154,10 +164,10 @@ def raw_table(app, name: str, *, help: str, epochs: bool = True):
     them, partitioned like the app's topics; with ``epochs``, an
     :class:`EpochTable` (its values are JSON objects with an ``epoch``)."""
     cls = EpochTable if epochs else RawTable
-    # Each buffered changelog event is a whole fetched batch: apply it at once.
+    # A standby's changelog event is a whole fetched batch: apply it at once.
     table = app.tables.add(cls(app, name=name, beacon=app.tables.beacon, partitions=app.conf.topic_partitions,
                                help=help, key_type=bytes, value_type=bytes, options=dict(ROCKSDB),
-                               recovery_buffer_size=1, standby_buffer_size=1))
+                               recovery_buffer_size=RESTORE_EVENTS_BUFFERED, standby_buffer_size=1))
     batched(app).changelogs.add(table.changelog_topic.get_topic_name())
     return table
 
