@@ -1,8 +1,10 @@
 """Per-partition totals: exact sums, and redelivery never counts twice (no broker)."""
 
+import itertools
 import math
 import random
 from datetime import UTC, datetime
+from fractions import Fraction
 
 import orjson
 
@@ -13,6 +15,7 @@ from humidity.core.aggregate import (
     device_entries,
     device_entry_key,
     exact_add,
+    exact_compact,
     exact_total,
     ingest,
     sighting_key,
@@ -37,6 +40,24 @@ def test_exact_sum_does_not_depend_on_order_or_split():
     for i, v in enumerate(reversed(values)):
         exact_add(halves[i % 2], v)
     assert exact_total(whole) == exact_total(halves[0] + halves[1]) == math.fsum(values)
+
+
+def test_a_compacted_exact_sum_is_exact_short_and_the_same_however_it_was_split():
+    rng = random.Random(4)
+    for _ in range(300):
+        values = [round(rng.uniform(0, 100), rng.choice([1, 2, 6])) for _ in range(rng.randint(0, 400))]
+        parts = [[] for _ in range(rng.randint(1, 8))]
+        for v in values:
+            exact_add(rng.choice(parts), v)
+        negated = rng.sample(values, len(values) // 3)  # some taken out again, as a summary's interval does
+        mixed = [x for part in parts for x in part] + [-v for v in negated]
+        compact = exact_compact(mixed)
+        assert sum(map(Fraction, compact)) == sum(map(Fraction, values)) - sum(map(Fraction, negated))
+        assert len(compact) <= 3 and all(abs(a) > abs(b) for a, b in itertools.pairwise(compact))
+        assert exact_total(compact) == math.fsum(mixed)
+        rng.shuffle(mixed)
+        assert exact_compact(mixed) == compact
+    assert exact_compact([]) == exact_compact([0.1, -0.1]) == []
 
 
 def test_ingest_counts_valid_and_invalid_and_forwards_first_sightings():

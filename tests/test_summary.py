@@ -4,6 +4,7 @@ summary and its interval (no broker)."""
 import math
 import random
 from datetime import UTC, datetime
+from fractions import Fraction
 
 import orjson
 
@@ -378,6 +379,31 @@ def device_lists(taken: Cut) -> tuple[list[dict], list[dict]]:
         for device, n in counts.devices.items():
             sensor_counts[device] = sensor_counts.get(device, 0) + n
     return averages, [{"device": d, "sensors": sensor_counts[d]} for d in sorted(sensor_counts)]
+
+
+def test_the_counted_sums_stay_exact_and_short_when_every_partition_counts_every_device():
+    # Unkeyed readings: every input partition counts nearly every device, and
+    # the cut header holds one exact sum per device for the next interval.
+    rng = random.Random(12)
+    names = [f"MRI {i}" for i in range(300)]
+    ingest: dict = {p: {} for p in range(8)}
+    memo, previous = SummaryMemo(), None
+    for step in range(6):
+        for p in ingest:
+            for name in rng.sample(names, 200):
+                grown = DeviceSum(*((list(f.partials), f.count) if (f := ingest[p].get(name)) else ()))
+                for _ in range(rng.randint(1, 20)):
+                    grown.add(round(rng.uniform(20, 90), 1))
+                ingest[p][name] = grown
+        taken = Cut(step, {p: IngestTotals(offset=step, devices=dict(ingest[p])) for p in ingest},
+                    {p: SensorCounts() for p in ingest}, {p: shared_alarms([]) for p in ingest})
+        _summary, previous = build_summary(taken, NOW, 3.0, previous, memo)
+        for name, (partials, count) in previous.devices.items():
+            figures = [devices[name] for devices in ingest.values() if name in devices]
+            assert sum(map(Fraction, partials)) == sum(Fraction(x) for f in figures for x in f.partials)
+            assert count == sum(f.count for f in figures)
+            assert len(partials) <= 3  # not a float or more for every partition
+    assert set(previous.devices) == set(names)
 
 
 def test_a_summary_built_on_the_last_ones_rows_equals_one_built_from_scratch():

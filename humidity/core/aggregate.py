@@ -55,6 +55,20 @@ def exact_total(partials: Iterable[float]) -> float:
     return math.fsum(partials)
 
 
+def exact_compact(values: Iterable[float]) -> list[float]:
+    """The exact sum of ``values`` in as few floats as it takes, largest
+    first: each the correctly rounded rest of the sum after the ones before.
+    The list depends only on the exact sum, however it was split."""
+    rest = list(values)
+    out: list[float] = []
+    while part := math.fsum(rest):
+        out.append(part)
+        if not math.isfinite(part):
+            break
+        rest.append(-part)
+    return out
+
+
 @dataclass
 class DeviceSum:
     partials: list[float] = field(default_factory=list)

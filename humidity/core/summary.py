@@ -28,7 +28,7 @@ from datetime import datetime
 from itertools import compress
 from operator import is_not, itemgetter, ne
 
-from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_total
+from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, exact_compact, exact_total
 from humidity.core.alarms import ALARMS_LISTED, active_alarm, newest_alarms, shared_alarms
 from humidity.core.listing import Listing, ListingError
 from humidity.core.readings import utc_iso
@@ -372,13 +372,15 @@ def _changed(before: dict[int, dict], now: dict[int, dict], differ: Callable[[ob
         return set().union(*before.values(), *now.values())
     changed: set[str] = set()
     for p, devices in now.items():
-        old = before[p]
-        if list(old) == list(devices):  # the same devices in the same order, as usual: compared in C
-            changed.update(compress(devices, map(differ, old.values(), devices.values())))
-        else:
-            changed.update([d for d, v in devices.items() if d not in old or differ(old[d], v)])
-            changed.update(old.keys() - devices.keys())
+        changed.update(_differing(before[p], devices, differ))
     return changed
+
+
+def _differing(old: dict, new: dict, differ: Callable[[object, object], bool]) -> Iterable[str]:
+    """The names whose value in ``new`` differs from the one in ``old``, or that one of them lacks."""
+    if list(old) == list(new):  # the same names in the same order, as usual: compared in C
+        return compress(new, map(differ, old.values(), new.values()))
+    return [*(d for d, v in new.items() if d not in old or differ(old[d], v)), *(old.keys() - new.keys())]
 
 
 @dataclass
@@ -390,7 +392,8 @@ class SummaryMemo:
     ones from every partial, and nothing changes them once made."""
 
     ingest: dict[int, dict[str, DeviceSum]] = field(default_factory=dict)  # the last cut's, per partition
-    sums: dict[str, tuple[list[float], int]] = field(default_factory=dict)  # device -> exact partials, count
+    #: device -> its exact sum over the partitions (exact_compact) and count
+    sums: dict[str, tuple[list[float], int]] = field(default_factory=dict)
     #: (-average, device, row) per device with readings, sorted: the order of average_humidity_by_device
     #: (highest first, by name among equal averages), kept so that a change sorts only what changed
     ordered: list[tuple[float, str, dict]] = field(default_factory=list)
@@ -404,20 +407,35 @@ class SummaryMemo:
     def take(self, cut: Cut) -> set[str]:
         """Bring the rows up to ``cut``; the devices whose sums changed."""
         ingest = {p: totals.devices for p, totals in cut.ingest.items()}
-        changed = _changed(self.ingest, ingest, is_not)
-        parts = list(ingest.values())
+        before, sums = self.ingest, self.sums
+        changed: set[str] = set()
+        if before.keys() != ingest.keys():  # partitions came or went: every sum from the start
+            changed.update(sums)
+            sums.clear()
+            before = {p: {} for p in ingest}
+        # A device's sum moves by what its figure changed in each partition,
+        # not by a pass over every partition.
+        for p, devices in ingest.items():
+            old = before[p]
+            for device in _differing(old, devices, is_not):
+                changed.add(device)
+                partials, count = sums.get(device, ((), 0))
+                parts = [*partials]
+                if (now := devices.get(device)) is not None:
+                    parts += now.partials
+                    count += now.count
+                if (then := old.get(device)) is not None:
+                    parts += [-x for x in then.partials]
+                    count -= then.count
+                if count:
+                    sums[device] = (exact_compact(parts), count)
+                else:  # in no partition (a figure counts one reading at least)
+                    sums.pop(device, None)
         rows = []
         for device in changed:
-            found = [s for devices in parts if (s := devices.get(device)) is not None]
-            if not found:
-                self.sums.pop(device, None)
-                continue
-            # a device of one partition shares that partition's list: nothing changes it
-            partials = found[0].partials if len(found) == 1 else [x for s in found for x in s.partials]
-            count = sum(s.count for s in found)
-            self.sums[device] = (partials, count)
-            if count:
-                average = exact_total(partials) / count
+            found = sums.get(device)
+            if found is not None:
+                average = exact_total(found[0]) / found[1]
                 rows.append((-average, device, {"device": device, "average": average}))
         if changed:
             self.ordered = [entry for entry in self.ordered if entry[1] not in changed] + rows
