@@ -122,7 +122,6 @@ class Metrics:
         self.last_summary_age.set_function(age)
 
 
-
 class _ChangelogReads:
     """``humidity_changelog_records_read_total``: what each table's restores
     (and standbys) have read, from the tables' own counts when scraped."""
