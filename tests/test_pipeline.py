@@ -79,15 +79,22 @@ def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, wo
     assert all(s["total_messages"] == expected["total_messages"] for s in recent)
 
 
-def test_restart_continues_from_previous_totals(kafka, tmp_path, workers):
-    env = helpers.service_env(tmp_path)
-    records = dataset(10_000, seed=23)
+def first_half_then_stop(env, records, workers, name: str) -> int:
+    """One worker counts the first half of ``records`` and stops (SIGTERM);
+    returns where the second half starts."""
     half = len(records) // 2
-    worker = workers(env, "before")
+    worker = workers(env, name)
     worker.wait_for_log(READY, timeout=120)
     feed(env, records[:half])
     helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], all_counted(half), timeout=120)
     assert worker.stop(timeout=60) == 0
+    return half
+
+
+def test_restart_continues_from_previous_totals(kafka, tmp_path, workers):
+    env = helpers.service_env(tmp_path)
+    records = dataset(10_000, seed=23)
+    half = first_half_then_stop(env, records, workers, "before")
 
     feed(env, records[half:])  # arrives while no worker runs
     again = workers(env, "after")
@@ -114,12 +121,7 @@ def changelog_records_read(env) -> dict[str, float]:
 def test_a_worker_restores_from_the_changelogs_then_never_reads_back_what_it_writes(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     records = dataset(10_000, seed=29)
-    half = len(records) // 2
-    first = workers(env, "first")
-    first.wait_for_log(READY, timeout=120)
-    feed(env, records[:half])
-    helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], all_counted(half), timeout=120)
-    assert first.stop(timeout=60) == 0
+    half = first_half_then_stop(env, records, workers, "first")
 
     env = helpers.another_worker(env, tmp_path, "empty")
     again = workers(env, "again")  # an empty data directory: the state comes from the changelogs
