@@ -2,8 +2,13 @@
 offsets committed only over whole batches, to the end of the input; table
 changelogs restored from batches."""
 
+from types import SimpleNamespace
+
 import pytest
-from aiokafka.structs import ConsumerRecord
+from aiokafka.consumer.fetcher import PartitionRecords
+from aiokafka.record.default_records import DefaultRecordBatchBuilder
+from aiokafka.record.memory_records import MemoryRecords
+from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
 from humidity.core.alarms import load_config
@@ -24,11 +29,37 @@ def record(offset, value, key=None, partition=2):
 
 def test_a_batch_stands_for_its_records_at_the_last_offset():
     recs = [record(7, b"a"), record(8, None), record(9, b"ccc", key=b"k")]
-    batch = batch_record(recs, 6, 10)  # offsets 6 and 10: transaction markers
+    batch = batch_record(TopicPartition("t", 2), recs, 6, 10)  # offsets 6 and 10: transaction markers
     assert (batch.topic, batch.partition, batch.offset, batch.timestamp) == ("t", 2, 9, 1_009)
     assert batch.value == [(7, None, b"a"), (8, None, None), (9, b"k", b"ccc")]
     assert (batch.value.start, batch.value.end) == (6, 10)
     assert isinstance(batch.value, RecordBatch) and batch.serialized_value_size == 4
+
+
+def fetched(tp, base_offset, values):
+    """What aiokafka's fetcher holds for ``tp`` after a fetch: one record batch of ``values``."""
+    builder = DefaultRecordBatchBuilder(magic=2, compression_type=0, is_transactional=0, producer_id=-1,
+                                        producer_epoch=-1, base_sequence=-1, batch_size=1 << 20)
+    for i, value in enumerate(values):
+        builder.append(i, timestamp=1_000 + i, key=None, value=value, headers=[])
+    raw = builder.build()
+    raw[0:8] = base_offset.to_bytes(8, "big")
+    records = PartitionRecords(tp, MemoryRecords(bytes(raw)), [], base_offset, None, None, True, 0)
+    return SimpleNamespace(_partition_records=records)
+
+
+def test_batched_topics_are_handed_out_as_read_and_batched_the_same():
+    batched_tp, other_tp = TopicPartition("readings", 0), TopicPartition("other", 0)
+    fetcher = SimpleNamespace(_records={batched_tp: fetched(batched_tp, 40, [b"a", None, b"ccc"]),
+                                        other_tp: fetched(other_tp, 0, [b"x"])})
+    batching.hand_out_as_read(fetcher, {"readings"})
+    as_read = list(fetcher._records[batched_tp]._partition_records)
+    assert not any(isinstance(r, ConsumerRecord) for r in as_read), "no record made per reading"
+    batch = batch_record(batched_tp, as_read, 40, 42)
+    assert batch.value == [(40, None, b"a"), (41, None, None), (42, None, b"ccc")]
+    assert (batch.topic, batch.partition, batch.offset, batch.timestamp) == ("readings", 0, 42, 1_002)
+    assert batch.serialized_value_size == 4
+    assert [type(r) for r in fetcher._records[other_tp]._partition_records] == [ConsumerRecord], "other topics as usual"
 
 
 def batch_event(start, end, partition=1):

@@ -38,6 +38,7 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 
 from aiokafka.errors import ConsumerStoppedError, MessageSizeTooLargeError
+from aiokafka.structs import ConsumerRecord
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
@@ -137,13 +138,31 @@ def changelog_batches(events):
             yield message.tp, [(message.offset, message.key, message.value)]
 
 
-def batch_record(records: list, start: int, end: int):
-    """One record standing for ``records`` (all of one partition), which
+def batch_record(tp, records: list, start: int, end: int) -> ConsumerRecord:
+    """One record standing for ``records`` of partition ``tp`` (as the
+    fetcher's record batches hold them: :func:`hand_out_as_read`), which
     cover the offsets ``start`` to ``end``."""
     last = records[-1]
     rows = RecordBatch.of([(r.offset, r.key, r.value) for r in records], start, end)
-    size = sum(r.serialized_value_size for r in records if r.serialized_value_size > 0)
-    return dataclasses.replace(last, key=None, value=rows, serialized_key_size=-1, serialized_value_size=size)
+    size = sum(len(value) for _offset, _key, value in rows if value is not None)
+    return ConsumerRecord(tp.topic, tp.partition, last.offset, last.timestamp, last.timestamp_type,
+                          None, rows, None, -1, size, ())
+
+
+def hand_out_as_read(fetcher, topics: set) -> None:
+    """Let the fetched records of ``topics`` be handed out as the record
+    batch reader yields them: aiokafka otherwise makes a ConsumerRecord of
+    every record, in the consumer thread and under the interpreter lock the
+    agents need, only for :func:`batch_record` to take three fields of it."""
+    for tp, fetched in fetcher._records.items():  # noqa: SLF001 - as aiokafka's own fetched_records
+        if tp.topic in topics:
+            partition_records = getattr(fetched, "_partition_records", None)  # None: drained, or an error
+            if partition_records is not None:
+                partition_records._consumer_record = _as_read  # noqa: SLF001 - looked up per record
+
+
+def _as_read(_tp, record):
+    return record
 
 
 def contiguous(events: list, recorded: int, deleted_before: int | None = None) -> tuple[list, int | None]:
@@ -251,6 +270,7 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 registry = batched(self.app)
                 topics = registry.topics | registry.changelogs
                 starts = self._positions(subscriptions, topics)
+                hand_out_as_read(fetcher, topics)
                 records = await fetcher.fetched_records(active_partitions, timeout=0, max_records=max_records)
                 remaining = deadline - time.monotonic()
                 if records or remaining <= 0:
@@ -285,7 +305,7 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 first, last = recs[0].offset, recs[-1].offset
                 start = min(starts.get(tp, first), first)
                 end = max(ends.get(tp, last + 1) - 1, last)
-                records[tp] = [batch_record(recs, start, end)]
+                records[tp] = [batch_record(tp, recs, start, end)]
         return records
 
 
