@@ -117,6 +117,19 @@ def test_the_book_takes_the_newest_round_every_partition_has_closed():
     assert book.newest_cut({"0": 50, "1": 52}) is None, "never below the previous summary's cut"
 
 
+def test_a_cut_asked_for_again_is_the_same_until_a_new_owner_closes_its_round_again():
+    book = full_book([3, 4, 5])
+    first = book.newest_cut()
+    again = book.newest_cut()
+    assert again.round == 5 and all(again.ingest[p] is first.ingest[p] for p in (0, 1)), "built once"
+    # partition 0's owner lost its state write: its successor (a higher epoch) closes round 5 again
+    book.update("ingest/0", {**partial(5, 50, ingest_totals(50, {"MRI 1": [40.0] * 5})), "epoch": 2})
+    after = book.newest_cut()
+    assert after.round == 5 and after.ingest[0].devices == {"MRI 1": DeviceSum([40.0] * 5, 5)}
+    summary, _ = build_summary(after, LATER, 3.0)
+    assert summary["average_humidity_by_device"] == [{"device": "MRI 1", "average": 45.0}]
+
+
 def test_a_round_whose_sensors_counted_past_its_input_offsets_is_not_used():
     book = full_book([3, 4, 5])
     # round 5 of sightings partition 1 already holds sightings of input partition 0 up to offset 57
@@ -351,6 +364,8 @@ def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_de
                 assert chain.figures(chain.tail).devices == chain.devices_at(chain.tail)
             for tagged, *_ in chain.rounds:
                 assert chain.devices_at(tagged) == whole.devices_at(tagged)
+                figures = chain.figures(tagged)  # built once per round, until a new owner replaces it
+                assert figures is None or figures.devices == whole.devices_at(tagged)
 
 
 def test_a_device_that_changes_every_round_keeps_only_the_entries_a_cut_may_need_and_the_one_before():

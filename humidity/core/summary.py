@@ -96,6 +96,10 @@ class Chain:
     #: summary of the newest round copies it instead of looking up every device.
     newest: dict = field(default_factory=dict)
     forgets: int = 0  # calls of forget_before
+    #: (round, its figures) of the last figures built: a round's figures do
+    #: not change once taken (only a new owner's base replaces them, _truncate),
+    #: and summaries mostly ask for the same round again.
+    built: tuple | None = None
 
     def update(self, doc: dict) -> bool:
         tagged, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
@@ -121,6 +125,7 @@ class Chain:
 
     def _truncate(self, tagged: int) -> None:
         """Forget rounds ``tagged`` and later."""
+        self.built = None
         del self.rounds[bisect.bisect_left(self.rounds, tagged, key=lambda e: e[0]):]
         for name in list(self.devices):
             entries = self.devices[name]
@@ -162,10 +167,14 @@ class Chain:
         if head is None:
             return None
         at, _offset, header = head
+        if self.built is not None and self.built[0] == at:
+            return self.built[1]
         devices = dict(self.newest) if at == self.tail else self.devices_at(at)
         if header.device_count is not None and header.device_count != len(devices):
             return None
-        return replace(header, devices=devices)
+        figures = replace(header, devices=devices)
+        self.built = (at, figures)
+        return figures
 
     def devices_at(self, at: int) -> dict:
         """Every device's value as of round ``at`` (one that was taken), looked up device by device."""
@@ -378,6 +387,8 @@ def _changed(before: dict[int, dict], now: dict[int, dict], differ: Callable[[ob
 
 def _differing(old: dict, new: dict, differ: Callable[[object, object], bool]) -> Iterable[str]:
     """The names whose value in ``new`` differs from the one in ``old``, or that one of them lacks."""
+    if old is new:  # a chain's figures of the same round (Chain.built)
+        return ()
     if list(old) == list(new):  # the same names in the same order, as usual: compared in C
         return compress(new, map(differ, old.values(), new.values()))
     return [*(d for d, v in new.items() if d not in old or differ(old[d], v)), *(old.keys() - new.keys())]
