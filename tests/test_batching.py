@@ -172,3 +172,16 @@ def test_a_partition_is_read_again_only_while_its_agent_waits_for_batches(monkey
     assert not consumer._idle("in", clock[0])
     clock[0] += 0.1
     assert consumer._idle("in", clock[0]) and consumer._idle("other", clock[0])
+
+
+def test_a_batched_topic_buffers_at_most_batches_buffered_batches(tmp_path):
+    """Faust's app.topic() drops its maxsize: unless the topic is given it,
+    an agent that falls behind lets the worker fetch 4,096 batches (up to
+    1 MiB each) ahead of it, and peak memory follows the backlog."""
+    service = compose(Settings(app_id="buffer-test", data_dir=tmp_path / "data"), load_config(DEFAULT_ALARMS_FILE))
+    app = service.app
+    streams = {agent.channel.get_topic_name(): agent.channel.clone(is_iterator=True) for agent in app.agents.values()
+               if agent.channel.get_topic_name() in batched(app).topics}
+    assert set(streams) == batched(app).topics
+    for stream in streams.values():
+        assert stream.queue.maxsize == batching.BATCHES_BUFFERED < app.conf.stream_buffer_maxsize

@@ -99,7 +99,11 @@ def batched_topic(app, name: str, **options):
     """``app.topic(name, **options)``, read in record batches by its agent,
     with at most :data:`BATCHES_BUFFERED` batches waiting in its buffer."""
     batched(app).topics.add(name)
-    return app.topic(name, maxsize=BATCHES_BUFFERED, **options)
+    topic = app.topic(name, **options)
+    # Set here: Faust's app.topic() takes a maxsize and does not pass it on,
+    # and without it a topic buffers stream_buffer_maxsize (4,096) batches.
+    topic.maxsize = BATCHES_BUFFERED
+    return topic
 
 
 class RecordBatch(list):
