@@ -90,6 +90,8 @@ def test_metrics_and_health_of_a_live_worker(kafka, tmp_path, workers):
     assert metric(text, 'humidity_active_alarms{kind="HIGH"}') == 0
     assert 0 <= metric(text, "humidity_last_summary_age_seconds") < 3
     assert "faust_" in text, "Faust's own metrics are exported too"
+    assert metric(text, 'faust_table_operations_total{operation="keys_updated",table="table.ingest-totals"}') >= 1, \
+        "the table counters count this worker's writes"
 
 
 @pytest.mark.kafka
