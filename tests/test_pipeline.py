@@ -63,10 +63,11 @@ def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, wo
     assert all(any(t == env["HUMIDITY_INPUT_TOPIC"] for t, _ in parts) for parts in members.values()), \
         "both workers should own input partitions"
 
-    # every worker serves the same global summary, as published
+    # every worker serves the same global summary, as published: asked first,
+    # so that the topic read afterwards holds whatever they served
+    served = [helpers.http_get(helpers.web_url(worker_env, "/api/summary")) for worker_env in (env, env2)]
     published = {r.value for r in helpers.run(helpers.read_topic(env["HUMIDITY_RESULTS_TOPIC"]))}
-    for worker_env in (env, env2):
-        status, _, body = helpers.http_get(helpers.web_url(worker_env, "/api/summary"))
+    for status, _, body in served:
         assert status == 200 and body in published
         assert matches(expected)(orjson.loads(body))
 
