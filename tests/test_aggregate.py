@@ -124,6 +124,18 @@ def test_count_sensors_counts_each_guid_once_and_each_device_once():
     assert (totals.sensors, totals.ends.closed) == (2, 5)
 
 
+def test_a_logger_that_moves_device_within_one_batch_counts_once_and_each_device_once():
+    """A logger's first readings on two devices in one input batch: one
+    bundle names its guid twice. The second sighting must not take the
+    entry the first one made for a lost write's."""
+    totals = SensorTotals(2)
+    out = count_sensors(totals, [(0, bundle(0, 5, 10, ("g1", "MRI 1"), ("g1", "CT 1")))], {}.get)
+    assert counted(totals) == (1, {"MRI 1": 1, "CT 1": 1})
+    assert out.entries["g1"]["devices"] == {"MRI 1": [5, 0], "CT 1": [5, 0]}
+    count_sensors(totals, [(1, bundle(1, 5, 3, ("g1", "MRI 1")))], out.entries.get)  # back on MRI 1, seen elsewhere
+    assert counted(totals) == (1, {"MRI 1": 1, "CT 1": 1})
+
+
 def test_a_round_closes_once_every_input_partition_has_ended_it_and_holds_what_its_cut_holds():
     totals, entries = SensorTotals(2), {}
 

@@ -361,13 +361,20 @@ class SensorOutcome:
     closed: list[tuple[int, SensorCounts]] = field(default_factory=list)  # (round, counts as of it)
 
 
-def _entry(doc: dict | None) -> dict | None:
-    """A sensor entry ``{"round", "first", "devices": {device: [round, offset]}}``;
-    one written before rounds (``{"first", "devices": {device: offset}}``)
+def _entry(doc: dict | None, counted: int) -> dict | None:
+    """A stored sensor entry ``{"round", "first", "devices": {device: [round,
+    offset]}}`` as far as the totals include it (through sightings offset
+    ``counted``): what it records past that was written by a batch whose
+    totals a crash lost, and counts again when that batch is redelivered.
+    One written before rounds (``{"first", "devices": {device: offset}}``)
     counts as counted in a closed round."""
-    if doc is None or "round" in doc:
-        return doc
-    return {"round": -1, "first": doc["first"], "devices": {d: [-1, o] for d, o in doc["devices"].items()}}
+    if doc is None:
+        return None
+    if "round" not in doc:
+        doc = {"round": -1, "first": doc["first"], "devices": {d: [-1, o] for d, o in doc["devices"].items()}}
+    if doc["first"] > counted:
+        return None
+    return {**doc, "devices": {d: seen for d, seen in doc["devices"].items() if seen[1] <= counted}}
 
 
 def count_sensors(
@@ -384,12 +391,13 @@ def count_sensors(
     in that round) or an end ``{"p", "end", "o"}``.
 
     A sensor entry records the round it counts in and the sightings offset
-    that counted it, for the guid and for each of its devices. A sighting
-    counts in its round when it is new, or when its entry was recorded beyond
-    ``totals.offset`` (just before a crash that lost the totals, and now
-    redelivered); one already counted in a later, still open round moves to
-    this one, so that each round adds exactly the sensors first seen at or
-    below the round's cut. A redelivered message (offset at or below
+    that counted it, for the guid and for each of its devices. A stored
+    entry is judged once, as it is loaded, against what the totals include
+    (:func:`_entry`); from then on this call's own changes are the truth. A
+    sighting counts in its round when its guid (or its device for that
+    guid) is not counted yet; one already counted in a later, still open
+    round moves to this one, so that each round adds exactly the sensors
+    first seen at or below the round's cut. A redelivered message (offset at or below
     ``totals.offset``) counts nothing, but re-records the entry its counting
     made if that was lost while the totals were not. Changed entries are
     stamped with ``epoch``. ``out.closed``: the rounds this closed, with the
@@ -397,7 +405,8 @@ def count_sensors(
     """
     out = SensorOutcome(totals)
     loaded: dict[str, dict | None] = {}
-    counted = totals.offset  # what the totals include so far
+    stored = totals.offset  # what the totals included when the stored entries were written
+    counted = stored  # what the totals include so far
     for offset, message in messages:
         replay = offset <= counted
         partition = message.get("p")
@@ -418,10 +427,10 @@ def count_sensors(
                 adds.inputs[partition] = max(int(message["o"]), adds.inputs.get(partition, -1))
         for guid, device in message["s"]:
             if guid not in loaded:
-                loaded[guid] = _entry(sensor_entry(guid))
+                loaded[guid] = _entry(sensor_entry(guid), stored)
             entry = loaded[guid]
             changed = False
-            if entry is None or entry["first"] > counted:
+            if entry is None:
                 if not replay:
                     adds.sensors += 1
                 entry = loaded[guid] = {"round": at, "first": offset, "devices": {}}
@@ -431,7 +440,7 @@ def count_sensors(
                 adds.sensors += 1
                 entry["round"], changed = at, True
             seen = entry["devices"].get(device)
-            if seen is None or seen[1] > counted:
+            if seen is None:
                 if not replay:
                     adds.devices[device] = adds.devices.get(device, 0) + 1
                 entry["devices"][device], changed = [at, offset], True
