@@ -38,7 +38,7 @@ from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.kafka_admin import key_partition
-from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
+from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from, resumed_at
 from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables
 
@@ -101,7 +101,9 @@ class IngestFlow:
                 known[key] = offset
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.ingest_totals[key] = value
-            self.owned.for_partition(work.partition, work.generation)["changed"].update(totals.unsaved)
+            state = self.owned.for_partition(work.partition, work.generation)
+            state["changed"].update(totals.unsaved)
+            state["sent"] = totals.offset  # queued before any end mark that follows
             totals.unsaved.clear()
         source = {"p": work.partition, "round": tagged, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)
@@ -164,7 +166,10 @@ class IngestFlow:
             table = self.tables.ingest_totals
             entries = aggregate.device_entries(
                 partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
-            state["totals"] = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))), entries)
+            totals = state["totals"] = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))),
+                                                                          entries)
+            resumed = resumed_at(self.app, self.settings.input_topic, partition)
+            state["sent"] = totals.offset if resumed is None else min(totals.offset, resumed - 1)
         return state["totals"]
 
     def _round_for(self, partition: int, generation, totals: aggregate.IngestTotals) -> int:
@@ -180,8 +185,11 @@ class IngestFlow:
         return state["open"]
 
     def _close(self, partition: int, tagged: int, totals: aggregate.IngestTotals, state: dict) -> None:
-        """The partition's figures as of round ``tagged``, and its end on every second-hop partition."""
-        end = orjson.dumps({"p": partition, "end": tagged, "o": totals.offset})
+        """The partition's figures as of round ``tagged``, and its end on
+        every second-hop partition. The end claims only the offsets whose
+        forwards are in the log before it: a new owner's first batches may
+        repeat forwards that its predecessor's crash lost."""
+        end = orjson.dumps({"p": partition, "end": tagged, "o": min(totals.offset, state["sent"])})
         for target in range(self.settings.partitions):
             self.topics.sightings.send_soon(key=b"e", value=end, partition=target)
             self.topics.alarm_readings.send_soon(key=b"e", value=end, partition=target)

@@ -347,6 +347,9 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         self._busy: dict = {}  # topic -> its agent's batches in hand (taken, not yet done)
         self._idle_since: dict = {}  # topic -> when its agent last finished a batch (monotonic)
         self.owner_epochs: dict = {}  # tp -> the epoch this worker owns it in (humidity.core.ownership)
+        #: tp -> the offset this worker resumed it at in this generation: what
+        #: the batches before it produced is acknowledged (it was committed).
+        self.resumed_at: dict = {}
 
     def fetched(self, records: dict) -> None:
         """Called by the consumer thread with each fetch."""
@@ -434,7 +437,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
         self.progress.forget(self.progress.partitions())
-        for bookkeeping in (self._rewinds, self._fetched_through, self._behind, self.owner_epochs):
+        for bookkeeping in (self._rewinds, self._fetched_through, self._behind, self.owner_epochs, self.resumed_at):
             bookkeeping.clear()
         await super().on_partitions_assigned(assigned, generation_id)
 
@@ -480,6 +483,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 log.warning("%s[%d]: committed offset %d is past what the state includes; reading again from %d",
                             tp.topic, tp.partition, position, state_next)
                 await self.seek_wait({tp: state_next})
+            self.resumed_at[tp] = state_next if position is None else min(position, state_next)
 
     async def rewind(self, tp, offset: int, generation, why: str = "a batch did not follow the state") -> None:
         """Read ``tp`` again from ``offset``: a batch did not follow its state.

@@ -29,6 +29,7 @@ from typing import Any
 
 import orjson
 from faust.streams import _current_event  # the event table writes are partitioned by
+from faust.types import TP
 
 from humidity.core.ownership import claimed_epoch
 from humidity.plumbing import changelogs
@@ -200,6 +201,13 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
 async def _singly(events):
     async for event in events:
         yield [event]
+
+
+def resumed_at(app, topic: str, partition: int) -> int | None:
+    """The offset this worker resumed a partition of ``topic`` at in the
+    current generation: what the batches before it produced is acknowledged
+    (None: not known)."""
+    return app.consumer.resumed_at.get(TP(topic, partition))
 
 
 def resume_from(table) -> Callable[[int], int]:
