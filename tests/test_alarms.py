@@ -6,10 +6,12 @@ from humidity.core.alarms import (
     AlarmConfigError,
     AlarmPartition,
     LoggerState,
+    Whereabouts,
     active_of,
     alarm_key,
     apply_reading,
     check_offline,
+    is_silent,
     load_config,
     parse_config,
 )
@@ -126,10 +128,18 @@ def test_bad_alarm_files_say_what_is_wrong(text, message):
 
 
 class Loggers:
-    """Logger states by (device, guid), as the alarm flow keeps them in its table."""
+    """Logger states by (device, guid), and where each logger last reported,
+    as the alarm flow keeps them in its table."""
 
     def __init__(self):
         self.states = {}
+        self.where = {}
+        self.whereabouts = Whereabouts(self.where.get)
+
+    def stored(self):
+        """A new batch: what the last one changed is stored."""
+        self.where.update(self.whereabouts.moved)
+        self.whereabouts = Whereabouts(self.where.get)
 
     def __call__(self, device, guid):
         return self.states.setdefault((device, guid), LoggerState(device, guid))
@@ -141,8 +151,10 @@ def bundle(guid, device, seconds, value):
 
 def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
     partition, loggers = AlarmPartition(1), Loggers()
-    events = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
-    events += partition.apply(1, bundle("g2", "CT 1", range(0, 70, 10), 50), loggers, list, CONFIG, T0)
+    events = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0,
+                             loggers.whereabouts)
+    events += partition.apply(1, bundle("g2", "CT 1", range(0, 70, 10), 50), loggers, list, CONFIG, T0,
+                             loggers.whereabouts)
     partition.settle(1, loggers.states.values(), epoch=3)
     assert kinds(events) == [("HIGH", "raised")]
     assert list(partition.active) == [alarm_key("HIGH", "MRI 1", "g1")] and partition.offset == 1
@@ -155,34 +167,121 @@ def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
 
 def test_a_bundle_read_again_resends_its_events_and_applies_only_where_its_state_was_lost():
     partition, loggers = AlarmPartition(1), Loggers()
-    first = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
+    first = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0,
+                             loggers.whereabouts)
     partition.settle(0, loggers.states.values(), epoch=1)
-    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0)
+    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0,
+                             loggers.whereabouts)
     assert again == first, "the events of a re-read bundle are sent again (their delivery may have been cut)"
     assert loggers.states[("MRI 1", "g1")].offset == 0
     lost = Loggers()  # the logger's state write was lost, the partition's was not
-    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), lost, list, CONFIG, T0)
+    again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), lost, list, CONFIG, T0,
+                             lost.whereabouts)
     assert again == first, "its events are not made twice"
     assert "HIGH" in lost.states[("MRI 1", "g1")].active, "but its state is rebuilt"
 
 
 def test_ticks_raise_offline_once_and_a_tick_read_again_only_resends_its_events():
     partition, loggers = AlarmPartition(1), Loggers()
-    partition.apply(0, bundle("g1", "MRI 1", [0], 45), loggers, list, CONFIG, T0)
+    partition.apply(0, bundle("g1", "MRI 1", [0], 45), loggers, list, CONFIG, T0, loggers.whereabouts)
     state = loggers.states[("MRI 1", "g1")]
     late = T0 + CONFIG.offline_timeout + 1
-    events = partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late)
+    events = partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late, loggers.whereabouts)
     assert kinds(events) == [("OFFLINE", "raised")]
     partition.settle(1, [state], epoch=1)
-    assert partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late) == events
-    assert partition.apply(2, {"tick": late + 5}, loggers, lambda: [state], CONFIG, late + 5) == []
+    assert partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late, loggers.whereabouts) == events
+    assert partition.apply(2, {"tick": late + 5}, loggers, lambda: [state], CONFIG, late + 5,
+                           loggers.whereabouts) == []
 
 
 def test_an_alarm_partition_closes_a_round_once_every_input_partition_has_ended_it():
     partition, loggers = AlarmPartition(2), Loggers()
-    partition.apply(0, {"p": 0, "end": 4, "o": 10}, loggers, list, CONFIG, T0)
+    partition.apply(0, {"p": 0, "end": 4, "o": 10}, loggers, list, CONFIG, T0, loggers.whereabouts)
     assert partition.closed_now is None
-    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0)
+    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0, loggers.whereabouts)
     assert partition.closed_now == 4
-    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0)  # read again: nothing new
+    partition.apply(1, {"p": 1, "end": 5, "o": 12}, loggers, list, CONFIG, T0, loggers.whereabouts)  # read again
     assert partition.ends.closed == 4
+
+
+class Partition:
+    """An alarm partition and its loggers, stepped message by message as the
+    flow does, each message its own batch."""
+
+    def __init__(self):
+        self.partition, self.loggers, self.offset = AlarmPartition(1), Loggers(), -1
+
+    def step(self, message, wall):
+        self.offset += 1
+        loggers = self.loggers
+
+        def silent():
+            return [s for s in loggers.states.values() if is_silent(s, CONFIG, wall)]
+
+        events = self.partition.apply(self.offset, message, loggers, silent, CONFIG, wall, loggers.whereabouts)
+        self.partition.settle(self.offset, loggers.states.values(), epoch=1)
+        loggers.stored()
+        return [(e["kind"], e["state"], e["device"]) for e in events]
+
+    def reading(self, device, t, value=45.0, guid="g1"):
+        return self.step({"r": [[guid, device, T0 + t, value]]}, T0 + t)
+
+    def tick(self, t):
+        return self.step({"tick": T0 + t}, T0 + t)
+
+
+TIMEOUT = CONFIG.offline_timeout
+
+
+def test_a_logger_that_moves_to_another_device_is_offline_on_neither_while_it_reports_there():
+    room = Partition()
+    room.reading("MRI 1", 0)
+    for t in range(6, int(TIMEOUT) + 60, 30):
+        room.reading("MRI 2", t)
+    assert room.tick(TIMEOUT + 60) == [], "MRI 1's pair stopped being watched when its logger moved"
+    assert room.tick(2 * TIMEOUT + 60) == [("OFFLINE", "raised", "MRI 2")], "silent: on its last device"
+    assert room.reading("MRI 1", 2 * TIMEOUT + 70) == [("OFFLINE", "cleared", "MRI 2")], "back, on any device"
+    assert room.tick(3 * TIMEOUT + 80) == [("OFFLINE", "raised", "MRI 1")]
+
+
+def test_an_offline_alarm_clears_when_its_logger_reports_for_another_device():
+    room = Partition()
+    room.reading("MRI 1", 0)
+    (raised,) = room.tick(TIMEOUT + 10)
+    assert raised == ("OFFLINE", "raised", "MRI 1")
+    assert room.reading("MRI 2", TIMEOUT + 20) == [("OFFLINE", "cleared", "MRI 1")]
+    assert room.partition.active == {} and room.partition.offline == {}
+    assert room.tick(TIMEOUT + 30) == []
+
+
+def test_the_last_reading_of_a_bundle_decides_which_device_a_logger_is_on():
+    room = Partition()
+    room.step({"r": [["g1", "MRI 1", T0, 45.0], ["g1", "MRI 2", T0 + 1, 45.0], ["g1", "MRI 1", T0 + 2, 45.0]]}, T0)
+    assert room.loggers.where == {"g1": "MRI 1"}
+    assert (room.loggers.states[("MRI 1", "g1")].current, room.loggers.states[("MRI 2", "g1")].current) == \
+        (True, False)
+    assert room.tick(TIMEOUT + 10) == [("OFFLINE", "raised", "MRI 1")], "one alarm per logger"
+
+
+def test_states_stored_before_loggers_were_followed_clear_a_stuck_offline_alarm_on_the_next_reading():
+    """A logger that moved under the previous version: OFFLINE on its old
+    device, watched on both, and no whereabouts stored."""
+    room = Partition()
+    room.reading("MRI 1", 0)
+    room.tick(TIMEOUT + 10)
+    moved = LoggerState("MRI 2", "g1")  # the previous version kept the new pair apart
+    apply_reading(moved, CONFIG, T0 + TIMEOUT + 20, 45.0, T0 + TIMEOUT + 20)
+
+    def as_stored_before(state):
+        return LoggerState.from_json({k: v for k, v in state.to_json().items() if k != "current"})
+
+    old = {("MRI 1", "g1"): as_stored_before(room.loggers.states[("MRI 1", "g1")]),
+           ("MRI 2", "g1"): as_stored_before(moved)}
+    assert old[("MRI 2", "g1")].current is None, "a state without the field loads"
+    upgraded = Partition()
+    upgraded.loggers.states = old
+    upgraded.partition = AlarmPartition.from_json(None, 1, active_of(s.to_json() for s in old.values()))
+    assert upgraded.partition.offline == {"g1": {"MRI 1"}}
+    upgraded.offset = 5
+    assert upgraded.reading("MRI 2", TIMEOUT + 30) == [("OFFLINE", "cleared", "MRI 1")]
+    assert upgraded.tick(2 * TIMEOUT + 40) == [("OFFLINE", "raised", "MRI 2")]

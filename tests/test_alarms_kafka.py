@@ -129,6 +129,22 @@ def test_a_logger_that_keeps_reporting_goes_offline_only_once_it_stops(kafka, tm
     wait_events(env, "chatty", [("OFFLINE", "raised")], timeout=30)
 
 
+def test_a_logger_moved_to_another_device_is_not_offline_while_it_reports_there(kafka, tmp_path, workers):
+    """OFFLINE belongs to the logger: its old device's pair stops being
+    watched when it reports for another, and once it falls silent it is
+    OFFLINE on the device it last reported for."""
+    env = alarm_env(tmp_path, HUMIDITY_ALARMS_FILE=helpers.alarms_file(tmp_path, offline_timeout=4))
+    worker = workers(env, "moved")
+    worker.wait_for_log(READY, timeout=120)
+    for step in range(36):  # 6 s on MRI 1, then 12 s (three timeouts) on MRI 2, a reading every 0.5 s
+        send(env, [("mover", "MRI 1" if step < 12 else "MRI 2", step, 45)])
+        time.sleep(0.5)  # the logger's pace, not a wait for the service
+    assert events_of(env, "mover") == []
+    wait_events(env, "mover", [("OFFLINE", "raised")], timeout=30)
+    (offline,) = [e for e in helpers.alerts(env["HUMIDITY_ALERTS_TOPIC"]) if e["guid"] == "mover"]
+    assert offline["device"] == "MRI 2"
+
+
 def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_all_without_outgrowing_a_message(
         kafka, tmp_path, workers):
     from humidity.core.alarms import ALARMS_LISTED

@@ -11,8 +11,15 @@ Kinds, per (device, guid):
   span at least ``rate_min_span_seconds`` (default 15 min), so a short spike
   or sensor noise does not raise it. Cleared once back at or below the limit
   minus the hysteresis.
-* OFFLINE: no reading for longer than the timeout of *wall-clock* time;
-  cleared by the logger's next reading.
+* OFFLINE, per datalogger: no reading from it, for any device, for longer
+  than the timeout of *wall-clock* time; raised on the device it last
+  reported for, and cleared by its next reading, for whichever device.
+
+HIGH/LOW/RATE judge a room's readings, so their state is kept per (device,
+guid). Where a logger reports (:class:`Whereabouts`) decides which of its
+pairs is watched for OFFLINE: the one it last reported for. When its
+readings move to another device, the pair on the old one stops being
+watched and raises nothing more.
 
 A reading older than (or as old as) the newest one already applied for its
 logger is ignored by the rules: readings that arrive out of event-time order
@@ -145,12 +152,16 @@ class LoggerState:
     active: dict = field(default_factory=dict)  # kind -> alarm (the raise event)
     buckets: dict = field(default_factory=dict)  # minute start -> [n, sum x, sum v, sum xv, sum xx], x from start
     offset: int = -1  # of the last alarm-readings message applied (a replay applies only what is newer)
+    #: Whether this is the device the logger last reported for (watched for
+    #: OFFLINE); None in states written before loggers were followed across devices.
+    current: bool | None = None
     epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
 
     def to_json(self) -> dict:
         return {"device": self.device, "guid": self.guid, "last_time": self.last_time,
                 "last_value": self.last_value, "seen_wall": self.seen_wall, "breach": self.breach,
-                "active": self.active, "buckets": self.buckets, "offset": self.offset, "epoch": self.epoch}
+                "active": self.active, "buckets": self.buckets, "offset": self.offset, "current": self.current,
+                "epoch": self.epoch}
 
     @classmethod
     def from_json(cls, doc: dict) -> LoggerState:
@@ -299,15 +310,17 @@ def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, w
     return apply_readings(state, config, [(t, v)], wall)
 
 
-def may_go_offline(seen_wall: float | None, active: dict) -> bool:
-    """Whether a logger (its state's ``seen_wall`` and ``active``) can still
-    raise OFFLINE: heard at least once, and not OFFLINE now."""
-    return seen_wall is not None and OFFLINE not in active
+def may_go_offline(seen_wall: float | None, active: dict, current: bool | None = None) -> bool:
+    """Whether a logger's pair (its state's ``seen_wall``, ``active`` and
+    ``current``) can still raise OFFLINE: heard at least once, not OFFLINE
+    now, and not left for another device."""
+    return seen_wall is not None and OFFLINE not in active and current is not False
 
 
 def is_silent(state: LoggerState, config: AlarmConfig, wall: float) -> bool:
     """Whether the logger is silent longer than the timeout and not OFFLINE yet."""
-    return may_go_offline(state.seen_wall, state.active) and wall - state.seen_wall > config.offline_timeout
+    return may_go_offline(state.seen_wall, state.active, state.current) and \
+        wall - state.seen_wall > config.offline_timeout
 
 
 def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[dict]:
@@ -353,6 +366,34 @@ def alarm_key(kind: str, device: str, guid: str) -> str:
     return orjson.dumps([kind, device, guid]).decode()
 
 
+@dataclass
+class Whereabouts:
+    """The device each logger last reported for, as stored (``lookup``) and
+    as changed by the messages applied since (``moved``: what to store)."""
+
+    lookup: Callable[[str], str | None]
+    known: dict[str, str | None] = field(default_factory=dict)
+    moved: dict[str, str] = field(default_factory=dict)
+
+    def of(self, guid: str) -> str | None:
+        if guid not in self.known:
+            self.known[guid] = self.lookup(guid)
+        return self.known[guid]
+
+    def move(self, guid: str, device: str) -> None:
+        self.known[guid] = self.moved[guid] = device
+
+
+def whereabouts_key(guid: str) -> str:
+    """Table key of a logger's whereabouts, beside the (device, guid) states:
+    theirs begin with a digit (:func:`humidity.core.aggregate.sighting_key`)."""
+    return "@" + guid
+
+
+def is_whereabouts_key(key: bytes | str) -> bool:
+    return key[:1] in (b"@", "@")
+
+
 #: Events kept per alarm partition, re-sent when their message is read again
 #: (a crash may have cut their delivery).
 RECENT_EVENTS = 500
@@ -364,8 +405,9 @@ class AlarmPartition:
 
     ``offset``: up to which the partition's alarm-readings are applied;
     ``active``: the raise events of its loggers' active alarms, by
-    :func:`alarm_key` (not stored: it grows with the fleet, and the loggers'
-    states hold it; the flow rebuilds it from them); ``recent``: ``[offset,
+    :func:`alarm_key`, and ``offline``: the devices each OFFLINE logger's
+    alarm is on (neither is stored: they grow with the fleet, and the
+    loggers' states hold them; the flow rebuilds them); ``recent``: ``[offset,
     event]`` of the latest events; ``epoch``: of the owner that wrote it
     (:mod:`humidity.core.ownership`).
     """
@@ -377,6 +419,7 @@ class AlarmPartition:
     epoch: int = 0
     ends: Ends = None  # type: ignore[assignment]  # the input partitions' rounds (humidity.core.rounds)
     closed_now: int | None = None  # the last round closed by the messages applied since loading
+    offline: dict[str, set[str]] = field(default_factory=dict)  # guid -> devices it is OFFLINE on
 
     def __post_init__(self) -> None:
         if self.ends is None:
@@ -386,21 +429,27 @@ class AlarmPartition:
         return {"offset": self.offset, "recent": self.recent, "epoch": self.epoch, **self.ends.to_json()}
 
     @classmethod
-    def from_json(cls, doc: dict | None, partitions: int, active: dict | None = None) -> AlarmPartition:
-        """The stored bookkeeping, with ``active`` (the flow's, from the loggers' states)."""
+    def from_json(cls, doc: dict | None, partitions: int, active: dict | None = None,
+                  offline: dict[str, set[str]] | None = None) -> AlarmPartition:
+        """The stored bookkeeping, with ``active`` and ``offline`` (the flow's,
+        from the loggers' states: :func:`active_of`, :func:`offline_of`)."""
+        active = active if active is not None else {}
+        offline = offline if offline is not None else offline_of(active)
         if not doc:
-            return cls(partitions, active=active if active is not None else {})
-        return cls(partitions, int(doc["offset"]), active if active is not None else {}, list(doc["recent"]),
-                   int(doc.get("epoch", 0)), Ends.from_json(partitions, doc if "ends" in doc else None))
+            return cls(partitions, active=active, offline=offline)
+        return cls(partitions, int(doc["offset"]), active, list(doc["recent"]), int(doc.get("epoch", 0)),
+                   Ends.from_json(partitions, doc if "ends" in doc else None), offline=offline)
 
     def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
-              silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float) -> list[dict]:
+              silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float,
+              whereabouts: Whereabouts) -> list[dict]:
         """Apply one alarm-readings message at ``offset``: a bundle of readings
         ``{"r": [[guid, device, event time, humidity], ...]}`` (also carrying
         the input partition ``p`` and round it came from), the end of an input
         partition's round ``{"p", "end", "o"}``, or an OFFLINE tick
         ``{"tick": ...}``. ``logger(device, guid)`` gives a logger's
-        state, ``silent()`` the states of loggers that may have gone silent.
+        state, ``silent()`` the states of loggers that may have gone silent,
+        ``whereabouts`` the device each logger last reported for.
         Returns the events to send.
 
         A message read again (offset at or below :attr:`offset`) re-sends the
@@ -417,17 +466,27 @@ class AlarmPartition:
         elif "tick" in message:
             if not replay:
                 for state in silent():
+                    if state.current is None and whereabouts.of(state.guid) not in (None, state.device):
+                        state.current = False  # stored before loggers were followed: it moved since
                     produced += check_offline(state, config, wall)
+                    self._track(state)
                     state.offset = offset
         else:
             per_logger: dict[tuple[str, str], list] = {}
+            last: dict[str, str] = {}  # guid -> the device of its last reading here
             for guid, device, t, humidity in message["r"]:
                 per_logger.setdefault((device, guid), []).append((t, humidity))
+                last[guid] = device
             for (device, guid), rows in per_logger.items():
                 state = logger(device, guid)
                 if state.offset >= offset:
                     continue
                 events = apply_readings(state, config, rows, wall)
+                if last[guid] == device:
+                    events += self._locate(state, logger, whereabouts, rows[-1][1], wall)
+                else:
+                    state.current = False
+                self._track(state)
                 if not replay:
                     produced += events
                 state.offset = offset
@@ -435,6 +494,38 @@ class AlarmPartition:
             self.recent += [[offset, event] for event in produced]
             out += produced
         return out
+
+    def _locate(self, state: LoggerState, logger: Callable[[str, str], LoggerState], whereabouts: Whereabouts,
+                value: float, wall: float) -> list[dict]:
+        """The logger last reported for ``state.device``: that pair is the one
+        watched for OFFLINE, and its OFFLINE alarm on any other device clears."""
+        guid = state.guid
+        if state.current is not True:
+            was = whereabouts.of(guid)
+            if was != state.device:
+                if was is not None:
+                    logger(was, guid).current = False
+                whereabouts.move(guid, state.device)
+            state.current = True
+        events = []
+        for device in sorted(self.offline.get(guid, ())):
+            other = logger(device, guid)
+            if OFFLINE in other.active:
+                events.append(_clear(other, OFFLINE, wall, value, wall))
+            self._track(other)
+        return events
+
+    def _track(self, state: LoggerState) -> None:
+        """Keep :attr:`offline` in step with a logger's state."""
+        devices = self.offline.get(state.guid)
+        if OFFLINE in state.active:
+            if devices is None:
+                devices = self.offline[state.guid] = set()
+            devices.add(state.device)
+        elif devices is not None:
+            devices.discard(state.device)
+            if not devices:
+                del self.offline[state.guid]
 
     def settle(self, through: int, states: Iterable[LoggerState], epoch: int) -> None:
         """After a batch: include it up to ``through``, take the active alarms
@@ -458,6 +549,15 @@ def active_of(states: Iterable[dict]) -> dict:
     ``active``, rebuilt."""
     return {alarm_key(kind, state["device"], state["guid"]): event
             for state in states for kind, event in state["active"].items()}
+
+
+def offline_of(active: dict) -> dict[str, set[str]]:
+    """guid -> the devices its OFFLINE alarm is on, from a partition's active alarms."""
+    offline: dict[str, set[str]] = {}
+    for event in active.values():
+        if event["kind"] == OFFLINE:
+            offline.setdefault(event["guid"], set()).add(event["device"])
+    return offline
 
 
 def alarm_partition_of(guid: str, partitions: int) -> int:

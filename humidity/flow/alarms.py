@@ -47,7 +47,8 @@ class AlarmsFlow:
         #: Per partition, read from its loggers' states once per generation:
         #: ``silence``, the loggers not known to be OFFLINE by when they were
         #: last heard (the OFFLINE ones come back with a reading), and
-        #: ``active``, the partition's active alarms (AlarmPartition.active).
+        #: ``active`` and ``offline``, the partition's active alarms
+        #: (AlarmPartition.active, AlarmPartition.offline).
         self.index = GenerationCache(self._read_index)
         batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
         self.agent = app.agent(topics.alarm_readings, name="evaluate_alarms")(self.run)
@@ -60,7 +61,7 @@ class AlarmsFlow:
     def _read_index(self, partition: int) -> dict:
         silence, active = SilenceIndex(self.tick_seconds), {}
         self._file_states(partition_items(self.tables.alarm_states, partition), silence, active)
-        return {"silence": silence, "active": active}
+        return {"silence": silence, "active": active, "offline": alarms.offline_of(active)}
 
     async def _index_in_steps(self, work: PartitionWork) -> None:
         """Read the index before the partition's first batch of a generation
@@ -76,7 +77,8 @@ class AlarmsFlow:
                 self._file_states(rows, silence, active)
         except PartitionMoved:
             return
-        self.index.put(work.partition, work.generation, {"silence": silence, "active": active})
+        self.index.put(work.partition, work.generation,
+                       {"silence": silence, "active": active, "offline": alarms.offline_of(active)})
 
     @staticmethod
     def _file_states(rows, silence: SilenceIndex, active: dict) -> None:
@@ -84,8 +86,10 @@ class AlarmsFlow:
         and the partition's ``active`` alarms (AlarmPartition.active)."""
         states = []
         for key, value in rows:
+            if alarms.is_whereabouts_key(key):
+                continue
             state = orjson.loads(value)
-            if alarms.may_go_offline(state["seen_wall"], state["active"]):
+            if alarms.may_go_offline(state["seen_wall"], state["active"], state.get("current")):
                 silence.file(key.decode(), state["seen_wall"])
             if state["active"]:
                 states.append(state)
@@ -102,7 +106,7 @@ class AlarmsFlow:
             silence: SilenceIndex = index["silence"]
             bookkeeping = alarms.AlarmPartition.from_json(
                 load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions,
-                active=index["active"])
+                active=index["active"], offline=index["offline"])
             rows = work.follow(bookkeeping.offset)
             if rows is None:
                 return
@@ -111,7 +115,7 @@ class AlarmsFlow:
                 if key not in loaded:
                     doc = load_json(partition_get(states, work.partition, key))
                     loaded[key] = alarms.LoggerState.from_json(doc) if doc else alarms.LoggerState(device, guid)
-                    if not doc or not alarms.may_go_offline(doc["seen_wall"], doc["active"]):
+                    if not doc or not alarms.may_go_offline(doc["seen_wall"], doc["active"], doc.get("current")):
                         unfiled.add(key)
                 return loaded[key]
 
@@ -130,15 +134,23 @@ class AlarmsFlow:
                         gone.append(state)
                 return gone
 
+            def stored_device(guid: str) -> str | None:
+                doc = load_json(partition_get(states, work.partition, alarms.whereabouts_key(guid)))
+                return None if doc is None else doc["device"]
+
+            whereabouts = alarms.Whereabouts(stored_device)
             out: list[dict] = []
             for offset, _key, value in rows:
-                out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall)
-            bookkeeping.settle(work.through, [loaded[key] for key in changed], work.epoch(bookkeeping.epoch))
+                out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall, whereabouts)
+            epoch = work.epoch(bookkeeping.epoch)
+            bookkeeping.settle(work.through, [loaded[key] for key in changed], epoch)
             for key in changed:
                 states[key] = orjson.dumps(loaded[key].to_json())
+            for guid, device in whereabouts.moved.items():
+                states[alarms.whereabouts_key(guid)] = orjson.dumps({"device": device, "epoch": epoch})
             for key in unfiled:
                 state = loaded[key]
-                if alarms.may_go_offline(state.seen_wall, state.active):
+                if alarms.may_go_offline(state.seen_wall, state.active, state.current):
                     silence.file(key, state.seen_wall)
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
         for alarm in map(alarms.identified, out):
