@@ -6,12 +6,14 @@ from __future__ import annotations
 import math
 from collections import defaultdict
 
-from humidity.core.simulation import Simulator
+from humidity.core.simulation import MOVE_RATE, Simulator
 
 
-def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, devices: int = 50, seed: int = 7):
-    """``count`` messages: (bytes, reading dict or None for a malformed one)."""
-    sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed)
+def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, devices: int = 50, seed: int = 7,
+            move_rate: float = MOVE_RATE):
+    """``count`` messages: (bytes, reading dict or None for a malformed one),
+    with loggers that move between devices (``move_rate``)."""
+    sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed, move_rate=move_rate)
     start = 1_660_000_000.0
     return [sim.next_record(start + i * 0.001) for i in range(count)]
 

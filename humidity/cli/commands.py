@@ -21,7 +21,7 @@ from humidity.application import HumidityApp
 from humidity.core import audit as audit_chain
 from humidity.core import users
 from humidity.core.readings import utc_iso
-from humidity.core.simulation import Simulator
+from humidity.core.simulation import MOVE_RATE, Simulator
 from humidity.declare.topics import Topics
 from humidity.plumbing.follow import read_range
 
@@ -154,22 +154,25 @@ def register(app: HumidityApp, topics: Topics) -> None:
         option("--duration", type=float, default=None, help="Seconds to run (default: until Ctrl-C)."),
         option("--invalid-ratio", type=float, default=0.0, show_default=True,
                help="Share of deliberately malformed messages (0 to 1)."),
+        option("--move-rate", type=float, default=MOVE_RATE, show_default=True,
+               help="Share of readings from a logger just moved to another device, where it stays (0 to 1)."),
         option("--seed", type=int, default=None, help="Random seed, for repeatable traffic."),
         option("--backfill", type=float, default=0.0, show_default=True,
                help="First send this many HOURS of history (a reading per logger per --backfill-every)."),
         option("--backfill-every", type=float, default=120.0, show_default=True,
                help="Seconds between a logger's backfilled readings."),
     )
-    async def simulate(self, loggers: int, devices: int, rate: float, duration, invalid_ratio: float, seed,
-                       backfill: float, backfill_every: float) -> None:
+    async def simulate(self, loggers: int, devices: int, rate: float, duration, invalid_ratio: float,
+                       move_rate: float, seed, backfill: float, backfill_every: float) -> None:
         """Send live, realistic datalogger traffic to the input topic (after a backfill of history)."""
-        if loggers < 1 or devices < 1 or rate <= 0 or not 0 <= invalid_ratio <= 1:
-            raise click.UsageError("--loggers, --devices and --rate must be positive; --invalid-ratio from 0 to 1")
+        if loggers < 1 or devices < 1 or rate <= 0 or not 0 <= invalid_ratio <= 1 or not 0 <= move_rate <= 1:
+            raise click.UsageError("--loggers, --devices and --rate must be positive; "
+                                   "--invalid-ratio and --move-rate from 0 to 1")
         if backfill < 0 or backfill_every < 1:
             raise click.UsageError("--backfill must be 0 or more hours, --backfill-every at least 1 s")
         await app.ensure_topics()
         await app.maybe_start_producer()
-        sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed)
+        sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed, move_rate=move_rate)
         if backfill:
             sent = 0
             for message in sim.backfill(backfill, time.time(), backfill_every):

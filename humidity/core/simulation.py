@@ -1,7 +1,10 @@
 """Realistic datalogger traffic, and malformed messages of many kinds (pure).
 
-Used by ``faust -A app simulate`` and by the tests. Each logger is fixed to
-one device; each device's humidity drifts slowly around its own level
+Used by ``faust -A app simulate`` and by the tests. Each logger starts on
+one device, and now and then one is moved to another (``move_rate``: the
+share of readings that come from a logger just moved, which stays where it
+went), as engineers move loggers between rooms; each device's humidity
+drifts slowly around its own level
 (mostly 35 to 65 % RH), with rare short excursions. A backfill writes the
 hours before now with a daily cycle, so that a new user sees trends at once.
 """
@@ -118,9 +121,13 @@ def daily_cycle(t: float) -> float:
     return 4.0 * math.sin(2 * math.pi * (t % DAY - 9 * 3600) / DAY)
 
 
+#: The share of readings that come from a logger just moved to another device.
+MOVE_RATE = 0.005
+
+
 class Simulator:
     def __init__(self, loggers: int = 2000, devices: int = 50, invalid_ratio: float = 0.0,
-                 seed: int | None = None) -> None:
+                 seed: int | None = None, move_rate: float = MOVE_RATE) -> None:
         self.rng = random.Random(seed)
         self.devices = device_names(devices)
         self.guids = [guid_for(i) for i in range(loggers)]
@@ -129,11 +136,14 @@ class Simulator:
         self.device_of = [self.devices[d] for d in placement]
         self.level = {d: self.rng.uniform(40.0, 60.0) for d in self.devices}
         self.invalid_ratio = invalid_ratio
+        self.move_rate = move_rate if devices > 1 else 0.0
         self._kinds = list(INVALID_KINDS.values())
 
     def next_reading(self, now: float) -> dict:
         rng = self.rng
         index = rng.randrange(len(self.guids))
+        if self.move_rate and rng.random() < self.move_rate:
+            self.device_of[index] = self._elsewhere(self.device_of[index])
         device = self.device_of[index]
         level = self.level[device] + rng.gauss(0.0, 0.05)  # slow drift
         level = self.level[device] = min(65.0, max(35.0, level))
@@ -144,6 +154,11 @@ class Simulator:
         event_time = datetime.fromtimestamp(now, UTC)
         return reading_doc(self.guids[index], device, event_time, humidity,
                            lower_case_key=rng.random() < 0.1)
+
+    def _elsewhere(self, device: str) -> str:
+        """Another device than ``device``, at random."""
+        other = self.rng.randrange(len(self.devices) - 1)
+        return self.devices[other + (other >= self.devices.index(device))]
 
     def next_record(self, now: float) -> tuple[bytes, dict | None]:
         """One message, and the reading it carries (None for a malformed one)."""
