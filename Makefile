@@ -19,7 +19,8 @@ test: venv kafka-jars chromium ## set up, lint, start a throwaway broker, run th
 lint: venv ## ruff, as `make test` runs it
 	$(VENV)/bin/ruff check .
 
-soak: venv kafka-jars ## exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings; KAFKA_BROKERS=3: SOAK_MINUTES (6) on a cluster, brokers killed too
+soak: venv kafka-jars ## the counting path's model at length, then exactly once through joins, leaves and kills: SOAK_ROUNDS rounds (10) of 200,000 readings; KAFKA_BROKERS=3: SOAK_MINUTES (6) on a cluster, brokers killed too
+	HUMIDITY_MODEL_EXAMPLES=$(or $(SOAK_MODEL_EXAMPLES),20000) $(VENV)/bin/python -m pytest -q -p no:cacheprovider tests/test_model.py
 	@scripts/throwaway_kafka.sh $(VENV)/bin/python -m tests.soak --rounds $(or $(SOAK_ROUNDS),10) --minutes $(or $(SOAK_MINUTES),6) $(SOAK_ARGS)
 
 bench: venv kafka-jars bench/.venv-quix/.installed bench/kstreams/target/humidity-kstreams-1.jar ## throughput, latency and memory, side by side

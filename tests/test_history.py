@@ -279,3 +279,20 @@ def test_both_time_zone_forms_are_accepted():
     assert a.end - a.start == 1800
     b = Range.parse("2026-01-01T00:00:00Z", "2026-01-01T02:00:00+01:00", "300")
     assert (b.end - b.start, b.step) == (3600, 300)
+
+
+def test_a_moved_loggers_newest_reading_for_each_device_is_its_own_there():
+    """A device's view lists each of its loggers with its newest reading for
+    that device: a logger that moved has readings for several, and its
+    windows, shared by all of them, keep the newest per device."""
+    rows = some_rows(2000, seed=11)
+    store = Store()
+    store.apply(bundled(rows, 40))
+    for guid in {row[0] for row in rows}:
+        newest_first = [window for _start, window in sorted(
+            ((history.start_of_key(k), history.StoredWindow.from_json(v)) for k, v in store.data.items()
+             if k.startswith(history.window_prefix(LOGGER, guid, "h"))), key=lambda item: -item[0])]
+        for device in {row[1] for row in rows}:
+            mine = [(row[2], row[3]) for row in rows if row[0] == guid and row[1] == device]
+            expected = list(max(mine)) if mine else None
+            assert history.newest_for(newest_first, device) == expected, (guid, device)

@@ -114,28 +114,59 @@ class Window:
 class StoredWindow:
     """A window as stored: with the offset of the last bundle it includes, and
     its newest reading by event time ``[time, humidity, the logger of a
-    device's window or the device of a logger's]``."""
+    device's window or the device of a logger's]``. A logger's window with
+    readings for more than one device (the logger moved) also keeps the
+    newest per device (``by``), so that a device's view shows the logger's
+    reading on that device, not on another."""
     window: Window
     offset: int = -1
     newest: list | None = None
+    by: dict[str, list] | None = None  # device -> [time, humidity]
 
-    def see(self, t: float, humidity: float, other: str) -> None:
+    def see(self, t: float, humidity: float, other: str, apart: bool = False) -> None:
         """Keep the newest reading: the latest time; among equal times the
-        highest value, then name (the same whatever the order they come in)."""
+        highest value, then name (the same whatever the order they come in);
+        ``apart``: the newest per ``other`` too, once there are several."""
+        if apart and self.by is None and self.newest is not None and self.newest[2] != other:
+            self.by = {self.newest[2]: self.newest[:2]}
+        if self.by is not None:
+            seen = self.by.get(other)
+            if seen is None or (t, humidity) > tuple(seen):
+                self.by[other] = [t, humidity]
         if self.newest is None or (t, humidity, other) > tuple(self.newest):
             self.newest = [t, humidity, other]
 
+    def newest_of(self, other: str) -> list | None:
+        """The newest reading of ``other`` in the window: ``[time, humidity]``."""
+        if self.by is not None:
+            return self.by.get(other)
+        return self.newest[:2] if self.newest is not None and self.newest[2] == other else None
+
     def to_json(self, epoch: int) -> dict:
         w = self.window
-        return {"n": w.count, "s": w.partials, "lo": w.low, "hi": w.high, "o": self.offset, "new": self.newest,
-                "epoch": epoch}
+        doc = {"n": w.count, "s": w.partials, "lo": w.low, "hi": w.high, "o": self.offset, "new": self.newest}
+        if self.by is not None:
+            doc["by"] = self.by
+        doc["epoch"] = epoch
+        return doc
 
     @classmethod
     def from_json(cls, doc: dict | None) -> StoredWindow:
         if not doc:
             return cls(Window())
         return cls(Window(int(doc["n"]), list(doc["s"]), float(doc["lo"]), float(doc["hi"])), int(doc["o"]),
-                   doc.get("new"))
+                   doc.get("new"), doc.get("by"))
+
+
+def newest_for(windows: Iterable[StoredWindow], device: str) -> list | None:
+    """A logger's newest reading for ``device``, ``[time, humidity]``, from
+    its windows newest first: the first that has one holds it (the windows
+    after it have no reading for that device)."""
+    for window in windows:
+        found = window.newest_of(device)
+        if found is not None:
+            return found
+    return None
 
 
 @dataclass(frozen=True)
@@ -240,13 +271,13 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
                     out.too_old += 1
                     out.pairs.add((guid, device))
                     continue
-                into = []  # (window, the other name it records as newest)
-                for key, other in zip(names.targets(guid, device, minute, cutoff_m), names.others(guid, device),
-                                      strict=False):
+                into = []  # (window, the other name it records as newest, whether per name)
+                for key, (other, apart) in zip(names.targets(guid, device, minute, cutoff_m),
+                                               names.others(guid, device), strict=False):
                     window = targets.get(key)
                     if window is None:
                         window = targets[key] = stored_window(key)
-                    into.append((window, other))
+                    into.append((window, other, apart))
                 group = groups[guid, device, minute] = [[], t, humidity, into]
             group[0].append(humidity)
             if (t, humidity) >= (group[1], group[2]):
@@ -264,10 +295,10 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
             exact_add(delta.partials, value)
         out.stored += len(values)
         out.pairs.add((guid, device))
-        for window, other in into:
+        for window, other, apart in into:
             window.window.merge(delta)
             window.offset = last
-            window.see(t, humidity, other)
+            window.see(t, humidity, other, apart)
     out.windows = targets
     return out
 
@@ -295,7 +326,9 @@ class _Names:
 
     @staticmethod
     def others(guid: str, device: str) -> tuple:
-        return guid, device, guid, device
+        """What each target window records its newest reading with, and
+        whether it keeps the newest per that name (a logger's, per device)."""
+        return (guid, False), (device, True), (guid, False), (device, True)
 
 
 def _apply_one_by_one(bundles: list[tuple[int, list]], cutoff_m: int, cutoff_h: int,
@@ -312,15 +345,15 @@ def _apply_one_by_one(bundles: list[tuple[int, list]], cutoff_m: int, cutoff_h: 
             if minute - minute % HOUR < cutoff_h:
                 continue  # counted as too old above
             added = False
-            for key, other in zip(names.targets(guid, device, minute, cutoff_m), names.others(guid, device),
-                                  strict=False):
+            for key, (other, apart) in zip(names.targets(guid, device, minute, cutoff_m),
+                                           names.others(guid, device), strict=False):
                 window = out.windows.get(key)
                 if window is None:
                     window = out.windows[key] = stored_window(key)
                     loaded[key] = window.offset
                 if offset > loaded[key]:
                     window.window.add(humidity)
-                    window.see(t, humidity, other)
+                    window.see(t, humidity, other, apart)
                     window.offset = offset
                     added = True
             out.stored += added

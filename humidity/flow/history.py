@@ -13,6 +13,7 @@ nothing from RocksDB. Now and then it removes windows past their retention.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
 import time
 
@@ -185,10 +186,21 @@ class HistoryFlow:
                 break
         return None
 
+    def newest_on(self, partition: int, guid: str, device: str, now: float) -> list | None:
+        """A logger's newest reading kept for one device, ``[time, humidity]``:
+        from its hour windows, newest first, the first with a reading there
+        (a logger that moved has readings for several devices)."""
+        cutoff = self.retention.cutoff("h", now)
+        prefix = history.window_prefix(history.LOGGER, guid, "h")
+        kept = itertools.takewhile(lambda item: history.start_of_key(item[0]) >= cutoff,
+                                   partition_range(self.tables.history, partition, prefix, reverse=True))
+        return history.newest_for((history.StoredWindow.from_json(orjson.loads(value)) for _key, value in kept),
+                                  device)
+
     async def local_devices(self, wanted: set[int], now: float, only: str | None = None) -> dict:
         """Per device in the owned partitions (or just ``only``): its loggers,
         its newest reading, its last full minute; with ``only``, each logger's
-        newest reading too. Read in steps of ANSWER_STEP, the event loop free
+        newest reading for it too. Read in steps of ANSWER_STEP, the event loop free
         in between; a partition that moves meanwhile is left out of the answer."""
         table = self.tables.history
         partitions = self.owned(wanted)
@@ -215,7 +227,7 @@ class HistoryFlow:
                     entry["last_minute"] = history.StoredWindow.from_json(doc).window.to_list() if doc else None
                     if only is not None:
                         for guid in entry["loggers"]:
-                            entry["loggers"][guid] = self.newest(partition, history.LOGGER, guid, now)
+                            entry["loggers"][guid] = self.newest_on(partition, guid, device, now)
                     if looked_up % ANSWER_STEP == 0:
                         await asyncio.sleep(0)
                         if not still_owned(partition):
