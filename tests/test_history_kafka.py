@@ -25,18 +25,21 @@ LOGGERS = 30
 EVERY = 20  # seconds between a logger's readings
 HOURS = 3
 LATE = 1800  # readings arrive up to this many seconds out of order
+MOVE_EVERY = 2400  # seconds a moving logger stays on a device
 
 
 def history_dataset(now: float, seed: int = 15) -> list[tuple[bytes, tuple]]:
-    """(message, (guid, device, event time, humidity)) in arrival order."""
+    """(message, (guid, device, event time, humidity)) in arrival order. One
+    logger in five moves to the next device every 40 minutes and back."""
     rng = random.Random(seed)
     out = []
     start = now - HOURS * 3600
     for index in range(LOGGERS):
         guid = f"0-ZZZ{index:08d}-H{index % 7}"
-        device = DEVICES[index % len(DEVICES)]
         t = start + rng.uniform(0, EVERY)
         while t < now:
+            moved = index % 5 == 0 and int((t - start) // MOVE_EVERY) % 2 == 1
+            device = DEVICES[(index + moved) % len(DEVICES)]
             humidity = round(rng.uniform(25.0, 75.0), 2)
             doc = reading_doc(guid, device, datetime.fromtimestamp(t, UTC), humidity)
             if rng.random() < 0.5:  # the other time-zone form: an offset
@@ -129,6 +132,15 @@ def check_everything(envs, readings, start, end):
             assert entry["latest"]["humidity"] == newest[3]
             assert entry["latest"]["event_time"] == iso(newest[2])
             assert entry["loggers"] == len({r[0] for r in mine})
+    for n, device in enumerate(DEVICES):
+        status, body = get_json(envs[n % 2], f"/api/devices/{urllib.parse.quote(device, safe='')}")
+        assert status == 200, body
+        newest = {}
+        for guid, on, t, humidity in readings:
+            if on == device:
+                newest[guid] = max(newest.get(guid, (t, humidity)), (t, humidity))
+        assert body["logger_readings"] == [{"guid": g, "humidity": h, "event_time": iso(t)}
+                                           for g, (t, h) in sorted(newest.items())], device
 
 
 def run_history(tmp_path, workers, disrupt):
