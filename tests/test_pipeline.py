@@ -48,6 +48,23 @@ def test_one_worker_publishes_the_exact_summary_and_dead_letters(kafka, tmp_path
     assert "Total number of sensors" in worker.log()  # the human form in the log
 
 
+def test_loggers_that_move_often_are_counted_once_each_with_half_the_stream_written_before_the_start(
+        kafka, tmp_path, workers):
+    """One reading in 13 from a logger just moved to another device: the
+    worker's first batches hold many first sightings of a guid on two devices."""
+    env = helpers.service_env(tmp_path)
+    records = dataset(6_000, loggers=900, devices=37, move_rate=1 / 13, seed=43)
+    expected = expected_summary(records)
+    assert sum(row["sensors"] for row in expected["sensors_by_device"]) > expected["total_sensors"] + 100
+    helpers.run(helpers.create_topic(env["HUMIDITY_INPUT_TOPIC"], int(env["HUMIDITY_PARTITIONS"])))
+    feed(env, records[:3_000])
+    worker = workers(env)
+    worker.wait_for_log(READY, timeout=120)
+    feed(env, records[3_000:])
+    summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], all_counted(len(records)), timeout=120)
+    assert_matches(summary, expected)
+
+
 def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     records = dataset(10_000, seed=11)
