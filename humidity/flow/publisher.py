@@ -10,6 +10,14 @@
   summary's, goes to the results topic as the summary (with what it counted,
   exactly, in a ``cut`` header, for the next one's interval) and, as four
   titled blocks, to the log.
+
+A leader publishes through the summaries' single writer
+(:mod:`humidity.plumbing.single_writer`): taking the role fences every
+earlier leader's producer, and the new leader then reads the newest summary
+on the topic before it publishes. As no other worker can commit a summary
+between that read and this leader's commit without fencing it, each summary
+on the topic is at least the one before it, even while a paused former
+leader still believes it leads.
 """
 
 from __future__ import annotations
@@ -25,7 +33,8 @@ from humidity.application import HumidityApp
 from humidity.core.summary import PartialsBook, Previous, SummaryMemo, build_summary, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
-from humidity.plumbing.follow import ALL, LAST, Follower
+from humidity.plumbing.follow import ALL, LAST, Follower, read_newest
+from humidity.plumbing.single_writer import SingleWriter
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +63,7 @@ class Publisher:
         self.reader = Follower(self.settings, {self.settings.partials_topic: ALL, self.settings.results_topic: LAST},
                                self._on_record, "partials/summaries")
         self.waiting_logged = 0.0
+        self.writer = SingleWriter(self.settings, "summaries")
         metrics.read_age_from(lambda: self.latest.summary)
         app.task(self.reader.run)
         app.timer(self.settings.interval, on_leader=True)(self.publish_summary)
@@ -81,7 +91,27 @@ class Publisher:
         except (ValueError, KeyError, TypeError):
             log.warning("Ignoring a malformed record on %s", topic)
 
+    async def _lead(self) -> bool:
+        """This worker holds the summaries' writer for the current generation,
+        taking it (and reading the newest summary published) if it is new to it."""
+        term = self.app.consumer_generation_id
+        if self.writer.holds(term):
+            return True
+        if not await self.writer.take(term):
+            return False
+        newest = await read_newest(self.settings, self.settings.results_topic, b"summary", self.settings.partitions)
+        if newest is not None:
+            self._on_summary(*newest)
+        log.info("Leading: publishing summaries from %s on", self._as_of_text())
+        return True
+
+    def _as_of_text(self) -> str:
+        as_of = self.previous.as_of if self.previous else None
+        return ",".join(f"{p}:{o}" for p, o in sorted(as_of.items())) if as_of else "the start"
+
     async def publish_summary(self) -> None:
+        if not await self._lead():
+            return
         settings = self.settings
         previous = self.previous
         cut = self.book.newest_cut(previous.as_of if previous else None) if self.reader.caught_up.is_set() else None
@@ -95,8 +125,9 @@ class Publisher:
             return
         summary, counted = build_summary(cut, datetime.now(UTC), settings.interval, previous, self.memo)
         raw = orjson.dumps(summary)
-        await self.topics.results.send(key=b"summary", value=raw,
-                                       headers=[(CUT_HEADER, orjson.dumps(counted.to_json()))])
+        if not await self.writer.write([(settings.results_topic, b"summary", raw, None,
+                                         [(CUT_HEADER, orjson.dumps(counted.to_json()))])]):
+            return
         self.latest, self.previous = Latest(summary, raw, time.monotonic()), counted
         self.book.forget_before(cut.round)
         self.metrics.summaries_published.inc()

@@ -2,8 +2,14 @@
 
 The partials, the published summaries and the acknowledgements are small
 and every worker needs all of them: a group-less consumer reads each topic's
-partitions from their start (``ALL``) or from their last record (``LAST``),
+partitions from their start (``ALL``) or from their last records (``LAST``),
 for as long as the worker runs, reconnecting after broker trouble.
+
+Every reader here reads committed records only: the summaries and the audit
+chain are written in transactions (:mod:`humidity.plumbing.single_writer`),
+and a fenced writer's open transaction is aborted, never to be read. Each
+transaction ends with a marker that takes an offset of its own, so the last
+record of a partition is not at its end offset - 1.
 """
 
 from __future__ import annotations
@@ -20,6 +26,11 @@ from humidity.plumbing.kafka_admin import client_security
 log = logging.getLogger(__name__)
 
 ALL, LAST = "all", "last"
+#: Offsets before a partition's end that ``LAST`` starts at: a few records
+#: with the markers of their transactions, and a few aborted ones.
+LAST_BACK = 64
+#: How consumers here read transactional topics.
+COMMITTED = {"isolation_level": "read_committed"}
 #: Seconds before reconnecting after the broker failed the reader.
 RETRY_AFTER = 5.0
 
@@ -37,9 +48,7 @@ class Follower:
 
     async def _once(self) -> None:
         settings = self.settings
-        consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                    enable_auto_commit=False, auto_offset_reset="earliest",
-                                    **client_security(settings))
+        consumer = _reader(settings)
         await consumer.start()
         try:
             tps = {topic: [TopicPartition(topic, p) for p in range(self.partitions)] for topic in self.topics}
@@ -51,7 +60,7 @@ class Follower:
                     await consumer.seek_to_beginning(*tps[topic])
                 else:
                     for tp in tps[topic]:
-                        consumer.seek(tp, max(0, ends[tp] - 1))
+                        consumer.seek(tp, max(0, ends[tp] - LAST_BACK))
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
                 for tp, records in batches.items():
@@ -75,6 +84,11 @@ class Follower:
                 await asyncio.sleep(RETRY_AFTER)
 
 
+def _reader(settings: Settings) -> AIOKafkaConsumer:
+    return AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None, enable_auto_commit=False,
+                            auto_offset_reset="earliest", **COMMITTED, **client_security(settings))
+
+
 async def _read_to(consumer, ends: dict) -> bool:
     for tp, end in ends.items():
         if await consumer.position(tp) < end:
@@ -83,11 +97,9 @@ async def _read_to(consumer, ends: dict) -> bool:
 
 
 async def read_range(settings: Settings, topic: str, partition: int = 0, last: int | None = None):
-    """``(offset, value)`` of the records of one partition that are there now:
-    all of them, or the ``last`` ones; yielded in order."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap_servers, group_id=None,
-                                enable_auto_commit=False, auto_offset_reset="earliest",
-                                **client_security(settings))
+    """``(offset, value)`` of the committed records of one partition that are
+    there now: all of them, or those of the ``last`` offsets; yielded in order."""
+    consumer = _reader(settings)
     await consumer.start()
     try:
         tp = TopicPartition(topic, partition)
@@ -100,5 +112,33 @@ async def read_range(settings: Settings, topic: str, partition: int = 0, last: i
             for record in batches.get(tp, []):
                 if record.offset < end:
                     yield record.offset, record.value
+    finally:
+        await consumer.stop()
+
+
+async def read_newest(settings: Settings, topic: str, key: bytes, partitions: int) -> tuple[bytes, list] | None:
+    """``(value, headers)`` of the newest committed record with ``key`` in
+    ``topic``, or None: read back from each partition's end, further back
+    each time a stretch holds none."""
+    consumer = _reader(settings)
+    await consumer.start()
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        consumer.assign(tps)
+        ends, starts = await consumer.end_offsets(tps), await consumer.beginning_offsets(tps)
+        for tp in tps:
+            found, high, size = None, ends[tp], LAST_BACK
+            while found is None and high > starts[tp]:
+                low = max(starts[tp], high - size)
+                consumer.seek(tp, low)
+                while await consumer.position(tp) < high:
+                    batches = await consumer.getmany(tp, timeout_ms=1000, max_records=1000)
+                    for record in batches.get(tp, []):
+                        if record.key == key and record.offset < high:
+                            found = (record.value, list(record.headers))
+                high, size = low, size * 2
+            if found is not None:
+                return found
+        return None
     finally:
         await consumer.stop()
