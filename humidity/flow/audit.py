@@ -19,8 +19,9 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import audit
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched, producing
+from humidity.plumbing.batching import batched
 from humidity.plumbing.follow import read_range
+from humidity.plumbing.single_writer import SingleWriter
 from humidity.plumbing.stream import PartitionWork
 
 log = logging.getLogger(__name__)
@@ -34,6 +35,7 @@ class AuditFlow:
         self.app, self.settings, self.topics = app, app.settings, topics
         self.tail: audit.Tail | None = None
         self.tail_generation = None
+        self.writer = SingleWriter(self.settings, "audit-chain")
         batched(app).resume_at[topics.audit_intake.get_topic_name()] = self.resume_at
         self.agent = app.agent(topics.audit_intake, name="audit_chain")(self.run)
 
@@ -58,20 +60,28 @@ class AuditFlow:
             if work.partition != 0:
                 continue  # nothing is sent to the other partitions
             if self.tail is None or self.tail_generation != work.generation:
+                if not await self.writer.take(work.generation):
+                    continue  # another worker chains in this generation
                 self.tail, self.tail_generation = await self._read_tail(), work.generation
             rows = work.follow(self.tail.source)
             if rows is not None:
-                with producing() as produced:
-                    for offset, _key, value in rows:
-                        try:
-                            record = self.tail.link(orjson.loads(value), offset)
-                        except (orjson.JSONDecodeError, KeyError, TypeError):
-                            log.warning("Audit intake: record at offset %d is not an audit entry; left out", offset)
-                            continue
-                        if record is not None:
-                            self.topics.audit.send_soon(key=record["id"].encode(), value=orjson.dumps(record),
-                                                        partition=0)
-                    self.tail.source = max(self.tail.source, work.through)
-                consumer.progress.handled(work.tp, work.through, produced)
+                if not await self.writer.write(self._records(rows)):
+                    self.tail = None  # linked to what was not written: read the chain's end again
+                    continue
+                self.tail.source = max(self.tail.source, work.through)
+                consumer.progress.handled(work.tp, work.through, [])
             if work.rewind_to is not None:
                 await consumer.rewind(work.tp, work.rewind_to, work.generation)
+
+    def _records(self, rows) -> list:
+        """The chain's next records, made of the intake's ``rows``."""
+        records = []
+        for offset, _key, value in rows:
+            try:
+                record = self.tail.link(orjson.loads(value), offset)
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                log.warning("Audit intake: record at offset %d is not an audit entry; left out", offset)
+                continue
+            if record is not None:
+                records.append((self.settings.audit_topic, record["id"].encode(), orjson.dumps(record), 0, []))
+        return records
