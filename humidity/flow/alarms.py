@@ -16,6 +16,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms, audit
+from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
 from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
@@ -50,6 +51,8 @@ class AlarmsFlow:
         #: ``active`` and ``offline``, the partition's active alarms
         #: (AlarmPartition.active, AlarmPartition.offline).
         self.index = GenerationCache(self._read_index)
+        #: No OFFLINE judgement just after this worker was frozen (humidity.core.pauses).
+        self.pauses = PauseWatch(app.conf.broker_session_timeout)
         batched(app).resume_at[topics.alarm_readings.get_topic_name()] = resume_from(tables.alarm_totals)
         self.agent = app.agent(topics.alarm_readings, name="evaluate_alarms")(self.run)
         app.timer(self.tick_seconds)(self.offline_ticks)
@@ -97,6 +100,8 @@ class AlarmsFlow:
 
     def alarm_partition(self, work: PartitionWork) -> None:
         wall = time.time()
+        self.pauses.note(time.monotonic())
+        woke_recently = self.pauses.woke_recently(time.monotonic())
         states = self.tables.alarm_states
         loaded: dict[str, alarms.LoggerState] = {}
         changed: set[str] = set()  # the loggers to store: read by a bundle, or gone silent
@@ -125,6 +130,8 @@ class AlarmsFlow:
                 return state_of(key, device, guid)
 
             def silent() -> list[alarms.LoggerState]:
+                if woke_recently:
+                    return []  # the states may be stale: their new owner judges them
                 gone = []
                 for key in silence.due(wall, self.config.offline_timeout):
                     unfiled.add(key)  # taken out: filed again below unless it goes OFFLINE
@@ -165,6 +172,7 @@ class AlarmsFlow:
 
     async def offline_ticks(self) -> None:
         """A tick into each owned alarm partition drives its OFFLINE check."""
+        self.pauses.note(time.monotonic())
         for partition in owned_partitions(self.app, self.topics.alarm_readings.get_topic_name()):
             self.topics.alarm_readings.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
                                                  partition=partition)
