@@ -21,6 +21,10 @@
   ``FAULT: input partitions paused`` / ``resumed`` when that takes effect.
 * ``max-request-size:<bytes>``: the producer's message size limit is that
   small (the limit a very large fleet would reach).
+* ``hold-audit:<file>``: while the file exists, the audit chainer holds the
+  intake batch it has just taken, before it links and writes it, logging
+  ``FAULT: audit batch held`` (so that a test can freeze the chainer with
+  entries in hand).
 """
 
 from __future__ import annotations
@@ -29,11 +33,34 @@ import asyncio
 import os
 from pathlib import Path
 
-from app import app, settings
-from humidity.plumbing import batching
+from humidity.flow import audit as audit_flow
 
 FAULT = os.environ.get("HUMIDITY_TEST_FAULT", "")
 kind, _, arguments = FAULT.partition(":")
+
+if kind == "hold-audit":  # before the app is built: the flow's agent is bound then
+    hold = Path(arguments)
+    chain = audit_flow.AuditFlow.run
+
+    class _Held:
+        def __init__(self, stream) -> None:
+            self.stream = stream
+
+        async def events(self):
+            async for event in self.stream.events():
+                if hold.exists():
+                    print("FAULT: audit batch held", flush=True)
+                    while hold.exists():
+                        await asyncio.sleep(0.05)
+                yield event
+
+    async def _holding(self, stream):
+        await chain(self, _Held(stream))
+
+    audit_flow.AuditFlow.run = _holding
+
+from app import app, settings  # after the faults that patch a flow before it is built
+from humidity.plumbing import batching
 
 if kind == "drop-batch":
     to_drop = {int(p): int(o) for p, o in (spec.split(":") for spec in arguments.split(","))}
@@ -115,6 +142,9 @@ elif kind == "pause-input":
         return await fetch(self, consumer, active_partitions, timeout=timeout, max_records=max_records)
 
     batching.BatchingConsumerThread._fetch_records = _paused_while_switched_on
+
+elif kind == "hold-audit":
+    pass  # patched above
 
 elif kind == "max-request-size":
     app.conf.producer_max_request_size = int(arguments)

@@ -159,6 +159,38 @@ def another_worker(env: dict, tmp_path: Path, name: str = "data2") -> dict:
     return dict(env, HUMIDITY_DATA_DIR=str(tmp_path / name), HUMIDITY_WEB_PORT=str(free_port()))
 
 
+#: A worker's log line for each summary it publishes.
+PUBLISHED = "Summary published"
+#: Longer than the workers' session timeout (10 s): the group throws a worker paused this long out.
+PAUSE = 12.0
+
+
+def leader_among(*candidates):
+    """The worker that publishes the summaries now: the next one to log two
+    publishes in a row while the others log none (a leadership that moves
+    meanwhile starts the count again)."""
+    seen = [[w.log().count(PUBLISHED) for w in candidates]]
+
+    def settled():
+        now = [w.log().count(PUBLISHED) for w in candidates]
+        grown = [n - b for n, b in zip(now, seen[0], strict=True)]
+        if sum(1 for g in grown if g) > 1:
+            seen[0] = now
+            return None
+        return next((w for w, g in zip(candidates, grown, strict=True) if g >= 2), None)
+
+    return wait_until(settled, 90, what="a worker publishing summaries")
+
+
+def assert_never_back(summaries: list[dict]) -> None:
+    """From one published summary to the next, ``as_of`` and every count only grow."""
+    for before, after in zip(summaries, summaries[1:], strict=False):
+        for p, offset in before["as_of"].items():
+            assert after["as_of"][p] >= offset, ("as_of went back", before["as_of"], after["as_of"])
+        for field in ("total_messages", "invalid_messages", "total_sensors"):
+            assert after[field] >= before[field], (f"{field} went back", before[field], after[field])
+
+
 class Worker:
     """One ``faust -A app worker`` subprocess, stopped by pid."""
 
@@ -199,11 +231,19 @@ class Worker:
     def running(self) -> bool:
         return self.proc is not None and self.proc.poll() is None
 
+    def pause(self) -> None:
+        """SIGSTOP: frozen, as by a VM snapshot or a long GC; it wakes up with :meth:`resume`."""
+        self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        self.proc.send_signal(signal.SIGCONT)
+
     def stop(self, timeout: float = 60.0) -> int | None:
-        """SIGTERM, then SIGKILL if it has not exited within ``timeout``."""
+        """SIGTERM, then SIGKILL if it has not exited within ``timeout`` (a paused one is woken first)."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
@@ -290,8 +330,10 @@ async def produce(topic: str, values: Iterable[bytes], key: bytes | None = None,
 
 
 async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: str | None = None) -> list:
-    """Every record currently in ``topic`` (all partitions), from the start."""
+    """Every committed record currently in ``topic`` (all partitions), from
+    the start, as a consumer of the service's output reads them."""
     consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap_servers or bootstrap(), group_id=None,
+                                isolation_level="read_committed",
                                 enable_auto_commit=False, fetch_max_bytes=4_000_000,
                                 max_partition_fetch_bytes=4_000_000)
     await consumer.start()
@@ -323,6 +365,13 @@ async def read_topic(topic: str, timeout: float = 5.0, bootstrap_servers: str | 
         return records
     finally:
         await consumer.stop()
+
+
+def published_summaries(topic: str) -> list[dict]:
+    """The summaries on the results topic in the order they were published."""
+    records = run(read_topic(topic))
+    return [orjson.loads(r.value) for r in sorted(records, key=lambda r: (r.partition, r.offset))
+            if r.key == b"summary"]
 
 
 def summaries(topic: str, bootstrap_servers: str | None = None) -> list[dict]:

@@ -5,10 +5,12 @@ Each round is a fresh service instance (its own app id and topics):
 200,000 readings are fed in chunks while two workers count them; meanwhile a
 third worker joins and leaves (SIGTERM) twice, and the second worker is
 killed with SIGKILL and restarted, on odd rounds with a fresh data directory
-so that it restores its partitions from the changelogs. The round passes when
-the final summary equals an independent reference (tests/reference.py) and
-the group's committed offsets equal the end offsets of every partition of the
-input, sightings and alarm-readings topics.
+so that it restores its partitions from the changelogs; then the leader is
+paused (SIGSTOP) for longer than the session timeout and woken up. The round
+passes when the final summary equals an independent reference
+(tests/reference.py), the summaries on the results topic never go back in
+``as_of`` or any count, and the group's committed offsets equal the end
+offsets of every partition of the input, sightings and alarm-readings topics.
 
     python -m tests.soak --rounds 20        (what `SOAK_ROUNDS=20 make soak` runs)
 
@@ -16,9 +18,10 @@ On a cluster (`KAFKA_BROKERS=3 make soak`, SOAK_MINUTES long, 6 by default):
 a continuous simulated stream at the seed's load (3,334 readings a second
 from 2,000 dataloggers) while two workers count it, and every 30 s one of, in
 turn: a third worker joins, a worker is killed with SIGKILL and restarted, the
-third worker leaves (SIGTERM), a broker is killed with SIGKILL and restarted.
-It passes when the final summary equals the reference over what the feeder
-had acknowledged, the committed offsets reach the end, and no worker's
+third worker leaves (SIGTERM), the leader is paused (SIGSTOP) past the
+session timeout, a broker is killed with SIGKILL and restarted. It passes
+when the final summary equals the reference over what the feeder had
+acknowledged, the summaries never go back, the committed offsets reach the end, and no worker's
 /health reported a stalled partition; it prints the number of each event and
 the longest time an input partition had readings waiting and no committed
 progress (read from the broker once a second).
@@ -94,9 +97,12 @@ def one_round(number: int, base: Path, rng: random.Random) -> str:
                 second = start(helpers.another_worker(env, workdir, directory), "w2-again")
                 second.wait_for_log(helpers.READY, timeout=120)
                 events.append("kill -9 + restart" + (" (empty data dir)" if fresh else ""))
+        pause(helpers.leader_among(first, second))
+        events.append(f"leader paused {helpers.PAUSE:.0f} s")
         feeder.join(300)
         assert not feeder.is_alive() and not errors, f"feeding failed: {errors}"
         helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=300)
+        helpers.assert_never_back(helpers.published_summaries(env["HUMIDITY_RESULTS_TOPIC"]))
         app_id = env["HUMIDITY_APP_ID"]
         helpers.wait_for_no_lag(app_id, [env["HUMIDITY_INPUT_TOPIC"], f"{app_id}-sensor-sightings",
                                          f"{app_id}-alarm-readings"], timeout=90)
@@ -105,7 +111,17 @@ def one_round(number: int, base: Path, rng: random.Random) -> str:
             worker.stop(timeout=30)
     return (f"round {number}: ok in {time.monotonic() - began:.0f} s: {READINGS:,} readings exact "
             f"({expected['total_messages']:,} valid, {expected['invalid_messages']:,} invalid, "
-            f"{expected['total_sensors']:,} sensors), committed offsets at the end; {', '.join(events)}")
+            f"{expected['total_sensors']:,} sensors), committed offsets at the end, summaries never back; "
+            f"{', '.join(events)}")
+
+
+def pause(worker: helpers.Worker) -> None:
+    """SIGSTOP for longer than the session timeout, then SIGCONT."""
+    worker.pause()
+    try:
+        time.sleep(helpers.PAUSE)  # the fault itself
+    finally:
+        worker.resume()
 
 
 RATE = 3334  # readings a second, the seed's load
@@ -205,7 +221,7 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
     env = helpers.service_env(workdir, HUMIDITY_REPLICATION_FACTOR=str(cluster.BROKERS))
     app_id, topic = env["HUMIDITY_APP_ID"], env["HUMIDITY_INPUT_TOPIC"]
     counts = dict.fromkeys(("third worker joins", "worker kill -9 + restart", "third worker leaves",
-                            "broker kill -9 + restart"), 0)
+                            "leader paused", "broker kill -9 + restart"), 0)
     stream = Stream(topic, rng.randrange(1_000_000))
     watcher = Watcher(app_id, topic, started)
     began = time.monotonic()
@@ -226,6 +242,8 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
                 second = start(helpers.another_worker(env, workdir, "data-w2"), f"w2-again-{number}")
             elif kind == "third worker leaves":
                 assert third is not None and third.stop(timeout=60) == 0, "the third worker did not stop cleanly"
+            elif kind == "leader paused":
+                pause(helpers.leader_among(*[w for w in started if w.running()]))
             else:
                 victim = rng.randrange(cluster.BROKERS)
                 cluster.kill(victim)
@@ -238,6 +256,7 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
         assert stream.error is None, f"the stream failed: {stream.error!r}"
         expected = stream.reference.summary()
         helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=300)
+        helpers.assert_never_back(helpers.published_summaries(env["HUMIDITY_RESULTS_TOPIC"]))
         helpers.wait_for_no_lag(app_id, [topic, f"{app_id}-sensor-sightings", f"{app_id}-alarm-readings"],
                                 timeout=120)
     finally:
@@ -251,7 +270,7 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
     return "\n".join([
         f"soak (cluster of {cluster.BROKERS} brokers): ok in {elapsed:.1f} min: {stream.sent:,} readings at "
         f"{RATE:,}/s exact ({expected['total_messages']:,} valid, {expected['invalid_messages']:,} invalid, "
-        f"{expected['total_sensors']:,} sensors), committed offsets at the end",
+        f"{expected['total_sensors']:,} sensors), committed offsets at the end, summaries never back",
         "events: " + ", ".join(f"{n} x {kind}" for kind, n in counts.items()),
         f"longest time an input partition had readings waiting and no committed progress: {seconds:.1f} s"
         + (f" (partition {partition})" if partition is not None else ""),
