@@ -27,7 +27,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.errors import InvalidProducerEpoch, KafkaError, ProducerFenced
 
 from humidity.core.settings import Settings
-from humidity.plumbing.kafka_admin import client_security
+from humidity.plumbing.kafka_admin import MAX_MESSAGE_BYTES, client_security
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +56,7 @@ class SingleWriter:
         await self.release()
         producer = AIOKafkaProducer(bootstrap_servers=self.settings.bootstrap_servers,
                                     transactional_id=self.transactional_id, enable_idempotence=True,
+                                    max_request_size=MAX_MESSAGE_BYTES,  # a large fleet's summary
                                     **client_security(self.settings))
         try:
             await producer.start()
