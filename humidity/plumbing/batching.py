@@ -146,11 +146,11 @@ def batch_record(tp, records: list, start: int, end: int) -> ConsumerRecord:
     """One record standing for ``records`` of partition ``tp`` (as the
     fetcher's record batches hold them: :func:`hand_out_as_read`), which
     cover the offsets ``start`` to ``end``."""
-    last = records[-1]
     rows = RecordBatch.of([(r.offset, r.key, r.value) for r in records], start, end)
     size = sum(len(value) for _offset, _key, value in rows if value is not None)
-    return ConsumerRecord(tp.topic, tp.partition, last.offset, last.timestamp, last.timestamp_type,
-                          None, rows, None, -1, size, ())
+    offset, timestamp, timestamp_type = ((records[-1].offset, records[-1].timestamp, records[-1].timestamp_type)
+                                         if records else (end, 0, 0))
+    return ConsumerRecord(tp.topic, tp.partition, offset, timestamp, timestamp_type, None, rows, None, -1, size, ())
 
 
 def hand_out_as_read(fetcher, topics: set) -> None:
@@ -255,6 +255,9 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
         consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001 - Faust passes a fixed 1,500
+        # Faust reads committed data only inside its own transactions; an
+        # upstream's aborted records must never count (read before start()).
+        consumer._isolation_level = "read_committed"  # noqa: SLF001
         return consumer
 
     async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
@@ -277,8 +280,9 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 hand_out_as_read(fetcher, topics)
                 records = await fetcher.fetched_records(active_partitions, timeout=0, max_records=max_records)
                 remaining = deadline - time.monotonic()
+                records = self._batched(records, starts, self._positions(subscriptions, topics), topics,
+                                        registry.topics)
                 if records or remaining <= 0:
-                    records = self._batched(records, starts, self._positions(subscriptions, topics), topics)
                     self.consumer.fetched(records)
                     return records
                 waiter = fetcher._create_fetch_waiter()  # noqa: SLF001
@@ -303,13 +307,20 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
         return positions
 
     @staticmethod
-    def _batched(records: dict, starts: dict, ends: dict, topics: set) -> dict:
+    def _batched(records: dict, starts: dict, ends: dict, topics: set, batched_topics: set) -> dict:
         for tp, recs in records.items():
             if recs and tp.topic in topics:
                 first, last = recs[0].offset, recs[-1].offset
                 start = min(starts.get(tp, first), first)
                 end = max(ends.get(tp, last + 1) - 1, last)
                 records[tp] = [batch_record(tp, recs, start, end)]
+        # A fetch of nothing but transaction markers and aborted records still
+        # moves the position: an empty batch carries the state past them, so
+        # that the next batch continues it and the commit reaches the end.
+        for tp, end in ends.items():
+            start = starts.get(tp)
+            if tp.topic in batched_topics and not records.get(tp) and start is not None and end > start:
+                records[tp] = [batch_record(tp, [], start, end - 1)]
         return records
 
 
