@@ -4,17 +4,22 @@ readings a test generated (it never calls the service's parser or rules)."""
 from __future__ import annotations
 
 import math
+import time
 from collections import defaultdict
 
 from humidity.core.simulation import MOVE_RATE, Simulator
 
 
 def dataset(count: int, *, invalid_ratio: float = 0.01, loggers: int = 2000, devices: int = 50, seed: int = 7,
-            move_rate: float = MOVE_RATE):
+            move_rate: float = MOVE_RATE, start: float | None = None):
     """``count`` messages: (bytes, reading dict or None for a malformed one),
-    with loggers that move between devices (``move_rate``)."""
-    sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed, move_rate=move_rate)
-    start = 1_660_000_000.0
+    with loggers that move between devices (``move_rate``), unusual device
+    names and messages with both spellings of the device key; one a
+    millisecond of event time, the last one now (or from ``start``)."""
+    sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed, move_rate=move_rate,
+                    unusual_names=True)
+    if start is None:
+        start = time.time() - count * 0.001
     return [sim.next_record(start + i * 0.001) for i in range(count)]
 
 

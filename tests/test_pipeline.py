@@ -2,13 +2,13 @@
 and two workers, across a restart, and the partition-count check."""
 
 import re
-import time
 
 import orjson
 import pytest
 
 from tests import helpers
 from tests.reference import assert_matches, dataset, expected_summary, matches
+from tests.test_history_kafka import assert_windows
 
 pytestmark = pytest.mark.kafka
 
@@ -17,6 +17,31 @@ READY = helpers.READY
 
 def feed(env, records):
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records]))
+
+
+def history_readings(records) -> list[tuple]:
+    """(guid, device, event time, humidity) of the valid readings, as the reference reads them."""
+    return [(doc["guid"], doc.get("medicalImagingdevice", doc.get("medicalimagingdevice")),
+             helpers.parse_time(doc["eventTime"]), doc["payload"]["data"]["humidity"])
+            for _raw, doc in records if doc is not None]
+
+
+def assert_history(env, records) -> None:
+    """Every device's minute and hour windows equal the reference's (names of every kind in the path)."""
+    readings = history_readings(records)
+    start = min(r[2] for r in readings) // 3600 * 3600
+    end = max(r[2] for r in readings) + 3600
+    for device in sorted({r[1] for r in readings}):
+        helpers.wait_until(lambda device=device: windows_equal(env, "devices", device, readings, 1, start, end), 60,
+                           what=f"the history of {device!r}")
+
+
+def windows_equal(env, kind, name, readings, index, start, end) -> bool:
+    try:
+        assert_windows(env, kind, name, readings, index, start, end)
+    except AssertionError:
+        return False
+    return True
 
 
 def all_counted(n):
@@ -46,6 +71,7 @@ def test_one_worker_publishes_the_exact_summary_and_dead_letters(kafka, tmp_path
     assert sorted(base64.b64decode(d["original_base64"]) for d in letters) == invalid_originals
     assert all(d["reason"] and d["topic"] == env["HUMIDITY_INPUT_TOPIC"] for d in letters)
     assert "Total number of sensors" in worker.log()  # the human form in the log
+    assert_history(env, records)  # the readings' event times are now: live history windows
 
 
 def test_loggers_that_move_often_are_counted_once_each_with_half_the_stream_written_before_the_start(
@@ -88,9 +114,11 @@ def test_two_workers_publish_one_global_summary_per_interval(kafka, tmp_path, wo
         assert status == 200 and body in published
         assert matches(expected)(orjson.loads(body))
 
-    time.sleep(6)  # six more intervals
-    recent = [s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]) if s["time"] > summary["time"]]
-    assert 4 <= len(recent) <= 8, [s["time"] for s in recent]
+    def published_since():
+        return [s for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"]) if s["time"] > summary["time"]]
+
+    recent = helpers.wait_until(lambda: len(found := published_since()) >= 4 and found, 60,
+                                what="four more summaries, one per interval")
     stamps = [helpers.parse_time(s["time"]) for s in recent]
     gaps = [b - a for a, b in zip(stamps, stamps[1:], strict=False)]
     assert min(gaps) >= 0.5, f"two summaries within half an interval: {gaps}"

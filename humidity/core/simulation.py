@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import math
 import random
+import unicodedata
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 
@@ -25,13 +26,28 @@ DAY = 86400.0
 _LETTERS = "ABCDEFGHJKLMNPQRSTUVWXYZ"
 
 
-def device_names(count: int) -> list[str]:
-    """``MRI 1``, ``CT 1``, ``PETCT1``, ``SPECT 1``, ``MRI 2``, ... (unique)."""
+#: Device names as sites type them, each valid and each its own device, for
+#: names are compared as exact strings: quotes, markup, a slash, non-Latin
+#: letters, one name in NFC and NFD (two devices), spaces around a name and a
+#: name that differs from a plain one only by a trailing space, control characters.
+UNUSUAL_NAMES = (
+    'MRI "Nord"', "CT <b>3</b>", "КТ 4 (Радиология)", "SPECT 東 2", "MRI 2/3",
+    unicodedata.normalize("NFC", "Café MRI"), unicodedata.normalize("NFD", "Café MRI"),
+    " SPECT 9 ", "MRI 1 ", "PETCT\t7", "CT\x07 8",
+)
+
+
+def device_names(count: int, unusual: bool = False) -> list[str]:
+    """``MRI 1``, ``CT 1``, ``PETCT1``, ``SPECT 1``, ``MRI 2``, ... (unique);
+    ``unusual``: every fourth one of :data:`UNUSUAL_NAMES` while they last."""
     names = []
     for i in range(count):
         kind = DEVICE_TYPES[i % len(DEVICE_TYPES)]
         number = i // len(DEVICE_TYPES) + 1
         names.append(f"{kind}{number}" if kind == "PETCT" else f"{kind} {number}")
+    if unusual:
+        for slot, name in zip(range(3, count, 4), UNUSUAL_NAMES, strict=False):
+            names[slot] = name
     return names
 
 
@@ -127,9 +143,11 @@ MOVE_RATE = 0.005
 
 class Simulator:
     def __init__(self, loggers: int = 2000, devices: int = 50, invalid_ratio: float = 0.0,
-                 seed: int | None = None, move_rate: float = MOVE_RATE) -> None:
+                 seed: int | None = None, move_rate: float = MOVE_RATE, unusual_names: bool = False) -> None:
         self.rng = random.Random(seed)
-        self.devices = device_names(devices)
+        self.devices = device_names(devices, unusual_names)
+        #: the share of readings that carry both spellings of the device key (the other one a decoy)
+        self.both_keys_rate = 0.01 if unusual_names else 0.0
         self.guids = [guid_for(i) for i in range(loggers)]
         placement = [i % devices for i in range(loggers)]  # every device gets loggers
         self.rng.shuffle(placement)
@@ -152,6 +170,10 @@ class Simulator:
             humidity += rng.choice((-1, 1)) * rng.uniform(10.0, 25.0)
         humidity = round(min(100.0, max(0.0, humidity)), 1)
         event_time = datetime.fromtimestamp(now, UTC)
+        if self.both_keys_rate and rng.random() < self.both_keys_rate:
+            doc = reading_doc(self.guids[index], device, event_time, humidity)
+            doc["medicalimagingdevice"] = "DECOY " + device  # the upper-case key is the one read
+            return doc
         return reading_doc(self.guids[index], device, event_time, humidity,
                            lower_case_key=rng.random() < 0.1)
 
