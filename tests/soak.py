@@ -2,7 +2,10 @@
 being killed, against a throwaway real Kafka (not part of `make test`).
 
 Each round is a fresh service instance (its own app id and topics):
-200,000 readings are fed in chunks while two workers count them; meanwhile a
+200,000 readings (tests/reference.py's dataset: moved loggers, unusual
+device names) are fed in chunks, as upstream producers write them in turn
+(plainly, compressed with each codec, or in a committed transaction after an
+aborted one), while two workers count them; meanwhile a
 third worker joins and leaves (SIGTERM) twice, and the second worker is
 killed with SIGKILL and restarted, on odd rounds with a fresh data directory
 so that it restores its partitions from the changelogs; then the leader is
@@ -47,15 +50,36 @@ from aiokafka import AIOKafkaProducer
 from humidity.core.simulation import Simulator
 from tests import helpers
 from tests.reference import Reference, dataset, expected_summary, matches
+from tests.test_real_producers import CODECS, produce_as
+from tests.test_transactions import in_transaction, never_committed, transactional_producer
 
 READINGS = 200_000
+
+
+async def as_upstream(topic: str, chunk: list, number: int, upstream: str) -> None:
+    """A chunk as one of the producers upstream writes it, in turn: plainly;
+    compressed (each codec in turn), keyed by guid; or in a transaction that
+    commits, after one of readings that never count that aborts."""
+    kind = number % 3
+    if kind == 0:
+        await helpers.produce(topic, [raw for raw, _ in chunk])
+    elif kind == 1:
+        await produce_as(topic, chunk, CODECS[number // 3 % len(CODECS)], keyed=True)
+    else:
+        producer = await transactional_producer(upstream)
+        try:
+            await in_transaction(producer, topic, never_committed(len(chunk) // 10 + 1, seed=number), commit=False)
+            await in_transaction(producer, topic, [raw for raw, _ in chunk], commit=True)
+        finally:
+            await producer.stop()
 
 
 def feed(env: dict, records: list, chunks: int, pause: float, errors: list) -> None:
     try:
         size = -(-len(records) // chunks)
-        for start in range(0, len(records), size):
-            helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[start:start + size]]))
+        upstream = f"{env['HUMIDITY_APP_ID']}-upstream"
+        for number, start in enumerate(range(0, len(records), size)):
+            helpers.run(as_upstream(env["HUMIDITY_INPUT_TOPIC"], records[start:start + size], number, upstream))
             time.sleep(pause)
     except Exception as exc:  # noqa: BLE001 - reported by the round
         errors.append(exc)
@@ -125,6 +149,8 @@ def pause(worker: helpers.Worker) -> None:
 
 
 RATE = 3334  # readings a second, the seed's load
+#: Seconds a running worker's /health may go unanswered (a start, the leader's pause) before it is reported.
+SILENT_LIMIT = 45.0
 EVENT_EVERY = 30.0
 
 
@@ -147,7 +173,7 @@ class Stream(threading.Thread):
             self.error = exc
 
     async def _stream(self) -> None:
-        sim = Simulator(loggers=2000, devices=50, invalid_ratio=0.01, seed=self.seed)
+        sim = Simulator(loggers=2000, devices=50, invalid_ratio=0.01, seed=self.seed, unusual_names=True)
         producer = AIOKafkaProducer(bootstrap_servers=helpers.bootstrap(), acks="all", enable_idempotence=True,
                                     linger_ms=5)
         await producer.start()
@@ -176,10 +202,12 @@ class Watcher(threading.Thread):
         self.app_id, self.topic, self.workers = app_id, topic, workers
         self.longest = (0.0, None)  # (seconds, partition)
         self.stalls: list[str] = []
+        self.silent: list[str] = []  # running workers whose /health did not answer for SILENT_LIMIT s
         self.stop = threading.Event()
 
     def run(self) -> None:
         last: dict[int, tuple[int | None, float]] = {}
+        unanswered: dict[str, float] = {}  # worker -> since when its /health has not answered
         while not self.stop.wait(1.0):
             now = time.monotonic()
             try:
@@ -196,13 +224,19 @@ class Watcher(threading.Thread):
                     self.longest = (now - previous[1], p)
             for worker in list(self.workers):
                 if not worker.running():
+                    unanswered.pop(worker.log_path.stem, None)
                     continue
+                name = worker.log_path.stem
                 try:
                     _, _, body = helpers.http_get(helpers.web_url(worker.env, "/health"), timeout=2)
                     reasons = orjson.loads(body).get("reasons", [])
-                except Exception:  # noqa: BLE001 - starting or stopping
+                except Exception:  # noqa: BLE001 - starting, stopping or paused: reported if it lasts
+                    since = unanswered.setdefault(name, now)
+                    if now - since > SILENT_LIMIT and name not in self.silent:
+                        self.silent.append(name)
                     continue
-                self.stalls += [f"{worker.log_path.stem}: {r}" for r in reasons if r.startswith("input partition")]
+                unanswered.pop(name, None)
+                self.stalls += [f"{name}: {r}" for r in reasons if r.startswith("input partition")]
 
 
 def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
@@ -265,6 +299,7 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
         for worker in started:
             worker.stop(timeout=30)
     assert not watcher.stalls, "stalls reported: " + "; ".join(sorted(set(watcher.stalls)))
+    assert not watcher.silent, "/health did not answer: " + ", ".join(watcher.silent)
     elapsed = (time.monotonic() - began) / 60
     seconds, partition = watcher.longest
     return "\n".join([
@@ -274,7 +309,7 @@ def cluster_soak(minutes: float, base: Path, rng: random.Random) -> str:
         "events: " + ", ".join(f"{n} x {kind}" for kind, n in counts.items()),
         f"longest time an input partition had readings waiting and no committed progress: {seconds:.1f} s"
         + (f" (partition {partition})" if partition is not None else ""),
-        "stalls reported by /health: none"])
+        "stalls reported by /health: none; every worker's /health answered"])
 
 
 def main() -> int:

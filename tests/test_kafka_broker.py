@@ -36,6 +36,21 @@ async def test_keyed_round_trip_over_four_partitions(kafka):
         assert by_key.setdefault(key, partition) == partition, "one key, one partition"
 
 
+async def test_key_partition_is_where_kafka_puts_a_keyed_message(kafka):
+    """The sightings go to the partition a guid key would go to: the service's
+    placement against a keyed send and the partition the broker holds it in."""
+    from humidity.core.simulation import UNUSUAL_NAMES, guid_for
+    from humidity.plumbing.kafka_admin import key_partition
+
+    topic = helpers.unique("placement")
+    await helpers.create_topic(topic, 4)
+    keys = [guid_for(i).encode() for i in range(300)] + [name.encode() for name in UNUSUAL_NAMES]
+    await helpers.produce_pairs(topic, [(key, key) for key in keys])
+    placed = {r.key: r.partition for r in await helpers.read_topic(topic)}
+    assert placed == {key: key_partition(key, 4) for key in keys}
+    assert len(set(placed.values())) == 4
+
+
 def _make(target: str) -> None:
     subprocess.run(["make", "--no-print-directory", target], cwd=helpers.ROOT, check=True, timeout=180,
                    env=os.environ.copy())

@@ -365,7 +365,8 @@ def test_the_newest_rounds_figures_kept_as_they_change_agree_with_a_device_by_de
             for tagged, *_ in chain.rounds:
                 assert chain.devices_at(tagged) == whole.devices_at(tagged)
                 figures = chain.figures(tagged)  # built once per round, until a new owner replaces it
-                assert figures is None or figures.devices == whole.devices_at(tagged)
+                assert figures is not None, tagged  # no device counts here: every kept round is complete
+                assert figures.devices == whole.devices_at(tagged)
 
 
 def test_a_device_that_changes_every_round_keeps_only_the_entries_a_cut_may_need_and_the_one_before():
