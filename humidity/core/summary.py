@@ -650,11 +650,16 @@ def render_text(summary: dict) -> str:
     return "\n".join(lines)
 
 
+def as_of_text(as_of: dict) -> str:
+    """A cut's ``as_of`` as the log shows it: ``0:6223,1:6278,...``."""
+    return ",".join(f"{p}:{o}" for p, o in as_of.items())
+
+
 def render_line(summary: dict) -> str:
     """The summary in one log line (HUMIDITY_LOG_FORMAT=line)."""
     alarms = summary.get("active_alarms", [])
     interval = summary["interval"]
-    as_of = ",".join(f"{p}:{o}" for p, o in summary["as_of"].items())
+    as_of = as_of_text(summary["as_of"])
     return (f"time={summary['time']} messages={summary['total_messages']} invalid={summary['invalid_messages']} "
             f"sensors={summary['total_sensors']} devices={len(summary['average_humidity_by_device'])} "
             f"active_alarms={summary.get('active_alarm_count', len(alarms))} interval_messages={interval['messages']} "

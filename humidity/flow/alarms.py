@@ -99,9 +99,9 @@ class AlarmsFlow:
         active.update(alarms.active_of(states))
 
     def alarm_partition(self, work: PartitionWork) -> None:
-        wall = time.time()
-        self.pauses.note(time.monotonic())
-        woke_recently = self.pauses.woke_recently(time.monotonic())
+        wall, running = time.time(), time.monotonic()
+        self.pauses.note(running)
+        woke_recently = self.pauses.woke_recently(running)
         states = self.tables.alarm_states
         loaded: dict[str, alarms.LoggerState] = {}
         changed: set[str] = set()  # the loggers to store: read by a bundle, or gone silent

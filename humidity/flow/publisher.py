@@ -30,7 +30,15 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core.summary import PartialsBook, Previous, SummaryMemo, build_summary, render_line, render_text
+from humidity.core.summary import (
+    PartialsBook,
+    Previous,
+    SummaryMemo,
+    as_of_text,
+    build_summary,
+    render_line,
+    render_text,
+)
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.follow import ALL, LAST, Follower, read_newest
@@ -102,12 +110,9 @@ class Publisher:
         newest = await read_newest(self.settings, self.settings.results_topic, b"summary", self.settings.partitions)
         if newest is not None:
             self._on_summary(*newest)
-        log.info("Leading: publishing summaries from %s on", self._as_of_text())
+        log.info("Leading: publishing summaries from %s on",
+                 as_of_text(self.previous.as_of) if self.previous and self.previous.as_of else "the start")
         return True
-
-    def _as_of_text(self) -> str:
-        as_of = self.previous.as_of if self.previous else None
-        return ",".join(f"{p}:{o}" for p, o in sorted(as_of.items())) if as_of else "the start"
 
     async def publish_summary(self) -> None:
         if not await self._lead():
