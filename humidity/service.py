@@ -7,8 +7,8 @@ with explicit settings. Each layer only imports the ones below it:
     plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
     app        humidity/application.py   the faust.App built from settings
     declare    humidity/declare/, tables/   topics, tables, metrics
-    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, stalls, acks, audit,
-                                    notifications
+    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, behind, stalls, acks,
+                                    audit, notifications
     edge       humidity/web/, humidity/cli/   web views, commands
 """
 
@@ -25,6 +25,7 @@ from humidity.declare.topics import Topics, declare_topics
 from humidity.flow.acks import AcksFlow
 from humidity.flow.alarms import AlarmsFlow
 from humidity.flow.audit import AuditFlow
+from humidity.flow.behind import CutBehind
 from humidity.flow.history import HistoryFlow
 from humidity.flow.ingest import IngestFlow
 from humidity.flow.notifications import Notifier
@@ -48,6 +49,7 @@ class Service:
     alarms: AlarmsFlow
     history: HistoryFlow
     publisher: Publisher
+    behind: CutBehind
     stalls: StallMonitor
     acks: AcksFlow
     audit: AuditFlow
@@ -59,7 +61,10 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
     topics = declare_topics(app)
     tables = declare_tables(app)
     metrics = Metrics(app)
-    publisher = Publisher(app, topics, metrics)
+    behind = CutBehind(app)
+    publisher = Publisher(app, topics, metrics, behind)
+    acks = AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms"))
+    notifier = Notifier(app, topics, metrics)
     service = Service(
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),
@@ -67,10 +72,12 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         alarms=AlarmsFlow(app, alarm_config, topics, tables),
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
-        stalls=StallMonitor(app, metrics),
-        acks=AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms")),
+        behind=behind,
+        stalls=StallMonitor(app, metrics,
+                            lambda: [publisher.reader.reader(), acks.reader.reader(), *notifier.readers()]),
+        acks=acks,
         audit=AuditFlow(app, topics),
-        notifier=Notifier(app, topics, metrics),
+        notifier=notifier,
     )
     views.register(app, publisher, metrics, service.stalls, service.acks, Access(settings))
     history_api.register(app, history_api.HistoryApi(app, service.history, publisher, alarm_config))

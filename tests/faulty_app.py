@@ -21,10 +21,11 @@
   ``FAULT: input partitions paused`` / ``resumed`` when that takes effect.
 * ``max-request-size:<bytes>``: the producer's message size limit is that
   small (the limit a very large fleet would reach).
-* ``hold-audit:<file>``: while the file exists, the audit chainer holds the
-  intake batch it has just taken, before it links and writes it, logging
-  ``FAULT: audit batch held`` (so that a test can freeze the chainer with
-  entries in hand).
+* ``hold-agent:<agent>:<file>``: while the file exists, agent
+  ``count_sensors``, ``evaluate_alarms`` or ``audit_chain`` holds the batch
+  it has just taken, before it handles it, logging ``FAULT: <agent> batch
+  held`` (an agent that stopped: its consumer fetches on, nothing it
+  fetched is committed).
 """
 
 from __future__ import annotations
@@ -38,26 +39,46 @@ from humidity.flow import audit as audit_flow
 FAULT = os.environ.get("HUMIDITY_TEST_FAULT", "")
 kind, _, arguments = FAULT.partition(":")
 
-if kind == "hold-audit":  # before the app is built: the flow's agent is bound then
-    hold = Path(arguments)
-    chain = audit_flow.AuditFlow.run
+if kind == "hold-agent":  # before the app is built: the flow's agent is bound then
+    from humidity.flow.alarms import AlarmsFlow
+    from humidity.flow.sensors import SensorsFlow
+
+    agent, _, held_by = arguments.partition(":")
+    hold = Path(held_by)
+    flow = {"count_sensors": SensorsFlow, "evaluate_alarms": AlarmsFlow, "audit_chain": audit_flow.AuditFlow}[agent]
+    handle = flow.run
+
+    async def _held_while_switched_on(consumer, taken):
+        events = taken if isinstance(taken, list) else [taken]
+        if events and hold.exists():
+            # busy meanwhile, as an agent stuck in its work (no batch is read again)
+            with consumer.working(events[0].message.topic):
+                print(f"FAULT: {agent} batch held", flush=True)
+                while hold.exists():
+                    await asyncio.sleep(0.05)
+        return taken
 
     class _Held:
+        """The agent's stream, its batches held at the switch."""
+
         def __init__(self, stream) -> None:
             self.stream = stream
 
+        def __getattr__(self, name):
+            return getattr(self.stream, name)
+
         async def events(self):
             async for event in self.stream.events():
-                if hold.exists():
-                    print("FAULT: audit batch held", flush=True)
-                    while hold.exists():
-                        await asyncio.sleep(0.05)
-                yield event
+                yield await _held_while_switched_on(self.stream.app.consumer, event)
+
+        async def take_events(self, *args, **kwargs):
+            async for events in self.stream.take_events(*args, **kwargs):
+                yield await _held_while_switched_on(self.stream.app.consumer, events)
 
     async def _holding(self, stream):
-        await chain(self, _Held(stream))
+        await handle(self, _Held(stream))
 
-    audit_flow.AuditFlow.run = _holding
+    flow.run = _holding
 
 from app import app, settings  # after the faults that patch a flow before it is built
 from humidity.plumbing import batching
@@ -143,7 +164,7 @@ elif kind == "pause-input":
 
     batching.BatchingConsumerThread._fetch_records = _paused_while_switched_on
 
-elif kind == "hold-audit":
+elif kind == "hold-agent":
     pass  # patched above
 
 elif kind == "max-request-size":

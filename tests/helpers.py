@@ -550,3 +550,43 @@ class Feeder(threading.Thread):
     def finish(self):
         self.join(300)
         assert not self.is_alive() and self.error is None, f"feeding failed: {self.error!r}"
+
+
+class SteadyFeeder(threading.Thread):
+    """Sends ``records`` at ``per_second``, a slice every :attr:`STEP`
+    seconds on a fixed schedule, with one producer, until all are sent or
+    :meth:`finish` is called."""
+
+    STEP = 0.25
+
+    def __init__(self, topic: str, records: list[bytes], per_second: float) -> None:
+        super().__init__(daemon=True)
+        self.topic, self.records, self.per_second = topic, records, per_second
+        self.sent, self.error, self.stopping = 0, None, threading.Event()
+
+    def run(self) -> None:
+        try:
+            run(self._feed())
+        except Exception as exc:  # noqa: BLE001 - reported by finish()
+            self.error = exc
+
+    async def _feed(self) -> None:
+        producer = input_producer(linger_ms=5, max_batch_size=262144)
+        await producer.start()
+        try:
+            start, step = time.monotonic(), 0
+            while self.sent < len(self.records) and not self.stopping.is_set():
+                step += 1
+                due = min(len(self.records), round(step * self.STEP * self.per_second))
+                for value in self.records[self.sent:due]:
+                    await producer.send(self.topic, value=value)
+                self.sent = due
+                await asyncio.sleep(max(0.0, start + step * self.STEP - time.monotonic()))
+            await producer.flush()
+        finally:
+            await producer.stop()
+
+    def finish(self, timeout: float = 300) -> None:
+        self.stopping.set()
+        self.join(timeout)
+        assert not self.is_alive() and self.error is None, f"feeding failed: {self.error!r}"

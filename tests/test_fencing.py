@@ -16,7 +16,7 @@ from tests.test_notify_kafka import audit_records, back_inside, breach, faust
 pytestmark = pytest.mark.kafka
 
 PAUSE = helpers.PAUSE
-HELD = "FAULT: audit batch held"
+HELD = "FAULT: audit_chain batch held"
 
 
 def pause_the_leader(results, leader, other):
@@ -59,7 +59,7 @@ def test_a_leader_paused_past_the_session_timeout_publishes_nothing_older_when_i
 def test_the_audit_chain_holds_when_its_chainer_is_paused_with_entries_in_hand_and_wakes_up(
         kafka, tmp_path, workers):
     hold = tmp_path / "hold-audit"
-    env = helpers.service_env(tmp_path, HUMIDITY_TEST_FAULT=f"hold-audit:{hold}")
+    env = helpers.service_env(tmp_path, HUMIDITY_TEST_FAULT=f"hold-agent:audit_chain:{hold}")
     env2 = helpers.another_worker(env, tmp_path)
     first, second = (workers(e, name, app="tests.faulty_app") for e, name in ((env, "w1"), (env2, "w2")))
     for worker in (first, second):

@@ -117,6 +117,18 @@ def test_the_book_takes_the_newest_round_every_partition_has_closed():
     assert book.newest_cut({"0": 50, "1": 52}) is None, "never below the previous summary's cut"
 
 
+def test_an_alarm_partition_that_stopped_holds_the_cut_back_so_that_alarms_are_never_older_than_the_counts():
+    book = full_book([3, 4])
+    for p in (0, 1):  # counts close round 5 and 6; alarm partition 1 stays at round 4
+        for r in (5, 6):
+            book.update(f"ingest/{p}", partial(r, 10 * r + p, ingest_totals(10 * r + p, {"MRI 1": [50.0] * r})))
+            book.update(f"sensors/{p}", partial(r, r, sensors(r, {"MRI 1": r}, {0: 10 * r, 1: 10 * r + 1})))
+    book.update("alarms/0", partial(6, 6, []))
+    assert book.newest_cut().round == 4
+    book.update("alarms/1", partial(5, 5, []))
+    assert book.newest_cut().round == 5
+
+
 def test_a_cut_asked_for_again_is_the_same_until_a_new_owner_closes_its_round_again():
     book = full_book([3, 4, 5])
     first = book.newest_cut()

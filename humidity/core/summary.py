@@ -297,17 +297,18 @@ class PartialsBook:
                         (chain := self.chains.get((kind, p))) is not None and chain.rounds)]
 
     def newest_cut(self, floor: dict[str, int] | None = None) -> Cut | None:
-        """The newest round every input and sightings partition has closed
-        whose figures agree (no sensor counted from past the round's input
-        offsets, none missed at or below them) and whose input offsets are
-        at or above ``floor`` (the previous summary's as_of), with the newest
-        active alarms."""
+        """The newest round every input, sightings and alarm partition has
+        closed whose figures agree (no sensor counted from past the round's
+        input offsets, none missed at or below them) and whose input offsets
+        are at or above ``floor`` (the previous summary's as_of), with the
+        newest active alarms (which include at least the round's readings:
+        an alarm partition that stopped holds the cut back, as the others do)."""
         if self.missing():
             return None
         floor = floor or {}
         chains = {kind: [self.chains[(kind, p)] for p in range(self.partitions)] for kind in CUT_KINDS}
         counted = chains[INGEST] + chains[SENSORS]
-        newest = min(chain.tail for chain in counted)
+        newest = min(min(chain.tail for chain in counted), min(r for r, _o, _s in self.alarms.values()))
         candidates = sorted({e[0] for chain in counted for e in chain.rounds if e[0] <= newest}, reverse=True)
         for tagged in candidates:
             heads = {kind: [chain.head(tagged) for chain in chains[kind]] for kind in CUT_KINDS}

@@ -16,7 +16,9 @@ from prometheus_client.core import CounterMetricFamily
 
 from humidity.application import HumidityApp
 from humidity.core.alarms import KINDS
-from humidity.core.health import StallWatch, summary_age_seconds
+from humidity.core.behind import Behind
+from humidity.core.health import summary_age_seconds
+from humidity.core.stalls import StallWatch
 
 
 class TableCountingMonitor(PrometheusMonitor):
@@ -89,24 +91,37 @@ class Metrics:
             "Seconds since the latest summary this worker has seen was published.", registry=self.registry)
 
         self.partition_lag = Gauge(
-            "humidity_partition_lag", "Readings waiting in an input partition this worker owns (end offset minus "
-            "the group's committed offset).", ["topic", "partition"], registry=self.registry)
+            "humidity_partition_lag", "Records waiting in a partition this worker consumes (end offset minus the "
+            "group's committed offset, or its reader's position; of several readers, the most).",
+            ["topic", "partition"], registry=self.registry)
         self.partition_stalled = Gauge(
-            "humidity_partition_stalled", "1 if an input partition this worker owns has had readings waiting and no "
+            "humidity_partition_stalled", "1 if a partition this worker consumes has had records waiting and no "
             "progress for HUMIDITY_STALL_SECONDS.", ["topic", "partition"], registry=self.registry)
-        self._partitions_shown: set[int] = set()
+        self._partitions_shown: set[tuple[str, int]] = set()
+        self.cut_behind_seconds = Gauge(
+            "humidity_cut_behind_seconds", "How long the input has held readings that the newest published "
+            "summary (its as_of) leaves out; 0 when it includes everything that has arrived.",
+            registry=self.registry)
+        self.cut_behind_readings = Gauge(
+            "humidity_cut_behind_readings", "Messages on the input that the newest published summary leaves "
+            "out: the input's end offsets minus its as_of, summed.", registry=self.registry)
         self.registry.register(_ChangelogReads(app))
 
-    def observe_partitions(self, topic: str, watch: StallWatch, now: float) -> None:
-        """The owned partitions' lag and stall flags; partitions no longer owned are dropped."""
-        stalled = watch.stalled(now)
-        for gone in self._partitions_shown - set(watch.partitions):
-            self.partition_lag.remove(topic, str(gone))
-            self.partition_stalled.remove(topic, str(gone))
-        self._partitions_shown = set(watch.partitions)
-        for partition, progress in watch.partitions.items():
-            self.partition_lag.labels(topic=topic, partition=str(partition)).set(progress.lag)
-            self.partition_stalled.labels(topic=topic, partition=str(partition)).set(int(partition in stalled))
+    def observe_partitions(self, watch: StallWatch, now: float) -> None:
+        """The lag and stall flag of every partition consumed; those no longer consumed are dropped."""
+        shown = watch.by_partition(now)
+        for topic, partition in self._partitions_shown - set(shown):
+            self.partition_lag.remove(topic, str(partition))
+            self.partition_stalled.remove(topic, str(partition))
+        self._partitions_shown = set(shown)
+        for (topic, partition), (lag, stalled) in shown.items():
+            self.partition_lag.labels(topic=topic, partition=str(partition)).set(lag)
+            self.partition_stalled.labels(topic=topic, partition=str(partition)).set(int(stalled))
+
+    def read_cut_behind_from(self, behind: Callable[[], Behind]) -> None:
+        """The cut-behind gauges read ``behind()`` when scraped."""
+        self.cut_behind_seconds.set_function(lambda: behind().seconds)
+        self.cut_behind_readings.set_function(lambda: behind().readings)
 
     def observe_summary(self, summary: dict) -> None:
         counts = dict.fromkeys(KINDS, 0)

@@ -31,6 +31,7 @@ from humidity.application import HumidityApp
 from humidity.core import audit, notify
 from humidity.core.alarms import identified
 from humidity.core.readings import now_iso
+from humidity.core.stalls import Reader
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.kafka_admin import client_security
@@ -82,6 +83,8 @@ class Notifier:
         s = self.settings
         self.channels = notify.channels(s.notify_webhooks, s.notify_emails, s.escalate_webhooks, s.escalate_emails)
         self.logged_failure: dict[str, float] = {}
+        self.consumers: dict[str, AIOKafkaConsumer] = {}  # channel key -> its reader, while it reads
+        self.delivering: set[str] = set()  # channel keys with an event in hand
         for channel in self.channels:
             app.task(self._task(channel))
 
@@ -104,16 +107,32 @@ class Notifier:
                             channel.name, channel.shown, type(exc).__name__, exc, RETRY_AFTER)
                 await asyncio.sleep(RETRY_AFTER)
 
+    def group(self, channel: notify.Channel) -> str:
+        return f"{self.settings.app_id}-notify-{channel.key}"
+
+    def readers(self) -> list[Reader]:
+        """What each channel reads, for the stall watch: a channel retrying
+        its receiver is busy, not stalled (restarting would not help)."""
+        found = []
+        for channel in self.channels:
+            consumer = self.consumers.get(channel.key)
+            if consumer is not None:
+                found.append(Reader(f"notifications to {channel.name}",
+                                    tuple(sorted((tp.topic, tp.partition) for tp in consumer.assignment())),
+                                    group=self.group(channel), busy=channel.key in self.delivering))
+        return found
+
     async def _consume(self, channel: notify.Channel) -> None:
         s = self.settings
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=s.bootstrap_servers, group_id=f"{s.app_id}-notify-{channel.key}",
+            bootstrap_servers=s.bootstrap_servers, group_id=self.group(channel),
             enable_auto_commit=False, auto_offset_reset="latest", session_timeout_ms=10_000,
             heartbeat_interval_ms=2_000,
             # A receiver may be down for hours: the reader stays in its group meanwhile.
             max_poll_interval_ms=7 * 24 * 3600 * 1000, **client_security(s))
         consumer.subscribe([s.alerts_topic], listener=_StartNear(consumer))
         await consumer.start()
+        self.consumers[channel.key] = consumer
         try:
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=100)
@@ -127,6 +146,7 @@ class Notifier:
                     else:
                         await self._commit(consumer, channel, tp, records[-1].offset + 1)
         finally:
+            self.consumers.pop(channel.key, None)
             await consumer.stop()
 
     @staticmethod
@@ -149,6 +169,13 @@ class Notifier:
 
     async def deliver(self, channel: notify.Channel, event: dict) -> None:
         """Send ``event`` until the receiver accepts it."""
+        self.delivering.add(channel.key)
+        try:
+            await self._send_until_accepted(channel, event)
+        finally:
+            self.delivering.discard(channel.key)
+
+    async def _send_until_accepted(self, channel: notify.Channel, event: dict) -> None:
         attempt = 0
         while True:
             attempt += 1

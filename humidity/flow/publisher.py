@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
+from humidity.core.behind import Behind
 from humidity.core.summary import (
     PartialsBook,
     Previous,
@@ -41,6 +42,7 @@ from humidity.core.summary import (
 )
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
+from humidity.flow.behind import CutBehind
 from humidity.plumbing.follow import ALL, LAST, Follower, read_newest
 from humidity.plumbing.single_writer import SingleWriter
 
@@ -62,8 +64,8 @@ class Latest:
 
 
 class Publisher:
-    def __init__(self, app: HumidityApp, topics: Topics, metrics: Metrics) -> None:
-        self.app, self.settings, self.topics, self.metrics = app, app.settings, topics, metrics
+    def __init__(self, app: HumidityApp, topics: Topics, metrics: Metrics, behind: CutBehind) -> None:
+        self.app, self.settings, self.topics, self.metrics, self.behind = app, app.settings, topics, metrics, behind
         self.book = PartialsBook(self.settings.partitions)
         self.latest = Latest()
         self.previous: Previous | None = None  # what the latest summary counted
@@ -73,8 +75,14 @@ class Publisher:
         self.waiting_logged = 0.0
         self.writer = SingleWriter(self.settings, "summaries")
         metrics.read_age_from(lambda: self.latest.summary)
+        metrics.read_cut_behind_from(self.latest_behind)
         app.task(self.reader.run)
         app.timer(self.settings.interval, on_leader=True)(self.publish_summary)
+
+    def latest_behind(self) -> Behind:
+        """How far the newest summary this worker has seen is behind the input now."""
+        summary = self.latest.summary
+        return self.behind.of(summary.get("as_of") if summary else None)
 
     def _on_summary(self, raw: bytes, headers) -> None:
         if raw == self.latest.raw:
@@ -84,6 +92,7 @@ class Publisher:
         if latest is not None and summary.get("time", "") < latest.get("time", ""):
             return
         self.latest = Latest(summary, bytes(raw), time.monotonic())
+        self.behind.counted(summary.get("as_of") or {})
         self.metrics.observe_summary(summary)
         cut = dict(headers or ()).get(CUT_HEADER)
         self.previous = Previous.from_json(orjson.loads(cut)) if cut else None
@@ -129,11 +138,13 @@ class Publisher:
                 self.waiting_logged = now
             return
         summary, counted = build_summary(cut, datetime.now(UTC), settings.interval, previous, self.memo)
+        summary["behind"] = self.behind.of(summary["as_of"]).to_json()
         raw = orjson.dumps(summary)
         if not await self.writer.write([(settings.results_topic, b"summary", raw, None,
                                          [(CUT_HEADER, orjson.dumps(counted.to_json()))])]):
             return
         self.latest, self.previous = Latest(summary, raw, time.monotonic()), counted
+        self.behind.counted(summary["as_of"])
         self.book.forget_before(cut.round)
         self.metrics.summaries_published.inc()
         self.metrics.observe_summary(summary)

@@ -1,11 +1,17 @@
-"""Stall detection: is every input partition this worker owns moving? (a flow).
+"""Stall detection: is every partition this worker consumes moving? (a flow).
 
 A Faust consumer can stop fetching a partition after a rebalance without an
 error, while the worker keeps its place in the group (faust-streaming issues
-#175, #640). Every few seconds this reads, with Kafka clients of its own, the
-end offset and the group's committed offset of each owned input partition,
-and feeds :class:`humidity.core.health.StallWatch`; ``/health`` reports the
-partitions that have had readings waiting and no progress for
+#175, #640), and an agent that stops taking batches leaves its partitions
+fetched but never committed. Every few seconds this reads, with Kafka
+clients of its own, the end offset of every partition a reader of this
+worker consumes: the agents (the input, the sightings, the alarm and
+history readings, the acks and the audit intake), each notification
+channel (the alerts) and the readers of whole topics (the partials, the
+summaries, the acknowledgements); and how far each reader has got (its
+group's committed offset, or its position). It feeds them to
+:class:`humidity.core.stalls.StallWatch`: ``/health`` reports the
+partitions that have had records waiting and no progress for
 HUMIDITY_STALL_SECONDS, and ``/metrics`` the lag of each. It also logs, one
 line each, a broker that leaves or rejoins the cluster and input partitions
 whose leader moved (the clients themselves retry quietly).
@@ -16,11 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Callable
 
 from humidity.application import HumidityApp
-from humidity.core.health import StallWatch, leadership_changes
+from humidity.core.cluster_changes import leadership_changes
+from humidity.core.stalls import AGENTS, Feed, Reader, StallWatch
 from humidity.declare.metrics import Metrics
-from humidity.plumbing.kafka_admin import GroupOffsets, client_security
+from humidity.plumbing.batching import batched
+from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
 
 log = logging.getLogger(__name__)
 
@@ -34,12 +43,13 @@ def check_every(stall_seconds: float) -> float:
 
 
 class StallMonitor:
-    def __init__(self, app: HumidityApp, metrics: Metrics) -> None:
-        self.app, self.metrics = app, metrics
+    def __init__(self, app: HumidityApp, metrics: Metrics,
+                 other_readers: Callable[[], list[Reader | None]]) -> None:
+        self.app, self.metrics, self.other_readers = app, metrics, other_readers
         settings = app.settings
         self.topic = settings.input_topic
         self.watch = StallWatch(settings.stall_seconds)
-        self.offsets = GroupOffsets(settings.bootstrap_servers, settings.app_id, client_security(settings))
+        self.offsets = KafkaOffsets(settings.bootstrap_servers, client_security(settings))
         self.failing = False
         self.brokers: set[int] = set()
         self.leaders: dict[int, int] = {}
@@ -52,27 +62,43 @@ class StallMonitor:
     def describe(self) -> list[str]:
         return self.watch.describe(time.time())
 
-    async def check(self) -> None:
+    def _agents(self) -> Reader:
+        """The partitions the agents own; none while they are being assigned or
+        restored: they cannot progress yet, and their wait starts afterwards."""
         app = self.app
         if app.rebalancing or not app.tables.recovery.completed.is_set():
-            # Partitions being assigned or restored cannot progress yet: their wait starts afterwards.
-            self.watch.observe({}, time.time())
-        else:
-            owned = sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == self.topic)
-            try:
-                offsets = await asyncio.wait_for(self.offsets.read(self.topic, owned), READ_TIMEOUT)
-                brokers, leaders = await asyncio.wait_for(self.offsets.leaders(self.topic), READ_TIMEOUT)
-            except Exception as exc:  # noqa: BLE001 - unknown offsets are no verdict either way
-                if not self.failing:
-                    log.warning("Stall check: cannot read the offsets of %s (%s: %s); trying again", self.topic,
-                                type(exc).__name__, exc)
-                self.failing = True
-                return
-            if self.failing:
-                log.info("Stall check: offsets of %s readable again", self.topic)
-            self.failing = False
-            self.watch.observe(offsets, time.time())
-            for line in leadership_changes(self.topic, self.leaders, leaders, self.brokers, brokers):
-                log.warning("%s", line)
-            self.brokers, self.leaders = brokers, leaders
-        self.metrics.observe_partitions(self.topic, self.watch, time.time())
+            return Reader(AGENTS, ())
+        read = batched(app).topics  # what the agents read (Faust's own topics are active too)
+        owned = sorted((tp.topic, tp.partition) for tp in app.assignor.assigned_actives() if tp.topic in read)
+        return Reader(AGENTS, tuple(owned), group=self.app.settings.app_id)
+
+    async def _progress(self, readers: list[Reader]) -> dict[Feed, tuple[int, int]]:
+        """Each feed's ``(end offset, how far its reader has got)``."""
+        ends = await self.offsets.ends({tp for reader in readers for tp in reader.partitions})
+        found = {}
+        for reader in readers:
+            done = await self.offsets.committed(reader.group, reader.partitions) if reader.group else reader.positions
+            for tp in reader.partitions:
+                found[Feed(*tp, reader.name)] = (ends[tp], done.get(tp, -1))
+        return found
+
+    async def check(self) -> None:
+        readers = [self._agents(), *filter(None, self.other_readers())]
+        try:
+            progress = await asyncio.wait_for(self._progress(readers), READ_TIMEOUT)
+            brokers, leaders = await asyncio.wait_for(self.offsets.leaders(self.topic), READ_TIMEOUT)
+        except Exception as exc:  # noqa: BLE001 - unknown offsets are no verdict either way
+            if not self.failing:
+                log.warning("Stall check: cannot read the offsets (%s: %s); trying again", type(exc).__name__, exc)
+            self.failing = True
+            return
+        if self.failing:
+            log.info("Stall check: offsets readable again")
+        self.failing = False
+        now = time.time()
+        busy = [Feed(*tp, reader.name) for reader in readers if reader.busy for tp in reader.partitions]
+        self.watch.observe(progress, now, busy)
+        for line in leadership_changes(self.topic, self.leaders, leaders, self.brokers, brokers):
+            log.warning("%s", line)
+        self.brokers, self.leaders = brokers, leaders
+        self.metrics.observe_partitions(self.watch, now)

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from humidity.core.settings import Settings
+from humidity.core.stalls import Reader
 from humidity.plumbing.kafka_admin import client_security
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,15 @@ class Follower:
         self.settings, self.topics, self.on_record, self.what = settings, topics, on_record, what
         self.partitions = partitions or settings.partitions
         self.caught_up = asyncio.Event()
+        #: ``(topic, partition) -> the next offset to read``, while it reads.
+        self.positions: dict[tuple[str, int], int] = {}
+
+    def reader(self) -> Reader | None:
+        """What it reads and how far it has got, for the stall watch (None between connections)."""
+        if not self.positions:
+            return None
+        return Reader(f"the {self.what} reader", tuple(sorted(self.positions)),
+                      positions=dict(self.positions))
 
     async def _once(self) -> None:
         settings = self.settings
@@ -67,9 +77,12 @@ class Follower:
                 for tp, records in batches.items():
                     for record in records:
                         self.on_record(tp.topic, record.key, record.value, record.headers)
+                for tp in every:  # past transaction markers too, which no record shows
+                    self.positions[(tp.topic, tp.partition)] = await consumer.position(tp)
                 if not self.caught_up.is_set() and await _read_to(consumer, ends):
                     self.caught_up.set()
         finally:
+            self.positions = {}
             await consumer.stop()
 
     async def run(self) -> None:

@@ -237,25 +237,37 @@ async def ensure_topics(
             await client.close()
 
 
-class GroupOffsets:
-    """End offsets, a consumer group's committed offsets and partition
-    leaders, read with clients of their own (so they answer even when the
-    worker's consumer is stuck), created at the first reading (they need the
-    running event loop)."""
+class KafkaOffsets:
+    """End offsets, consumer groups' committed offsets and partition leaders,
+    read with clients of their own (so they answer even when the worker's
+    consumers are stuck), created at the first reading (they need the
+    running event loop). End offsets are the last stable ones: a record of
+    an open transaction has not arrived yet for a reader of committed data."""
 
-    def __init__(self, bootstrap: list[str], group: str, client_kwargs: dict) -> None:
-        self.bootstrap, self.group, self.client_kwargs = bootstrap, group, client_kwargs
+    def __init__(self, bootstrap: list[str], client_kwargs: dict) -> None:
+        self.bootstrap, self.client_kwargs = bootstrap, client_kwargs
         self._clients: tuple[AIOKafkaAdminClient, AIOKafkaConsumer] | None = None
 
-    async def read(self, topic: str, partitions: Iterable[int]) -> dict[int, tuple[int, int]]:
-        """partition -> (end offset, committed offset or -1)."""
-        tps = [TopicPartition(topic, p) for p in partitions]
+    async def ends(self, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> end offset``."""
+        tps = [TopicPartition(topic, p) for topic, p in partitions]
         if not tps:
             return {}
-        admin, ends = await self._started()
-        end_offsets = await ends.end_offsets(tps)
-        committed = await admin.list_consumer_group_offsets(self.group, partitions=tps)
-        return {tp.partition: (end_offsets[tp], committed[tp].offset if tp in committed else -1) for tp in tps}
+        _, consumer = await self._started()
+        return {(tp.topic, tp.partition): offset for tp, offset in (await consumer.end_offsets(tps)).items()}
+
+    async def committed(self, group: str, partitions: Iterable[tuple[str, int]]) -> dict[tuple[str, int], int]:
+        """``(topic, partition) -> where the group resumes``: its committed
+        offset, or where the partition begins if it has none."""
+        tps = [TopicPartition(topic, p) for topic, p in partitions]
+        if not tps:
+            return {}
+        admin, consumer = await self._started()
+        found = await admin.list_consumer_group_offsets(group, partitions=tps)
+        offsets = {tp: found[tp].offset for tp in tps if tp in found and found[tp].offset >= 0}
+        if len(offsets) < len(tps):
+            offsets.update(await consumer.beginning_offsets([tp for tp in tps if tp not in offsets]))
+        return {(tp.topic, tp.partition): offset for tp, offset in offsets.items()}
 
     async def leaders(self, topic: str) -> tuple[set[int], dict[int, int]]:
         """The brokers in the cluster, and the leader of each partition of ``topic`` (-1: none)."""
@@ -269,7 +281,8 @@ class GroupOffsets:
         if self._clients is None:
             admin = await _admin(self.bootstrap, self.client_kwargs)
             ends = AIOKafkaConsumer(bootstrap_servers=self.bootstrap, enable_auto_commit=False,
-                                    request_timeout_ms=10000, **self.client_kwargs)
+                                    request_timeout_ms=10000, isolation_level="read_committed",
+                                    **self.client_kwargs)
             try:
                 await ends.start()
             except BaseException:

@@ -4,7 +4,7 @@
   all served from this repository, so the page works with no internet).
 * ``GET /api/summary``: the latest published summary, byte for byte as on the
   results topic; ``GET /api/summary/totals``: the same without the lists
-  per device; ``GET /api/summary/devices``: its devices, found by name,
+  per device, with ``behind`` as of the request; ``GET /api/summary/devices``: its devices, found by name,
   filtered, sorted and paged (:mod:`humidity.core.listing`);
   ``GET /api/alarms``: its active alarms (the newest 1,000, and how many
   there are), each with its ``id`` and who acknowledged it; 503 with a JSON
@@ -13,8 +13,8 @@
   Basic or a page session with its CSRF token): acknowledges an active alarm.
   ``POST /api/login`` / ``/api/logout``, ``GET /api/session``: the page's
   session (:mod:`humidity.web.access`).
-* ``GET /health``: 200 while this worker consumes, the input partitions it
-  owns move (or have nothing waiting) and summaries are fresh.
+* ``GET /health``: 200 while this worker consumes, every partition it
+  consumes moves (or has nothing waiting) and summaries are fresh.
 * ``GET /metrics``: Prometheus text of the app's registry.
 
 Faust's own routes that expose tables, assignments, stats or graphs are
@@ -130,10 +130,12 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
 
     @app.page("/api/summary/totals")
     async def api_summary_totals(self, request):
-        """The latest summary without its lists per device (``device_count``, ``outside_count`` instead)."""
+        """The latest summary without its lists per device (``device_count``, ``outside_count`` instead);
+        ``behind`` as of now, and the limit past which the page says so (``behind_limit_seconds``)."""
         if not rows.current():
             return no_summary_yet(self)
-        return self.json(rows.brief, headers=dict(API_HEADERS))
+        return self.json({**rows.brief, "behind": publisher.latest_behind().to_json(),
+                          "behind_limit_seconds": settings.stall_seconds}, headers=dict(API_HEADERS))
 
     @app.page("/api/summary/devices")
     async def api_summary_devices(self, request):
@@ -232,7 +234,7 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
 
     @app.page("/health")
     async def api_health(self, request):
-        """200 while this worker consumes, its input partitions move and summaries are fresh; 503 with the reasons."""
+        """200 while this worker consumes, its partitions move and summaries are fresh; 503 with the reasons."""
         consumer = app.consumer
         consuming = bool(consumer.started and not consumer.crashed and not app.should_stop)
         summary = publisher.latest.summary

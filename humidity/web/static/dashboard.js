@@ -139,6 +139,17 @@
     if (stale) $("stale-for").textContent = Math.round(silentFor) + " s";
   }
 
+  // The cut stands still while readings arrive: say how old the counts are.
+  function updateBehind(behind, limitSeconds) {
+    const late = !!behind && behind.seconds > limitSeconds;
+    $("behind").hidden = !late;
+    if (late) {
+      const at = new Date(Date.now() - behind.seconds * 1000);
+      $("behind").textContent = "counts as of " + at.toLocaleTimeString("en-GB", { hour12: false }) + ", " +
+        behind.readings + " readings not yet counted";
+    }
+  }
+
   async function poll() {
     try {
       const response = await fetch("/api/summary/totals", { cache: "no-store" });
@@ -150,6 +161,7 @@
         const age = Number(response.headers.get("X-Summary-Age-Seconds"));
         const s = await response.json();
         showProblem("");
+        updateBehind(s.behind, s.behind_limit_seconds);
         if (s.time !== shownTime) {
           window.humidityDashboard.summary = s;
           shownTime = s.time;
