@@ -353,7 +353,7 @@ class CountingSampler:
     """Samples the workers' counters every ``every`` seconds in a thread
     (points: time of the answer, readings counted), so that a pause in
     counting can be told from the summary's own steps: a summary moves only
-    when a round is complete everywhere (README "Performance"), the counters
+    when a round is complete everywhere (docs/performance.md), the counters
     move with every batch. A worker whose event loop stands still answers
     late, which shows as a pause too."""
 

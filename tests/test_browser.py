@@ -60,7 +60,7 @@ def page_numbers(page) -> dict:
     })""")
 
 
-#: The band the page calls "inside", in % RH (README, The web page).
+#: The band the page calls "inside", in % RH (docs/api.md, The web page).
 INSIDE = (30.0, 60.0)
 
 

@@ -203,8 +203,10 @@ class Settings:
                                       "`min.insync.replicas` is set to min(2, factor)")
     interval: float = setting("HUMIDITY_INTERVAL", 3.0, _interval, "seconds between summaries (0.1 to 3600)")
     stall_seconds: float = setting("HUMIDITY_STALL_SECONDS", 60.0, _stall,
-                                   "`/health` answers 503 when an owned input partition has had lag and made no "
-                                   "progress for this long (5 to 86400)", shown="60")
+                                   "`/health` answers 503 when a partition this worker consumes has had records "
+                                   "waiting and no progress for this long, and the page says how old the counts are "
+                                   "when the summary has been behind the input for this long (5 to 86400)",
+                                   shown="60")
     data_dir: Path = setting("HUMIDITY_DATA_DIR", Path("./data"), _path, "RocksDB data directory of this worker",
                              shown="./data")
     web_port: int = setting("HUMIDITY_WEB_PORT", 6066, _int_between(1, 65535), "Faust web server port")

@@ -63,7 +63,7 @@ class Metrics:
     def __init__(self, app: HumidityApp) -> None:
         self.registry = CollectorRegistry()
         if app.settings.faust_metrics:
-            # Faust's per-event metrics cost throughput (README "Performance").
+            # Faust's per-event metrics cost throughput (docs/performance.md).
             app.monitor = TableCountingMonitor(metrics=FaustMetrics.create(self.registry, "faust"),
                                                registry=self.registry)
         self.readings_processed = Counter(

@@ -165,7 +165,7 @@ class AlarmsFlow:
             self.topics.audit_intake.send_soon(key=alarm["alarm_id"].encode(), partition=0,
                                                value=orjson.dumps(audit.from_alarm_event(alarm)))
         if bookkeeping.closed_now is not None:
-            # approximate: the active alarms once every reading of the round is applied (see README)
+            # the active alarms once every reading of the round is applied: at least what the cut counts
             self.topics.partials.send_soon(key=partial_key(ALARMS, work.partition).encode(), value=orjson.dumps(
                 {"round": bookkeeping.closed_now, "offset": bookkeeping.offset,
                  **alarms.shared_alarms(bookkeeping.active.values())}))
