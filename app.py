@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import sys
 
-from humidity.core.alarms import AlarmConfigError, load_config
+from humidity.core.alarm_limits import AlarmConfigError, load_config
 from humidity.core.settings import ConfigError, from_environ
 from humidity.service import compose
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 from humidity.application import HumidityApp, create_app
 from humidity.cli import commands
-from humidity.core.alarms import AlarmConfig
+from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.settings import Settings
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics, declare_topics

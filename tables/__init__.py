@@ -50,7 +50,7 @@ class Tables:
     #: ``evaluate_alarms``, once per logger per batch.
     alarm_states: TableT
     #: key: alarm-readings partition number; value: JSON of
-    #: :class:`humidity.core.alarms.AlarmPartition` (the offset it includes,
+    #: :class:`humidity.core.alarm_partition.AlarmPartition` (the offset it includes,
     #: the rounds its input partitions ended, the latest events; its active
     #: alarms are in the loggers' states). Written by agent
     #: ``evaluate_alarms`` once per batch.

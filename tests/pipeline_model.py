@@ -19,17 +19,8 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.core import aggregate
-from humidity.core.summary import (
-    ALARMS,
-    INGEST,
-    SENSORS,
-    PartialsBook,
-    Previous,
-    Sharer,
-    SummaryMemo,
-    build_summary,
-    partial_key,
-)
+from humidity.core.partials import ALARMS, INGEST, SENSORS, PartialsBook, Sharer, partial_key
+from humidity.core.summary import Previous, SummaryMemo, build_summary
 from tests.reference import Reference
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)

@@ -3,7 +3,8 @@
 import pytest
 
 from humidity.core import acks
-from humidity.core.alarms import LoggerState, active_alarm, apply_readings, parse_config
+from humidity.core.alarm_limits import parse_config
+from humidity.core.alarms import LoggerState, active_alarm, apply_readings
 
 CONFIG = parse_config('[types.MRI]\nlow = 40\nhigh = 60\n')
 WALL = 1_800_000_000.0

@@ -7,7 +7,8 @@ import time
 import orjson
 import pytest
 
-from humidity.core.alarms import alarm_partition_of, load_config
+from humidity.core.alarm_limits import load_config
+from humidity.core.alarms import alarm_partition_of
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
 from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.stream import PRODUCER_BACKLOG_MAX, per_batch, producer_caught_up

@@ -2,19 +2,9 @@
 
 import pytest
 
-from humidity.core.alarms import (
-    AlarmConfigError,
-    AlarmPartition,
-    LoggerState,
-    Whereabouts,
-    active_of,
-    alarm_key,
-    apply_reading,
-    check_offline,
-    is_silent,
-    load_config,
-    parse_config,
-)
+from humidity.core.alarm_limits import AlarmConfigError, load_config, parse_config
+from humidity.core.alarm_partition import AlarmPartition, active_of
+from humidity.core.alarms import LoggerState, Whereabouts, alarm_key, apply_readings, check_offline, is_silent
 from humidity.core.settings import DEFAULT_ALARMS_FILE
 
 CONFIG = load_config(DEFAULT_ALARMS_FILE)
@@ -26,7 +16,7 @@ def run(device, readings, state=None, wall=T0):
     state = state or LoggerState(device, "g1")
     events = []
     for dt, value in readings:
-        events += apply_reading(state, CONFIG, T0 + dt, value, wall + dt)
+        events += apply_readings(state, CONFIG, [(T0 + dt, value)], wall + dt)
     return state, events
 
 
@@ -107,7 +97,7 @@ def test_offline_after_the_timeout_of_wall_time_and_cleared_by_the_next_reading(
     (raised,) = check_offline(state, CONFIG, T0 + 301)
     assert (raised["kind"], raised["state"], raised["limit"]) == ("OFFLINE", "raised", 300)
     assert check_offline(state, CONFIG, T0 + 400) == []  # once per episode
-    events = apply_reading(state, CONFIG, T0 + 500, 50, T0 + 500)
+    events = apply_readings(state, CONFIG, [(T0 + 500, 50)], T0 + 500)
     assert kinds(events) == [("OFFLINE", "cleared")]
 
 
@@ -270,7 +260,7 @@ def test_states_stored_before_loggers_were_followed_clear_a_stuck_offline_alarm_
     room.reading("MRI 1", 0)
     room.tick(TIMEOUT + 10)
     moved = LoggerState("MRI 2", "g1")  # the previous version kept the new pair apart
-    apply_reading(moved, CONFIG, T0 + TIMEOUT + 20, 45.0, T0 + TIMEOUT + 20)
+    apply_readings(moved, CONFIG, [(T0 + TIMEOUT + 20, 45.0)], T0 + TIMEOUT + 20)
 
     def as_stored_before(state):
         return LoggerState.from_json({k: v for k, v in state.to_json().items() if k != "current"})

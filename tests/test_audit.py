@@ -7,7 +7,8 @@ import orjson
 import pytest
 
 from humidity.core import audit
-from humidity.core.alarms import LoggerState, apply_readings, parse_config
+from humidity.core.alarm_limits import parse_config
+from humidity.core.alarms import LoggerState, apply_readings
 
 CONFIG = parse_config('[types.MRI]\nlow = 40\nhigh = 60\n')
 

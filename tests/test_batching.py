@@ -11,7 +11,7 @@ from aiokafka.record.memory_records import MemoryRecords
 from aiokafka.structs import ConsumerRecord, TopicPartition
 from faust.types import TP
 
-from humidity.core.alarms import load_config
+from humidity.core.alarm_limits import load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
 from humidity.plumbing import batching
 from humidity.plumbing.batching import RecordBatch, batch_record, batched, changelog_batches, contiguous, records_of

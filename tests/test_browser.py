@@ -8,8 +8,8 @@ from pathlib import Path
 import orjson
 import pytest
 
+from humidity.core.device_rows import DEVICE_SORTS, brief, device_rows, devices_query
 from humidity.core.simulation import reading_doc
-from humidity.core.summary import DEVICE_SORTS, brief, device_rows, devices_query
 from tests import helpers
 from tests.reference import expected_summary, matches
 

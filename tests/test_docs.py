@@ -5,7 +5,7 @@ import re
 
 import pytest
 
-from humidity.core.alarms import load_config
+from humidity.core.alarm_limits import load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, SETTINGS, Settings
 from humidity.service import compose
 from tests import helpers

@@ -2,8 +2,8 @@
 
 import pytest
 
+from humidity.core.device_rows import brief, device_rows
 from humidity.core.listing import LIMIT_DEFAULT, Listing, ListingError
-from humidity.core.summary import brief, device_rows
 
 SORTS = {"device": lambda r: r["device"], "average": lambda r: r["average"],
          "interval_average": lambda r: r["interval_average"]}

@@ -2,7 +2,8 @@
 
 from humidity.core import notify
 from humidity.core.acks import escalation_event
-from humidity.core.alarms import LoggerState, active_alarm, apply_readings, parse_config
+from humidity.core.alarm_limits import parse_config
+from humidity.core.alarms import LoggerState, active_alarm, apply_readings
 
 CONFIG = parse_config('[types.MRI]\nlow = 40\nhigh = 60\n')
 

@@ -9,25 +9,11 @@ from fractions import Fraction
 import orjson
 
 from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, SensorTotals, count_sensors
-from humidity.core.alarms import ALARMS_LISTED, shared_alarms, sort_alarms
-from humidity.core.summary import (
-    BASE_EVERY,
-    INGEST,
-    LOGGED_ALARMS_MAX,
-    SENSORS,
-    TRIM_EVERY,
-    Chain,
-    Cut,
-    PartialsBook,
-    Previous,
-    Sharer,
-    SummaryMemo,
-    brief,
-    build_summary,
-    device_rows,
-    render_line,
-    render_text,
-)
+from humidity.core.alarms import ALARMS_LISTED, shared_alarms
+from humidity.core.device_rows import brief, device_rows
+from humidity.core.partials import BASE_EVERY, INGEST, SENSORS, TRIM_EVERY, Chain, Cut, PartialsBook, Sharer
+from humidity.core.summary import Previous, SummaryMemo, build_summary
+from humidity.core.summary_log import LOGGED_ALARMS_MAX, render_line, render_text
 
 NOW = datetime(2024, 5, 6, 7, 8, 9, 123456, tzinfo=UTC)
 LATER = datetime(2024, 5, 6, 7, 8, 12, 123456, tzinfo=UTC)
@@ -201,7 +187,9 @@ def test_a_fleet_wide_outage_lists_the_newest_alarms_and_counts_them_all():
                                    partitions), NOW, 3.0)
     assert len(summary["active_alarms"]) == ALARMS_LISTED and summary["active_alarm_count"] == 60_001
     assert summary["active_alarms"][0]["guid"] == "newest"
-    assert summary["active_alarms"] == sort_alarms(summary["active_alarms"])
+    newest_first = sorted(summary["active_alarms"], reverse=True,
+                          key=lambda a: (a["since"], a["time"], a["device"], a["guid"], a["kind"]))
+    assert summary["active_alarms"] == newest_first
     assert summary["active_alarms_by_kind"] == {"HIGH": 1, "OFFLINE": 60_000}
     assert sum(summary["active_alarms_by_device"].values()) == 60_001 and len(summary["active_alarms_by_device"]) == 700
     assert len(orjson.dumps(summary)) < 1_000_000

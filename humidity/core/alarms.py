@@ -31,108 +31,19 @@ from __future__ import annotations
 import hashlib
 import heapq
 import math
-import re
-import tomllib
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import orjson
 
+from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.readings import utc_iso
-from humidity.core.rounds import Ends
 
 HIGH, LOW, RATE, OFFLINE = "HIGH", "LOW", "RATE", "OFFLINE"
 KINDS = (HIGH, LOW, RATE, OFFLINE)
 HOUR = 3600.0
-
-
-class AlarmConfigError(ValueError):
-    """The alarms file cannot be used; the message says where and why."""
-
-
-@dataclass(frozen=True)
-class Limits:
-    low: float
-    high: float
-    max_change_per_hour: float | None = None
-
-
-@dataclass(frozen=True)
-class AlarmConfig:
-    types: dict[str, Limits]
-    default: Limits
-    activation_delay: float = 60.0
-    hysteresis: float = 2.0
-    offline_timeout: float = 300.0
-    rate_min_span: float = 900.0
-    rate_bucket: float = 60.0  # readings are summed per minute for the slope
-
-    def type_of(self, device: str) -> str:
-        """Device type from the name's prefix: ``MRI 12`` -> MRI, ``PETCT10`` -> PETCT."""
-        letters = re.sub(r"[^A-Z0-9]", "", device.upper())
-        best = ""
-        for name in self.types:
-            if letters.startswith(name) and len(name) > len(best):
-                best = name
-        return best or "default"
-
-    def limits_for(self, device: str) -> Limits:
-        return self.types.get(self.type_of(device), self.default)
-
-
-def _number(table: dict, key: str, where: str, default=None, positive=False) -> float | None:
-    value = table.get(key, default)
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise AlarmConfigError(f"{where}.{key} must be a number")
-    if positive and value <= 0:
-        raise AlarmConfigError(f"{where}.{key} must be positive")
-    return float(value)
-
-
-def parse_config(text: str, source: str = "alarms file") -> AlarmConfig:
-    try:
-        doc = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise AlarmConfigError(f"{source} is not valid TOML: {exc}") from None
-    defaults = doc.get("defaults", {})
-    types_doc = doc.get("types", {})
-    if not isinstance(defaults, dict) or not isinstance(types_doc, dict):
-        raise AlarmConfigError(f"{source}: [defaults] and [types.*] must be tables")
-    types: dict[str, Limits] = {}
-    for name, table in types_doc.items():
-        where = f"types.{name}"
-        if not isinstance(table, dict):
-            raise AlarmConfigError(f"{source}: [{where}] must be a table")
-        low = _number(table, "low", where)
-        high = _number(table, "high", where)
-        if low is None or high is None:
-            raise AlarmConfigError(f"{source}: [{where}] needs low and high")
-        if not 0 <= low < high <= 100:
-            raise AlarmConfigError(f"{source}: [{where}] needs 0 <= low < high <= 100")
-        rate = _number(table, "max_change_per_hour", where, positive=True)
-        types[re.sub(r"[^A-Z0-9]", "", name.upper()) if name != "default" else "default"] = Limits(low, high, rate)
-    default = types.pop("default", Limits(30.0, 60.0))
-    return AlarmConfig(
-        types=types,
-        default=default,
-        activation_delay=_number(defaults, "activation_delay_seconds", "defaults", 60.0),
-        hysteresis=_number(defaults, "hysteresis_percent", "defaults", 2.0),
-        offline_timeout=_number(defaults, "offline_timeout_seconds", "defaults", 300.0, positive=True),
-        rate_min_span=_number(defaults, "rate_min_span_seconds", "defaults", 900.0, positive=True),
-    )
-
-
-def load_config(path: Path) -> AlarmConfig:
-    try:
-        text = Path(path).read_text(encoding="utf-8")
-    except OSError as exc:
-        raise AlarmConfigError(f"alarms file {str(path)!r} cannot be read: {exc.strerror}") from None
-    return parse_config(text, f"alarms file {str(path)!r}")
 
 
 def _iso(epoch: float) -> str:
@@ -204,7 +115,7 @@ def _raise(state, kind, at, value, limit, since, wall) -> dict:
     return event
 
 
-def _clear(state, kind, at, value, wall) -> dict:
+def clear_event(state, kind, at, value, wall) -> dict:
     raised = state.active.pop(kind)
     since = datetime.fromisoformat(raised["since"]).timestamp()
     return _event(state, kind, "cleared", at, value, raised["limit"], since, wall)
@@ -215,7 +126,7 @@ def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: 
     events = []
     if kind in state.active:
         if back_inside:
-            events.append(_clear(state, kind, t, v, wall))
+            events.append(clear_event(state, kind, t, v, wall))
             state.breach.pop(kind, None)
         return events
     if outside:
@@ -273,7 +184,7 @@ def _rate(state: LoggerState, config: AlarmConfig, t: float, v: float, limit: fl
     change = round(abs(slope), 2)
     if RATE in state.active:
         if change <= limit - config.hysteresis:
-            return [_clear(state, RATE, t, change, wall)]
+            return [clear_event(state, RATE, t, change, wall)]
         return []
     if change > limit:
         return [_raise(state, RATE, t, change, limit, t, wall)]
@@ -291,7 +202,7 @@ def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: floa
     newest = None
     for t, v in readings:
         if OFFLINE in state.active:
-            events.append(_clear(state, OFFLINE, wall, v, wall))
+            events.append(clear_event(state, OFFLINE, wall, v, wall))
         if state.last_time is not None and t <= state.last_time:
             continue  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
         state.last_time, state.last_value = t, v
@@ -303,11 +214,6 @@ def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: floa
     if newest is not None:
         events += _rate(state, config, newest[0], newest[1], limits.max_change_per_hour, wall)
     return events
-
-
-def apply_reading(state: LoggerState, config: AlarmConfig, t: float, v: float, wall: float) -> list[dict]:
-    """Apply one reading (event time ``t`` in epoch seconds, humidity ``v``)."""
-    return apply_readings(state, config, [(t, v)], wall)
 
 
 def may_go_offline(seen_wall: float | None, active: dict, current: bool | None = None) -> bool:
@@ -332,10 +238,6 @@ def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[
 
 def _newest_first(alarm: dict) -> tuple:
     return alarm["since"], alarm["time"], alarm["device"], alarm["guid"], alarm["kind"]
-
-
-def sort_alarms(alarms: list[dict]) -> list[dict]:
-    return sorted(alarms, key=_newest_first, reverse=True)
 
 
 #: Active alarms an alarm partition shares and a summary lists, newest first:
@@ -392,172 +294,6 @@ def whereabouts_key(guid: str) -> str:
 
 def is_whereabouts_key(key: bytes | str) -> bool:
     return key[:1] in (b"@", "@")
-
-
-#: Events kept per alarm partition, re-sent when their message is read again
-#: (a crash may have cut their delivery).
-RECENT_EVENTS = 500
-
-
-@dataclass
-class AlarmPartition:
-    """An alarm partition's bookkeeping; stored as JSON.
-
-    ``offset``: up to which the partition's alarm-readings are applied;
-    ``active``: the raise events of its loggers' active alarms, by
-    :func:`alarm_key`, and ``offline``: the devices each OFFLINE logger's
-    alarm is on (neither is stored: they grow with the fleet, and the
-    loggers' states hold them; the flow rebuilds them); ``recent``: ``[offset,
-    event]`` of the latest events; ``epoch``: of the owner that wrote it
-    (:mod:`humidity.core.ownership`).
-    """
-
-    partitions: int
-    offset: int = -1
-    active: dict = field(default_factory=dict)
-    recent: list = field(default_factory=list)
-    epoch: int = 0
-    ends: Ends = None  # type: ignore[assignment]  # the input partitions' rounds (humidity.core.rounds)
-    closed_now: int | None = None  # the last round closed by the messages applied since loading
-    offline: dict[str, set[str]] = field(default_factory=dict)  # guid -> devices it is OFFLINE on
-
-    def __post_init__(self) -> None:
-        if self.ends is None:
-            self.ends = Ends(self.partitions)
-
-    def to_json(self) -> dict:
-        return {"offset": self.offset, "recent": self.recent, "epoch": self.epoch, **self.ends.to_json()}
-
-    @classmethod
-    def from_json(cls, doc: dict | None, partitions: int, active: dict | None = None,
-                  offline: dict[str, set[str]] | None = None) -> AlarmPartition:
-        """The stored bookkeeping, with ``active`` and ``offline`` (the flow's,
-        from the loggers' states: :func:`active_of`, :func:`offline_of`)."""
-        active = active if active is not None else {}
-        offline = offline if offline is not None else offline_of(active)
-        if not doc:
-            return cls(partitions, active=active, offline=offline)
-        return cls(partitions, int(doc["offset"]), active, list(doc["recent"]), int(doc.get("epoch", 0)),
-                   Ends.from_json(partitions, doc if "ends" in doc else None), offline=offline)
-
-    def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
-              silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float,
-              whereabouts: Whereabouts) -> list[dict]:
-        """Apply one alarm-readings message at ``offset``: a bundle of readings
-        ``{"r": [[guid, device, event time, humidity], ...]}`` (also carrying
-        the input partition ``p`` and round it came from), the end of an input
-        partition's round ``{"p", "end", "o"}``, or an OFFLINE tick
-        ``{"tick": ...}``. ``logger(device, guid)`` gives a logger's
-        state, ``silent()`` the states of loggers that may have gone silent,
-        ``whereabouts`` the device each logger last reported for.
-        Returns the events to send.
-
-        A message read again (offset at or below :attr:`offset`) re-sends the
-        events it made, and is applied only to loggers whose state does not
-        include it yet (their state write was lost); its events then were
-        sent already. A tick read again does nothing: OFFLINE is wall time."""
-        replay = offset <= self.offset
-        out = [event for at, event in self.recent if at == offset] if replay else []
-        produced: list[dict] = []
-        if "end" in message:
-            closing = [] if replay else self.ends.end(int(message["p"]), int(message["end"]))
-            if closing:
-                self.closed_now = closing[-1]
-        elif "tick" in message:
-            if not replay:
-                for state in silent():
-                    if state.current is None and whereabouts.of(state.guid) not in (None, state.device):
-                        state.current = False  # stored before loggers were followed: it moved since
-                    produced += check_offline(state, config, wall)
-                    self._track(state)
-                    state.offset = offset
-        else:
-            per_logger: dict[tuple[str, str], list] = {}
-            last: dict[str, str] = {}  # guid -> the device of its last reading here
-            for guid, device, t, humidity in message["r"]:
-                per_logger.setdefault((device, guid), []).append((t, humidity))
-                last[guid] = device
-            for (device, guid), rows in per_logger.items():
-                state = logger(device, guid)
-                if state.offset >= offset:
-                    continue
-                events = apply_readings(state, config, rows, wall)
-                if last[guid] == device:
-                    events += self._locate(state, logger, whereabouts, rows[-1][1], wall)
-                else:
-                    state.current = False
-                self._track(state)
-                if not replay:
-                    produced += events
-                state.offset = offset
-        if not replay:
-            self.recent += [[offset, event] for event in produced]
-            out += produced
-        return out
-
-    def _locate(self, state: LoggerState, logger: Callable[[str, str], LoggerState], whereabouts: Whereabouts,
-                value: float, wall: float) -> list[dict]:
-        """The logger last reported for ``state.device``: that pair is the one
-        watched for OFFLINE, and its OFFLINE alarm on any other device clears."""
-        guid = state.guid
-        if state.current is not True:
-            was = whereabouts.of(guid)
-            if was != state.device:
-                if was is not None:
-                    logger(was, guid).current = False
-                whereabouts.move(guid, state.device)
-            state.current = True
-        events = []
-        for device in sorted(self.offline.get(guid, ())):
-            other = logger(device, guid)
-            if OFFLINE in other.active:
-                events.append(_clear(other, OFFLINE, wall, value, wall))
-            self._track(other)
-        return events
-
-    def _track(self, state: LoggerState) -> None:
-        """Keep :attr:`offline` in step with a logger's state."""
-        devices = self.offline.get(state.guid)
-        if OFFLINE in state.active:
-            if devices is None:
-                devices = self.offline[state.guid] = set()
-            devices.add(state.device)
-        elif devices is not None:
-            devices.discard(state.device)
-            if not devices:
-                del self.offline[state.guid]
-
-    def settle(self, through: int, states: Iterable[LoggerState], epoch: int) -> None:
-        """After a batch: include it up to ``through``, take the active alarms
-        of the loggers it touched, stamp them with ``epoch``."""
-        self.offset = max(self.offset, through)
-        self.epoch = epoch
-        for state in states:
-            state.epoch = epoch
-            for kind in KINDS:
-                key = alarm_key(kind, state.device, state.guid)
-                if kind in state.active:
-                    self.active[key] = state.active[kind]
-                else:
-                    self.active.pop(key, None)
-        self.recent = self.recent[-RECENT_EVENTS:]
-
-
-def active_of(states: Iterable[dict]) -> dict:
-    """The active alarms of loggers' stored states (JSON of
-    :class:`LoggerState`), by :func:`alarm_key`: an alarm partition's
-    ``active``, rebuilt."""
-    return {alarm_key(kind, state["device"], state["guid"]): event
-            for state in states for kind, event in state["active"].items()}
-
-
-def offline_of(active: dict) -> dict[str, set[str]]:
-    """guid -> the devices its OFFLINE alarm is on, from a partition's active alarms."""
-    offline: dict[str, set[str]] = {}
-    for event in active.values():
-        if event["kind"] == OFFLINE:
-            offline.setdefault(event["guid"], set()).add(event["device"])
-    return offline
 
 
 def alarm_partition_of(guid: str, partitions: int) -> int:

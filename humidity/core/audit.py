@@ -21,7 +21,6 @@ from dataclasses import dataclass, field
 import orjson
 
 GENESIS = "0" * 64
-TYPES = ("raised", "cleared", "escalated", "notified", "acknowledged")
 #: Ids of the newest records remembered to drop duplicates (a record is
 #: reported twice only when a worker crashed between reporting and committing).
 RECENT_IDS = 5000

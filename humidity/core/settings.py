@@ -308,10 +308,6 @@ class Settings:
         return f"{self.app_id}-audit-intake"
 
     @property
-    def notifying(self) -> bool:
-        return bool(self.notify_webhooks or self.notify_emails or self.escalate_webhooks or self.escalate_emails)
-
-    @property
     def bootstrap_servers(self) -> list[str]:
         """``host:port`` strings for plain Kafka clients (aiokafka)."""
         return [_host_port(url) for url in self.broker.split(",")]

@@ -65,7 +65,7 @@ class Topics:
     #: Per-partition totals and active alarms shared by the workers that own
     #: them (compacted; keys ``ingest/<p>``, ``sensors/<p>``, ``alarms/<p>``;
     #: totals list the devices that changed since the previous partial of the
-    #: key, ``since`` its round, or every device: :class:`humidity.core.summary.Chain`).
+    #: key, ``since`` its round, or every device: :class:`humidity.core.partials.Chain`).
     #: Every worker reads all of it.
     partials: TopicT
     #: The published summaries (key ``summary``), one per interval.

@@ -16,9 +16,11 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms, audit
+from humidity.core.alarm_limits import AlarmConfig
+from humidity.core.alarm_partition import AlarmPartition, active_of, offline_of
+from humidity.core.partials import ALARMS, partial_key
 from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
-from humidity.core.summary import ALARMS, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import (
@@ -41,7 +43,7 @@ INDEX_STEP = 1_000
 
 
 class AlarmsFlow:
-    def __init__(self, app: HumidityApp, config: alarms.AlarmConfig, topics: Topics, tables: Tables) -> None:
+    def __init__(self, app: HumidityApp, config: AlarmConfig, topics: Topics, tables: Tables) -> None:
         self.app, self.config, self.topics, self.tables = app, config, topics, tables
         #: Seconds between OFFLINE checks, and the time slots of the silence index.
         self.tick_seconds = max(1.0, min(5.0, config.offline_timeout / 4))
@@ -64,7 +66,7 @@ class AlarmsFlow:
     def _read_index(self, partition: int) -> dict:
         silence, active = SilenceIndex(self.tick_seconds), {}
         self._file_states(partition_items(self.tables.alarm_states, partition), silence, active)
-        return {"silence": silence, "active": active, "offline": alarms.offline_of(active)}
+        return {"silence": silence, "active": active, "offline": offline_of(active)}
 
     async def _index_in_steps(self, work: PartitionWork) -> None:
         """Read the index before the partition's first batch of a generation
@@ -81,7 +83,7 @@ class AlarmsFlow:
         except PartitionMoved:
             return
         self.index.put(work.partition, work.generation,
-                       {"silence": silence, "active": active, "offline": alarms.offline_of(active)})
+                       {"silence": silence, "active": active, "offline": offline_of(active)})
 
     @staticmethod
     def _file_states(rows, silence: SilenceIndex, active: dict) -> None:
@@ -96,7 +98,7 @@ class AlarmsFlow:
                 silence.file(key.decode(), state["seen_wall"])
             if state["active"]:
                 states.append(state)
-        active.update(alarms.active_of(states))
+        active.update(active_of(states))
 
     def alarm_partition(self, work: PartitionWork) -> None:
         wall, running = time.time(), time.monotonic()
@@ -109,7 +111,7 @@ class AlarmsFlow:
         with work.current():
             index = self.index.for_partition(work.partition, work.generation)
             silence: SilenceIndex = index["silence"]
-            bookkeeping = alarms.AlarmPartition.from_json(
+            bookkeeping = AlarmPartition.from_json(
                 load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions,
                 active=index["active"], offline=index["offline"])
             rows = work.follow(bookkeeping.offset)

@@ -31,9 +31,9 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import aggregate
 from humidity.core.alarms import alarm_partition_of
+from humidity.core.partials import INGEST, Sharer, partial_key
 from humidity.core.readings import dead_letter
 from humidity.core.rounds import first_round, round_length, round_of
-from humidity.core.summary import INGEST, Sharer, partial_key
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched

@@ -31,15 +31,9 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core.behind import Behind
-from humidity.core.summary import (
-    PartialsBook,
-    Previous,
-    SummaryMemo,
-    as_of_text,
-    build_summary,
-    render_line,
-    render_text,
-)
+from humidity.core.partials import PartialsBook
+from humidity.core.summary import Previous, SummaryMemo, build_summary
+from humidity.core.summary_log import as_of_text, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.flow.behind import CutBehind

@@ -16,7 +16,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate
-from humidity.core.summary import SENSORS, Sharer, partial_key
+from humidity.core.partials import SENSORS, Sharer, partial_key
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from

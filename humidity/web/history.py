@@ -30,7 +30,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import history
-from humidity.core.alarms import AlarmConfig
+from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.listing import Listing, ListingError
 from humidity.flow.history import HistoryFlow
 from humidity.flow.publisher import Publisher

@@ -33,10 +33,10 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from humidity.application import HumidityApp
 from humidity.core import acks
+from humidity.core.device_rows import DEVICE_SORTS, brief, device_rows, devices_query
 from humidity.core.health import health, summary_age_seconds
 from humidity.core.listing import ListingError
 from humidity.core.readings import now_iso
-from humidity.core.summary import DEVICE_SORTS, brief, device_rows, devices_query
 from humidity.declare.metrics import Metrics
 from humidity.flow.acks import AcksFlow
 from humidity.flow.publisher import Publisher
