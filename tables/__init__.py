@@ -35,7 +35,7 @@ class Tables:
     #: ``ingest`` on a pair's first sighting only.
     sightings: TableT
     #: key: sightings partition number; value: JSON of
-    #: :class:`humidity.core.aggregate.SensorTotals` (distinct sensors overall
+    #: :class:`humidity.core.sensor_counts.SensorTotals` (distinct sensors overall
     #: and per device among the guids of this partition). Written by agent
     #: ``count_sensors``.
     sensor_totals: TableT

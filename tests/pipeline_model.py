@@ -20,6 +20,7 @@ import orjson
 
 from humidity.core import aggregate
 from humidity.core.partials import ALARMS, INGEST, SENSORS, PartialsBook, Sharer, partial_key
+from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.core.summary import Previous, SummaryMemo, build_summary
 from tests.reference import Reference
 
@@ -47,7 +48,7 @@ class InputOwner:
 
 @dataclass
 class SightingsOwner:
-    totals: aggregate.SensorTotals
+    totals: SensorTotals
     next: int  # the next sightings offset it reads
     sharer: Sharer = field(default_factory=Sharer)
 
@@ -98,7 +99,7 @@ class Pipeline:
     def _own_sightings(self, q: int, resume: int) -> SightingsOwner:
         store = self.sensor_stores[q].records
         entries = aggregate.device_entries(q, sorted((k, v) for k, v in store.items() if isinstance(k, bytes)))
-        totals = aggregate.SensorTotals.from_stored(_loaded(store.get(str(q))), entries, self.partitions)
+        totals = SensorTotals.from_stored(_loaded(store.get(str(q))), entries, self.partitions)
         self.epochs[self.partitions + q] += 1
         totals.epoch = self.epochs[self.partitions + q]
         return SightingsOwner(totals, min(resume, totals.offset + 1))
@@ -192,7 +193,7 @@ class Pipeline:
             return
         counter.next = messages[-1][0] + 1
         entries = self.sensor_entries[q]
-        outcome = aggregate.count_sensors(counter.totals, messages, lambda g: _loaded(entries.records.get(g)),
+        outcome = count_sensors(counter.totals, messages, lambda g: _loaded(entries.records.get(g)),
                                           epoch=counter.totals.epoch)
         _begin(entries, start)
         entries.records.update({g: orjson.dumps(e) for g, e in outcome.entries.items()})

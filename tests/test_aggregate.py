@@ -8,19 +8,9 @@ from fractions import Fraction
 
 import orjson
 
-from humidity.core.aggregate import (
-    IngestTotals,
-    SensorTotals,
-    count_sensors,
-    device_entries,
-    device_entry_key,
-    exact_add,
-    exact_compact,
-    exact_total,
-    ingest,
-    sighting_key,
-    stored_records,
-)
+from humidity.core.aggregate import IngestTotals, device_entries, device_entry_key, ingest, sighting_key, stored_records
+from humidity.core.exact_sums import exact_add, exact_compact, exact_total
+from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.core.simulation import reading_doc
 
 T0 = datetime(2022, 8, 16, tzinfo=UTC)

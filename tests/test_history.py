@@ -9,7 +9,8 @@ from fractions import Fraction
 import pytest
 
 from humidity.core import history
-from humidity.core.history import DEVICE, LOGGER, QueryError, Range, Retention, apply_bundles
+from humidity.core.history import DEVICE, LOGGER, Retention, apply_bundles
+from humidity.core.history_query import QueryError, Range, merge_points
 
 NOW = 1_800_000_000.0  # 2027-01-15T08:00:00Z
 KEEP_ALL = Retention(minute_days=2, hour_days=400)
@@ -244,7 +245,7 @@ def test_steps_merge_stored_windows_exactly():
     for step in history.STEPS:
         query = Range(NOW - 3 * 3600 - 7, NOW + 1, step)
         stored = store.windows(DEVICE, device, query.source())
-        points = history.merge_points(stored, query)
+        points = merge_points(stored, query)
         want = reference(rows, 1, device, step)
         want = {s: v for s, v in want.items() if query.start <= s < query.end}
         assert [p["start"] for p in points] == [history.iso(s) for s in sorted(want)]

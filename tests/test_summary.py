@@ -8,10 +8,12 @@ from fractions import Fraction
 
 import orjson
 
-from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts, SensorTotals, count_sensors
+from humidity.core.aggregate import IngestTotals
 from humidity.core.alarms import ALARMS_LISTED, shared_alarms
 from humidity.core.device_rows import brief, device_rows
+from humidity.core.exact_sums import DeviceSum
 from humidity.core.partials import BASE_EVERY, INGEST, SENSORS, TRIM_EVERY, Chain, Cut, PartialsBook, Sharer
+from humidity.core.sensor_counts import SensorCounts, SensorTotals, count_sensors
 from humidity.core.summary import Previous, SummaryMemo, build_summary
 from humidity.core.summary_log import LOGGED_ALARMS_MAX, render_line, render_text
 

@@ -23,8 +23,10 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
-from humidity.core.aggregate import DeviceSum, IngestTotals, SensorCounts
+from humidity.core.aggregate import IngestTotals
 from humidity.core.alarms import shared_alarms
+from humidity.core.exact_sums import DeviceSum
+from humidity.core.sensor_counts import SensorCounts
 
 INGEST = "ingest"
 SENSORS = "sensors"

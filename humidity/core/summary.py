@@ -15,8 +15,8 @@ from datetime import datetime
 from itertools import compress
 from operator import is_not, ne
 
-from humidity.core.aggregate import DeviceSum, exact_compact, exact_total
 from humidity.core.alarms import active_alarm, newest_alarms
+from humidity.core.exact_sums import DeviceSum, exact_compact, exact_total
 from humidity.core.partials import Cut
 from humidity.core.readings import utc_iso
 

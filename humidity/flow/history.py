@@ -21,6 +21,7 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import history
+from humidity.core.history_query import last_full_minute
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
@@ -205,7 +206,7 @@ class HistoryFlow:
         table = self.tables.history
         partitions = self.owned(wanted)
         devices: dict[str, dict] = {}
-        minute = history.last_full_minute(now)
+        minute = last_full_minute(now)
 
         def still_owned(partition: int) -> bool:
             return bool(self.owned({partition}))

@@ -17,7 +17,7 @@ partition's round, before its next batch or on a timer if no batch comes,
 the round is closed: the totals at that moment go to the partials topic as
 the partition's figures for the round (every device at the first close of
 a generation and every BASE_EVERY rounds, otherwise those that changed since
-the previous close: :class:`humidity.core.summary.Sharer`), and an end mark
+the previous close: :class:`humidity.core.partials.Sharer`), and an end mark
 to every sightings and alarm partition.
 """
 

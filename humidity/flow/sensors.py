@@ -3,10 +3,10 @@
 Agent ``count_sensors`` reads the bundles of first sightings that ``ingest``
 sends to the partition each guid hashes to, so that each sensor is counted
 on exactly one partition of the sightings topic and the per-partition counts
-add up (:func:`humidity.core.aggregate.count_sensors`). When every input
+add up (:func:`humidity.core.sensor_counts.count_sensors`). When every input
 partition has ended a round here, the round closes and the counts as of it
 go to the partials topic. The totals are a header and one entry per device
-(:class:`humidity.core.aggregate.SensorTotals`): a batch writes the devices
+(:class:`humidity.core.sensor_counts.SensorTotals`): a batch writes the devices
 whose counts it changed.
 """
 
@@ -17,6 +17,7 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import aggregate
 from humidity.core.partials import SENSORS, Sharer, partial_key
+from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.declare.topics import Topics
 from humidity.plumbing.batching import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
@@ -57,12 +58,12 @@ class SensorsFlow:
         # per batch), and every summary waits for its counts.
         await per_batch(stream, self.count_partition, backpressure=False)
 
-    def _totals(self, partition: int, state: dict) -> aggregate.SensorTotals:
+    def _totals(self, partition: int, state: dict) -> SensorTotals:
         if "totals" not in state:
             table = self.tables.sensor_totals
             entries = aggregate.device_entries(
                 partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
-            state["totals"] = aggregate.SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
+            state["totals"] = SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
                                                                  self.partitions)
         return state["totals"]
 
@@ -81,7 +82,7 @@ class SensorsFlow:
             def stored(guid: str):
                 return load_json(partition_get(tables.sensors, work.partition, guid))
 
-            outcome = aggregate.count_sensors(totals, messages, stored, through=work.through, epoch=totals.epoch)
+            outcome = count_sensors(totals, messages, stored, through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
             for key, value in aggregate.stored_records(work.partition, totals):
@@ -89,9 +90,9 @@ class SensorsFlow:
             totals.unsaved.clear()
         self.share(work.partition, totals, outcome.closed, state)
 
-    def share(self, partition: int, totals: aggregate.SensorTotals, closed: list, state: dict) -> None:
+    def share(self, partition: int, totals: SensorTotals, closed: list, state: dict) -> None:
         """The counts as of each round closed, as deltas of the devices they
-        changed, or every device (:class:`humidity.core.summary.Sharer`)."""
+        changed, or every device (:class:`humidity.core.partials.Sharer`)."""
         if not closed:
             return
         key = partial_key(SENSORS, partition).encode()

@@ -31,6 +31,7 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import history
 from humidity.core.alarm_limits import AlarmConfig
+from humidity.core.history_query import QueryError, Range, merge_points
 from humidity.core.listing import Listing, ListingError
 from humidity.flow.history import HistoryFlow
 from humidity.flow.publisher import Publisher
@@ -169,7 +170,7 @@ class HistoryApi:
         t, humidity, device = max(found)
         return {"guid": guid, "latest": {"humidity": humidity, "event_time": history.iso(t), "device": device}}
 
-    async def windows(self, what: str, name: str, query: history.Range) -> list[dict] | None:
+    async def windows(self, what: str, name: str, query: Range) -> list[dict] | None:
         """The query's points, or None when ``name`` has no stored window."""
         resolution = query.source()
         first, stop = query.stored_span()
@@ -180,7 +181,7 @@ class HistoryApi:
         if not any(answer["known"] for answer in answers):
             return None
         stored = ((start, history.Window(*figures)) for answer in answers for start, *figures in answer["windows"])
-        return history.merge_points(stored, query)
+        return merge_points(stored, query)
 
 
 async def _done(value):
@@ -198,9 +199,9 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
     async def history_of(view, request, what: str, name: str, render):
         """The windows asked for, as ``render(query, points)`` makes them, or the one-line error."""
         try:
-            query = history.Range.parse(request.query.get("from"), request.query.get("to"),
+            query = Range.parse(request.query.get("from"), request.query.get("to"),
                                         request.query.get("step"))
-        except history.QueryError as exc:
+        except QueryError as exc:
             return error(view, 400, str(exc))
         try:
             points = await api.windows(what, name, query)
