@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import gc
 import logging
-import os
 from pathlib import Path
 
 import faust
@@ -18,7 +17,8 @@ from faust.web import drivers as web_drivers
 
 from humidity.core.logs import install as limit_repeated_log_lines
 from humidity.core.settings import Settings
-from humidity.plumbing.batching import Transport, batched_topic
+from humidity.plumbing.batching import Transport
+from humidity.plumbing.exit import end_process
 from humidity.plumbing.kafka_admin import (
     MAX_MESSAGE_BYTES,
     CredentialsRejected,
@@ -28,6 +28,7 @@ from humidity.plumbing.kafka_admin import (
     ensure_topics,
     faust_credentials,
 )
+from humidity.plumbing.record_batches import batched_topic
 
 log = logging.getLogger("humidity")
 
@@ -103,8 +104,7 @@ class HumidityApp(faust.App):
     @staticmethod
     def _stop_at_start(line: str, code: int) -> None:
         log.error("%s", line)
-        logging.shutdown()
-        os._exit(code)
+        end_process(code)
 
     def _new_transport(self):
         # The batched topics reach their agents one fetched batch at a time.

@@ -13,8 +13,15 @@ from faust.types import TP
 
 from humidity.core.alarm_limits import load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, Settings
-from humidity.plumbing import batching
-from humidity.plumbing.batching import RecordBatch, batch_record, batched, changelog_batches, contiguous, records_of
+from humidity.plumbing import batching, record_batches
+from humidity.plumbing.record_batches import (
+    RecordBatch,
+    batch_record,
+    batched,
+    changelog_batches,
+    contiguous,
+    records_of,
+)
 from humidity.plumbing.tables import partition_get
 from humidity.service import compose
 from tests import helpers
@@ -184,4 +191,4 @@ def test_a_batched_topic_buffers_at_most_batches_buffered_batches(tmp_path):
                if agent.channel.get_topic_name() in batched(app).topics}
     assert set(streams) == batched(app).topics
     for stream in streams.values():
-        assert stream.queue.maxsize == batching.BATCHES_BUFFERED < app.conf.stream_buffer_maxsize
+        assert stream.queue.maxsize == record_batches.BATCHES_BUFFERED < app.conf.stream_buffer_maxsize

@@ -11,7 +11,7 @@ import pytest
 from faust.types import TP
 
 from humidity.plumbing import changelogs
-from humidity.plumbing.batching import RecordBatch
+from humidity.plumbing.record_batches import RecordBatch
 from humidity.plumbing.tables import partition_get, raw_table
 
 

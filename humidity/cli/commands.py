@@ -23,6 +23,7 @@ from humidity.core import users
 from humidity.core.readings import utc_iso
 from humidity.core.simulation import MOVE_RATE, Simulator
 from humidity.declare.topics import Topics
+from humidity.plumbing.exit import end_process
 from humidity.plumbing.follow import read_range
 
 
@@ -39,8 +40,7 @@ def _lines(path: Path):
 def _fail(message: str) -> NoReturn:
     """One line on standard error, exit status 1, no traceback."""
     click.echo(message, err=True)
-    sys.stderr.flush()
-    os._exit(1)  # the command runs inside Faust's worker, which would print a traceback for an exception
+    end_process(1)  # the command runs inside Faust's worker, which would print a traceback for an exception
 
 
 def _read_password() -> str:

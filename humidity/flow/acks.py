@@ -22,8 +22,8 @@ from humidity.application import HumidityApp
 from humidity.core import acks
 from humidity.core.readings import now_iso
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
 from humidity.plumbing.follow import ALL, Follower
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import load_json, per_batch, resume_from
 from tables import Tables
 

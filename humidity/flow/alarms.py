@@ -22,7 +22,7 @@ from humidity.core.partials import ALARMS, partial_key
 from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import (
     GenerationCache,
     PartitionWork,

@@ -19,8 +19,8 @@ import orjson
 from humidity.application import HumidityApp
 from humidity.core import audit
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
 from humidity.plumbing.follow import read_range
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.single_writer import SingleWriter
 from humidity.plumbing.stream import PartitionWork
 

@@ -24,7 +24,7 @@ from humidity.core import history
 from humidity.core.history_query import last_full_minute
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import (
     GenerationCache,
     PartitionWork,

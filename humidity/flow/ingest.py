@@ -36,8 +36,8 @@ from humidity.core.readings import dead_letter
 from humidity.core.rounds import first_round, round_length, round_of
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
 from humidity.plumbing.kafka_admin import key_partition
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from, resumed_at
 from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables

@@ -19,7 +19,7 @@ from humidity.core import aggregate
 from humidity.core.partials import SENSORS, Sharer, partial_key
 from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.declare.topics import Topics
-from humidity.plumbing.batching import batched
+from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
 from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables

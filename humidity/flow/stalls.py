@@ -28,8 +28,8 @@ from humidity.application import HumidityApp
 from humidity.core.cluster_changes import leadership_changes
 from humidity.core.stalls import AGENTS, Feed, Reader, StallWatch
 from humidity.declare.metrics import Metrics
-from humidity.plumbing.batching import batched
 from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
+from humidity.plumbing.record_batches import batched
 
 log = logging.getLogger(__name__)
 

@@ -27,29 +27,22 @@ thousands of readings. So:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
-import os
-import sys
 import time
-import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from contextvars import ContextVar
 
-from aiokafka.errors import ConsumerStoppedError, MessageSizeTooLargeError
-from aiokafka.structs import ConsumerRecord
-from faust.exceptions import ProducerSendError
+from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
 
-from humidity.plumbing import changelogs
+from humidity.plumbing.exit import stop_worker
+from humidity.plumbing.producer import Producer
 from humidity.plumbing.progress import NotDelivered, Progress
+from humidity.plumbing.record_batches import batch_record, batched, hand_out_as_read
 
 log = logging.getLogger(__name__)
 
-#: Batches (up to 1 MiB each) a worker buffers per batched topic.
-BATCHES_BUFFERED = 8
 #: Seconds to wait for a partition's outputs to be acknowledged before its
 #: final commit at a revoke or a shutdown.
 SETTLE_TIMEOUT = 5.0
@@ -68,184 +61,6 @@ IDLE_FOR = 2.5
 #: fetched only once that fetch returns: the worker can stand idle this long
 #: with readings waiting.
 FETCH_MAX_WAIT_MS = 100
-
-
-@dataclasses.dataclass
-class Batched:
-    """The topics an app reads in record batches, and for each the offset a
-    partition's state resumes at (its recorded offset + 1), registered by the
-    flow that owns the state."""
-
-    topics: set = dataclasses.field(default_factory=set)
-    resume_at: dict = dataclasses.field(default_factory=dict)  # topic -> function(partition) -> offset
-    #: Changelogs of tables that take them in record batches when restored
-    #: (:func:`changelog_batches`): Faust's recovery otherwise pays its whole
-    #: per-message machinery for every record.
-    changelogs: set = dataclasses.field(default_factory=set)
-
-
-_registries: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def batched(app) -> Batched:
-    """The app's :class:`Batched` registry."""
-    registry = _registries.get(app)
-    if registry is None:
-        registry = _registries[app] = Batched()
-    return registry
-
-
-def batched_topic(app, name: str, **options):
-    """``app.topic(name, **options)``, read in record batches by its agent,
-    with at most :data:`BATCHES_BUFFERED` batches waiting in its buffer."""
-    batched(app).topics.add(name)
-    topic = app.topic(name, **options)
-    # Set here: Faust's app.topic() takes a maxsize and does not pass it on,
-    # and without it a topic buffers stream_buffer_maxsize (4,096) batches.
-    topic.maxsize = BATCHES_BUFFERED
-    return topic
-
-
-class RecordBatch(list):
-    """``[(offset, key, value), ...]`` of one partition, in offset order,
-    covering every offset from ``start`` to ``end``."""
-
-    start: int
-    end: int
-
-    @classmethod
-    def of(cls, rows, start: int, end: int) -> RecordBatch:
-        batch = cls(rows)
-        batch.start, batch.end = start, end
-        return batch
-
-
-def records_of(event) -> RecordBatch:
-    """The rows of a batch event; an ordinary one-record event (as under
-    ``test_context()``) is a batch of one."""
-    value = event.value
-    if isinstance(value, RecordBatch):
-        return value
-    offset = event.message.offset
-    return RecordBatch.of([(offset, event.message.key, value)], offset, offset)
-
-
-def changelog_batches(events):
-    """``(tp, [(offset, key, value), ...])`` per changelog event a table
-    restores: a batch event's rows, any other event as a row of its own
-    (its raw key and value, as Faust's stores apply them)."""
-    for event in events:
-        message = event.message
-        if isinstance(event.value, RecordBatch):
-            yield message.tp, event.value
-        else:
-            yield message.tp, [(message.offset, message.key, message.value)]
-
-
-def batch_record(tp, records: list, start: int, end: int) -> ConsumerRecord:
-    """One record standing for ``records`` of partition ``tp`` (as the
-    fetcher's record batches hold them: :func:`hand_out_as_read`), which
-    cover the offsets ``start`` to ``end``."""
-    rows = RecordBatch.of([(r.offset, r.key, r.value) for r in records], start, end)
-    size = sum(len(value) for _offset, _key, value in rows if value is not None)
-    offset, timestamp, timestamp_type = ((records[-1].offset, records[-1].timestamp, records[-1].timestamp_type)
-                                         if records else (end, 0, 0))
-    return ConsumerRecord(tp.topic, tp.partition, offset, timestamp, timestamp_type, None, rows, None, -1, size, ())
-
-
-def hand_out_as_read(fetcher, topics: set) -> None:
-    """Let the fetched records of ``topics`` be handed out as the record
-    batch reader yields them: aiokafka otherwise makes a ConsumerRecord of
-    every record, in the consumer thread and under the interpreter lock the
-    agents need, only for :func:`batch_record` to take three fields of it."""
-    for tp, fetched in fetcher._records.items():  # noqa: SLF001 - as aiokafka's own fetched_records
-        if tp.topic in topics:
-            partition_records = getattr(fetched, "_partition_records", None)  # None: drained, or an error
-            if partition_records is not None:
-                partition_records._consumer_record = _as_read  # noqa: SLF001 - looked up per record
-
-
-def _as_read(_tp, record):
-    return record
-
-
-def contiguous(events: list, recorded: int, deleted_before: int | None = None) -> tuple[list, int | None]:
-    """Split a partition's batch events into those that follow a state which
-    includes every offset up to ``recorded``, and the offset to re-read from
-    when one does not (the rest are not counted).
-
-    ``deleted_before``: the partition's first offset still in Kafka when the
-    state's next offset was deleted by retention (nothing else to read)."""
-    expected = recorded + 1
-    if deleted_before is not None:
-        expected = max(expected, deleted_before)
-    usable = []
-    for event in events:
-        batch = records_of(event)
-        if batch.start > expected:
-            return usable, expected
-        usable.append(event)
-        expected = max(expected, batch.end + 1)
-    return usable, None
-
-
-_produced: ContextVar[list | None] = ContextVar("humidity_produced", default=None)
-
-
-@contextmanager
-def producing() -> Iterator[list]:
-    """Collect the futures of every message produced inside the block
-    (``send_soon``, and the table changelogs, sent as record batches when
-    the block ends: :mod:`humidity.plumbing.changelogs`), to know when they
-    are durable."""
-    produced: list = []
-    token = _produced.set(produced)
-    writes, writes_token = changelogs.collect()
-    try:
-        yield produced
-    finally:
-        _produced.reset(token)
-        produced += changelogs.submit_collected(writes, writes_token)
-
-
-class Producer(aiokafka_driver.Producer):
-    """Faust's aiokafka producer; tells :func:`producing` what it queues."""
-
-    def send_soon(self, fut) -> None:
-        value = fut.message.value
-        if type(value) is bytes:
-            # a message holds its value until it is acknowledged and its batch committed
-            fut.message = fut.message._replace(value=changelogs.exact_size(value))
-        super().send_soon(fut)
-        produced = _produced.get()
-        if produced is not None:
-            produced.append(fut)
-
-    async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
-        try:
-            return await super().send(topic, key, value, partition, timestamp, headers,
-                                      transactional_id=transactional_id)
-        except ProducerSendError as exc:
-            if isinstance(exc.__cause__, MessageSizeTooLargeError):
-                size = len(value or b"") + len(key or b"") + sum(len(v or b"") for _, v in headers or ())
-                self.too_large(topic, size)
-            raise
-
-    def too_large(self, topic: str, size: int) -> None:
-        # Nothing after it may be acknowledged, or offsets would pass state that was never written.
-        stop_worker(f"a message to {topic!r} of about {size} bytes is over the limit of "
-                    f"{self.max_request_size} bytes; nothing after it was sent", traceback=False)
-
-    # -- record batches (:mod:`humidity.plumbing.changelogs`)
-
-    def create_batch(self):
-        """An empty aiokafka record batch."""
-        return self._ensure_producer().create_batch()
-
-    async def send_batch(self, batch, topic: str, partition: int) -> asyncio.Future:
-        """Queue ``batch`` for ``topic``'s ``partition``; the future completes
-        with its first record's metadata once the broker has it."""
-        return await self._ensure_producer().send_batch(batch, topic, partition=partition)
 
 
 class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
@@ -526,12 +341,3 @@ class Transport(aiokafka_driver.Transport):
 
     Consumer = BatchingConsumer
     Producer = Producer
-
-
-def stop_worker(reason: str, *, traceback: bool = True) -> None:
-    """Stop the process at once, before anything more is acknowledged or
-    committed: carrying on could commit offsets the tables do not include.
-    ``traceback=False``: one line, where the reason says all there is."""
-    log.critical("Stopping the worker: %s", reason, exc_info=traceback and sys.exc_info()[0] is not None)
-    logging.shutdown()
-    os._exit(70)

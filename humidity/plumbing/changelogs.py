@@ -9,7 +9,7 @@ readings writes thousands of values, and that machinery, not RocksDB or the
 broker, becomes most of a worker's time.
 
 The tables here (:class:`humidity.plumbing.tables.RawTable`) hand each write
-to :func:`write`. Inside :func:`humidity.plumbing.batching.producing` (an
+to :func:`write`. Inside :func:`humidity.plumbing.producer.producing` (an
 agent's work on a batch) the writes are collected per table and partition,
 the last value of each key (the block's reads of single keys see them:
 :func:`written`); when the block ends each partition's go into its RocksDB

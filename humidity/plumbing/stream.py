@@ -33,7 +33,9 @@ from faust.types import TP
 
 from humidity.core.ownership import claimed_epoch
 from humidity.plumbing import changelogs
-from humidity.plumbing.batching import contiguous, producing, records_of, stop_worker
+from humidity.plumbing.exit import stop_worker
+from humidity.plumbing.producer import producing
+from humidity.plumbing.record_batches import contiguous, records_of
 
 #: Batch events taken together when an agent asks for more than one at a time.
 EVENTS_MAX = 5000

@@ -12,7 +12,7 @@ import rocksdict
 
 from humidity.core.ownership import epoch_of, newest_rows
 from humidity.plumbing import changelogs
-from humidity.plumbing.batching import batched, changelog_batches
+from humidity.plumbing.record_batches import batched, changelog_batches
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ RESTORE_EVENTS_BUFFERED = 2
 class RawTable(faust.Table):
     """A table of bytes whose changelog is written and restored in record
     batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
-    batch, :func:`humidity.plumbing.batching.changelog_batches`). Inside an
+    batch, :func:`humidity.plumbing.record_batches.changelog_batches`). Inside an
     agent's block of work its writes reach RocksDB when the block ends, in
     one write batch per partition; the block's reads of single keys see
     them before, its range reads (:func:`partition_range`) do not."""
