@@ -78,6 +78,15 @@ def _iso_bound(text: str | None) -> str | None:
 
 
 def register(app: HumidityApp, topics: Topics) -> None:
+    """The service's commands (``faust -A app <command>``)."""
+    add_user_command(app)
+    audit_command(app)
+    replay_command(app, topics)
+    simulate_command(app, topics)
+
+
+def add_user_command(app: HumidityApp) -> None:
+    """``add-user``: write a user to the users file."""
     settings = app.settings
 
     @app.command(
@@ -99,6 +108,11 @@ def register(app: HumidityApp, topics: Topics) -> None:
             _fail(str(exc))
         _write_private(path, users.dump_users(known))
         click.echo(f"add-user: {name} ({role}) written to {path}")
+
+
+def audit_command(app: HumidityApp) -> None:
+    """``audit verify`` and ``audit export``."""
+    settings = app.settings
 
     @app.command(
         click.argument("action", type=click.Choice(["verify", "export"])),
@@ -124,6 +138,10 @@ def register(app: HumidityApp, topics: Topics) -> None:
             output.write_text(text, encoding="utf-8")
             click.echo(f"audit: {text.count(chr(10)) - 1} record(s) written to {output}", err=True)
 
+
+def replay_command(app: HumidityApp, topics: Topics) -> None:
+    """``replay``: a JSON-lines file to the input topic."""
+
     @app.command(
         click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path)),
     )
@@ -146,6 +164,9 @@ def register(app: HumidityApp, topics: Topics) -> None:
         elapsed = max(time.monotonic() - started, 1e-9)
         click.echo(f"sent {sent} messages from {file} in {elapsed:.2f} s ({sent / elapsed:,.0f} msg/s)")
 
+
+def simulate_command(app: HumidityApp, topics: Topics) -> None:
+    """``simulate``: live datalogger traffic to the input topic."""
 
     @app.command(
         option("--loggers", type=int, default=2000, show_default=True, help="Number of dataloggers (sensors)."),
@@ -174,31 +195,40 @@ def register(app: HumidityApp, topics: Topics) -> None:
         await app.maybe_start_producer()
         sim = Simulator(loggers=loggers, devices=devices, invalid_ratio=invalid_ratio, seed=seed, move_rate=move_rate)
         if backfill:
-            sent = 0
-            for message in sim.backfill(backfill, time.time(), backfill_every):
-                topics.input.send_soon(value=message)
+            await _send_backfill(app, topics, sim, backfill, backfill_every)
+        await _send_live(app, topics, sim, rate, duration)
+
+
+async def _send_backfill(app: HumidityApp, topics: Topics, sim: Simulator, hours: float, every: float) -> None:
+    sent = 0
+    for message in sim.backfill(hours, time.time(), every):
+        topics.input.send_soon(value=message)
+        sent += 1
+        if sent % 1000 == 0:
+            await asyncio.sleep(0)  # let the producer drain its buffer
+    await app.producer.flush()
+    click.echo(f"simulate: backfilled {hours:g} h of history ({sent} readings)", err=True)
+
+
+async def _send_live(app: HumidityApp, topics: Topics, sim: Simulator, rate: float, duration: float | None) -> None:
+    """At ``rate`` messages a second, for ``duration`` seconds or until stopped."""
+    started = time.monotonic()
+    sent = 0
+    last_report = started
+    tick = 0.05
+    try:
+        while duration is None or time.monotonic() - started < duration:
+            elapsed = time.monotonic() - started
+            due = int(elapsed * rate) + 1 - sent
+            for _ in range(max(0, due)):
+                topics.input.send_soon(value=sim.next_message(time.time()))
                 sent += 1
-                if sent % 1000 == 0:
-                    await asyncio.sleep(0)  # let the producer drain its buffer
-            await app.producer.flush()
-            click.echo(f"simulate: backfilled {backfill:g} h of history ({sent} readings)", err=True)
-        started = time.monotonic()
-        sent = 0
-        last_report = started
-        tick = 0.05
-        try:
-            while duration is None or time.monotonic() - started < duration:
-                elapsed = time.monotonic() - started
-                due = int(elapsed * rate) + 1 - sent
-                for _ in range(max(0, due)):
-                    topics.input.send_soon(value=sim.next_message(time.time()))
-                    sent += 1
-                now = time.monotonic()
-                if now - last_report >= 10:
-                    click.echo(f"simulate: {sent} messages sent ({sent / (now - started):,.0f} msg/s)", err=True)
-                    last_report = now
-                await asyncio.sleep(tick)
-        finally:
-            await app.producer.flush()
-            elapsed = max(time.monotonic() - started, 1e-9)
-            click.echo(f"simulate: sent {sent} messages in {elapsed:.1f} s ({sent / elapsed:,.0f} msg/s)")
+            now = time.monotonic()
+            if now - last_report >= 10:
+                click.echo(f"simulate: {sent} messages sent ({sent / (now - started):,.0f} msg/s)", err=True)
+                last_report = now
+            await asyncio.sleep(tick)
+    finally:
+        await app.producer.flush()
+        elapsed = max(time.monotonic() - started, 1e-9)
+        click.echo(f"simulate: sent {sent} messages in {elapsed:.1f} s ({sent / elapsed:,.0f} msg/s)")

@@ -246,16 +246,38 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
     """
     out = Applied(sources=dict(sources or {}))
     cutoff_m, cutoff_h = retention.cutoff("m", now), retention.cutoff("h", now)
-    #: (guid, device, minute) -> [values, newest time, its humidity, its windows]
-    groups: dict[tuple, list] = {}
-    targets: dict[bytes, StoredWindow] = {}
-    names = _Names()
+    grouping = _Grouping(cutoff_m, cutoff_h, stored_window, out)
     taken: list[tuple[int, list]] = []
     for offset, source, rows in bundles:
-        if max_windows is not None and len(targets) >= max_windows:
+        if max_windows is not None and len(grouping.targets) >= max_windows:
             out.stopped_after = taken[-1][0]
             break
-        newest = out.sources.get(str(source), -1)
+        taken.append((offset, grouping.take(str(source), rows)))
+    if not taken:
+        return out
+    if any(window.offset >= taken[0][0] for window in grouping.targets.values()):
+        return _apply_one_by_one(taken, cutoff_m, cutoff_h, stored_window, out)
+    grouping.merge(taken[-1][0])
+    out.windows = grouping.targets
+    return out
+
+
+class _Grouping:
+    """The readings of a run summed per (logger, device, minute), with the
+    windows each sum goes to."""
+
+    def __init__(self, cutoff_m: int, cutoff_h: int, stored_window: Callable[[bytes], StoredWindow],
+                 out: Applied) -> None:
+        self.cutoff_m, self.cutoff_h, self.stored_window, self.out = cutoff_m, cutoff_h, stored_window, out
+        #: (guid, device, minute) -> [values, newest time, its humidity, its windows]
+        self.groups: dict[tuple, list] = {}
+        self.targets: dict[bytes, StoredWindow] = {}
+        self.names = _Names()
+
+    def take(self, source: str, rows: list) -> list:
+        """One bundle's rows from input partition ``source``; the fresh ones are returned."""
+        out = self.out
+        newest = out.sources.get(source, -1)
         fresh = []
         for row in rows:
             if row[4] <= newest:
@@ -265,42 +287,43 @@ def apply_bundles(bundles: Iterable[tuple[int, int, list]], now: float, retentio
             fresh.append(row)
             guid, device, t, humidity = row[0], row[1], row[2], row[3]
             minute = int(t // MINUTE) * MINUTE
-            group = groups.get((guid, device, minute))
+            group = self.groups.get((guid, device, minute))
             if group is None:
-                if minute - minute % HOUR < cutoff_h:
+                if minute - minute % HOUR < self.cutoff_h:
                     out.too_old += 1
                     out.pairs.add((guid, device))
                     continue
-                into = []  # (window, the other name it records as newest, whether per name)
-                for key, (other, apart) in zip(names.targets(guid, device, minute, cutoff_m),
-                                               names.others(guid, device), strict=False):
-                    window = targets.get(key)
-                    if window is None:
-                        window = targets[key] = stored_window(key)
-                    into.append((window, other, apart))
-                group = groups[guid, device, minute] = [[], t, humidity, into]
+                group = self.groups[guid, device, minute] = [[], t, humidity, self._windows(guid, device, minute)]
             group[0].append(humidity)
             if (t, humidity) >= (group[1], group[2]):
                 group[1], group[2] = t, humidity
-        out.sources[str(source)] = newest
-        taken.append((offset, fresh))
-    if not taken:
-        return out
-    if any(window.offset >= taken[0][0] for window in targets.values()):
-        return _apply_one_by_one(taken, cutoff_m, cutoff_h, stored_window, out)
-    last = taken[-1][0]
-    for (guid, device, _minute), (values, t, humidity, into) in groups.items():
-        delta = Window(len(values), [], min(values), max(values))
-        for value in values:
-            exact_add(delta.partials, value)
-        out.stored += len(values)
-        out.pairs.add((guid, device))
-        for window, other, apart in into:
-            window.window.merge(delta)
-            window.offset = last
-            window.see(t, humidity, other, apart)
-    out.windows = targets
-    return out
+        out.sources[source] = newest
+        return fresh
+
+    def _windows(self, guid: str, device: str, minute: int) -> list:
+        """(window, the other name it records as newest, whether per name) of each window a minute goes to."""
+        into = []
+        for key, (other, apart) in zip(self.names.targets(guid, device, minute, self.cutoff_m),
+                                       self.names.others(guid, device), strict=False):
+            window = self.targets.get(key)
+            if window is None:
+                window = self.targets[key] = self.stored_window(key)
+            into.append((window, other, apart))
+        return into
+
+    def merge(self, last: int) -> None:
+        """Each sum into its windows, which then include the run through bundle offset ``last``."""
+        out = self.out
+        for (guid, device, _minute), (values, t, humidity, into) in self.groups.items():
+            delta = Window(len(values), [], min(values), max(values))
+            for value in values:
+                exact_add(delta.partials, value)
+            out.stored += len(values)
+            out.pairs.add((guid, device))
+            for window, other, apart in into:
+                window.window.merge(delta)
+                window.offset = last
+                window.see(t, humidity, other, apart)
 
 
 class _Names:

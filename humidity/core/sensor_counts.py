@@ -173,21 +173,38 @@ def count_sensors(
     stamped with ``epoch``. ``out.closed``: the rounds this closed, with the
     counts as of each (every round that added something, and the last).
     """
-    out = SensorOutcome(totals)
-    loaded: dict[str, dict | None] = {}
-    stored = totals.offset  # what the totals included when the stored entries were written
-    counted = stored  # what the totals include so far
+    counting = _Counting(totals, sensor_entry, epoch)
     for offset, message in messages:
-        replay = offset <= counted
+        counting.message(offset, message)
+    if through is not None:
+        totals.offset = max(totals.offset, through)
+    return counting.out
+
+
+class _Counting:
+    """One call of :func:`count_sensors`: the sensor entries it has loaded
+    (each judged once, as it loads) and changed."""
+
+    def __init__(self, totals: SensorTotals, sensor_entry: Callable[[str], dict | None], epoch: int) -> None:
+        self.totals, self.sensor_entry, self.epoch = totals, sensor_entry, epoch
+        self.out = SensorOutcome(totals)
+        self.loaded: dict[str, dict | None] = {}
+        self.stored = totals.offset  # what the totals included when the stored entries were written
+        self.counted = totals.offset  # what the totals include so far
+
+    def message(self, offset: int, message: dict) -> None:
+        totals = self.totals
+        replay = offset <= self.counted
         partition = message.get("p")
         if "end" in message:
             if not replay:
                 closing = totals.ends.end(partition, int(message["end"]), int(message.get("o", -1)))
                 if closing:
-                    out.closed += _close(totals, closing)
-                totals.offset = counted = offset
-            continue
+                    self.out.closed += _close(totals, closing)
+                totals.offset = self.counted = offset
+            return
         tagged = message.get("round")
+        adds = None
         if replay:  # re-record in the round it counted in, or the last closed one
             at = totals.ends.closed if tagged is None else max(int(tagged), totals.ends.closed)
         else:
@@ -196,37 +213,38 @@ def count_sensors(
             if partition is not None:
                 adds.inputs[partition] = max(int(message["o"]), adds.inputs.get(partition, -1))
         for guid, device in message["s"]:
-            if guid not in loaded:
-                loaded[guid] = _entry(sensor_entry(guid), stored)
-            entry = loaded[guid]
-            changed = False
-            if entry is None:
-                if not replay:
-                    adds.sensors += 1
-                entry = loaded[guid] = {"round": at, "first": offset, "devices": {}}
-                changed = True
-            elif not replay and entry["round"] > at:
-                totals.open[entry["round"]].sensors -= 1
-                adds.sensors += 1
-                entry["round"], changed = at, True
-            seen = entry["devices"].get(device)
-            if seen is None:
-                if not replay:
-                    adds.devices[device] = adds.devices.get(device, 0) + 1
-                entry["devices"][device], changed = [at, offset], True
-            elif not replay and seen[0] > at:
-                moved_from = totals.open[seen[0]].devices
-                moved_from[device] -= 1
-                adds.devices[device] = adds.devices.get(device, 0) + 1
-                entry["devices"][device], changed = [at, seen[1]], True
-            if changed:
-                entry["epoch"] = epoch
-                out.entries[guid] = entry
+            self.sighting(guid, device, at, offset, adds)
         if not replay:
-            totals.offset = counted = offset
-    if through is not None:
-        totals.offset = max(totals.offset, through)
-    return out
+            totals.offset = self.counted = offset
+
+    def sighting(self, guid: str, device: str, at: int, offset: int, adds: SensorCounts | None) -> None:
+        """One sighting in round ``at``; ``adds``: that round's counts, or None
+        for a redelivered message, which only re-records a lost entry."""
+        if guid not in self.loaded:
+            self.loaded[guid] = _entry(self.sensor_entry(guid), self.stored)
+        entry = self.loaded[guid]
+        changed = False
+        if entry is None:
+            if adds is not None:
+                adds.sensors += 1
+            entry = self.loaded[guid] = {"round": at, "first": offset, "devices": {}}
+            changed = True
+        elif adds is not None and entry["round"] > at:
+            self.totals.open[entry["round"]].sensors -= 1
+            adds.sensors += 1
+            entry["round"], changed = at, True
+        seen = entry["devices"].get(device)
+        if seen is None:
+            if adds is not None:
+                adds.devices[device] = adds.devices.get(device, 0) + 1
+            entry["devices"][device], changed = [at, offset], True
+        elif adds is not None and seen[0] > at:
+            self.totals.open[seen[0]].devices[device] -= 1
+            adds.devices[device] = adds.devices.get(device, 0) + 1
+            entry["devices"][device], changed = [at, seen[1]], True
+        if changed:
+            entry["epoch"] = self.epoch
+            self.out.entries[guid] = entry
 
 
 def _close(totals: SensorTotals, closing: list[int]) -> list[tuple[int, SensorCounts]]:

@@ -143,11 +143,7 @@ class AlarmsFlow:
                         gone.append(state)
                 return gone
 
-            def stored_device(guid: str) -> str | None:
-                doc = load_json(partition_get(states, work.partition, alarms.whereabouts_key(guid)))
-                return None if doc is None else doc["device"]
-
-            whereabouts = alarms.Whereabouts(stored_device)
+            whereabouts = alarms.Whereabouts(lambda guid: self._stored_device(work.partition, guid))
             out: list[dict] = []
             for offset, _key, value in rows:
                 out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall, whereabouts)
@@ -162,15 +158,25 @@ class AlarmsFlow:
                 if alarms.may_go_offline(state.seen_wall, state.active, state.current):
                     silence.file(key, state.seen_wall)
             self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
-        for alarm in map(alarms.identified, out):
+        self._announce(work.partition, out, bookkeeping)
+
+    def _announce(self, partition: int, events: list[dict], bookkeeping: AlarmPartition) -> None:
+        """The events to the alerts and the audit trail; the active alarms as
+        of a round closed now to the partials."""
+        for alarm in map(alarms.identified, events):
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
             self.topics.audit_intake.send_soon(key=alarm["alarm_id"].encode(), partition=0,
                                                value=orjson.dumps(audit.from_alarm_event(alarm)))
         if bookkeeping.closed_now is not None:
             # the active alarms once every reading of the round is applied: at least what the cut counts
-            self.topics.partials.send_soon(key=partial_key(ALARMS, work.partition).encode(), value=orjson.dumps(
+            self.topics.partials.send_soon(key=partial_key(ALARMS, partition).encode(), value=orjson.dumps(
                 {"round": bookkeeping.closed_now, "offset": bookkeeping.offset,
                  **alarms.shared_alarms(bookkeeping.active.values())}))
+
+    def _stored_device(self, partition: int, guid: str) -> str | None:
+        """The device a logger last reported for, as stored."""
+        doc = load_json(partition_get(self.tables.alarm_states, partition, alarms.whereabouts_key(guid)))
+        return None if doc is None else doc["device"]
 
     async def offline_ticks(self) -> None:
         """A tick into each owned alarm partition drives its OFFLINE check."""

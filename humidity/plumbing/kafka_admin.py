@@ -180,7 +180,6 @@ async def ensure_topics(
     While the broker cannot be reached it logs one line per RETRY_EVERY
     seconds and tries again, for as long as it takes.
     """
-    loop = asyncio.get_running_loop()
     while True:
         try:
             await check_credentials(bootstrap, client_kwargs or {})
@@ -192,49 +191,57 @@ async def ensure_topics(
             continue
         try:
             layouts = await topic_layouts(client, [s.name for s in specs])
-            for spec in specs:
-                layout = layouts.get(spec.name)
-                if layout is None:
-                    continue
-                if layout.partitions != spec.partitions:
-                    raise TopicMismatch(mismatch_message(spec.name, layout.partitions, spec.partitions,
-                                                         "HUMIDITY_PARTITIONS"))
-                if layout.replicas < replication:
-                    log.warning("topic %r has %d replica(s) but HUMIDITY_REPLICATION_FACTOR=%d: losing a broker "
-                                "can lose its data; raise it with kafka-reassign-partitions", spec.name,
-                                layout.replicas, replication)
-                if layout.max_message_bytes < MAX_MESSAGE_BYTES:
-                    log.warning("topic %r takes messages up to %d bytes, the service may send up to %d (large "
-                                "fleets); raise it with kafka-configs --alter --add-config max.message.bytes=%d",
-                                spec.name, layout.max_message_bytes, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
+            _check_layouts(specs, layouts, replication)
             missing = [s for s in specs if s.name not in layouts]
             if missing:
-                limits = {"min.insync.replicas": str(min_insync_replicas(replication)),
-                          "max.message.bytes": str(MAX_MESSAGE_BYTES)}
-                new = [NewTopic(s.name, s.partitions, replication, topic_configs={**limits, **s.config})
-                       for s in missing]
-                try:
-                    await client.create_topics(new, timeout_ms=15000)
-                except TopicAlreadyExistsError:
-                    pass  # another worker created it at the same moment
-                for s in missing:
-                    log.info("Created topic %r with %d partitions", s.name, s.partitions)
-                # A consumer that joins before new topics show in the metadata
-                # is assigned without them (Faust: "Ignoring missing topic"),
-                # and would wait for them until the next rebalance.
-                names = [s.name for s in missing]
-                ready_by = loop.time() + 30
-                while not await partitions_ready(client, names):
-                    if loop.time() > ready_by:
-                        log.warning("New topics are not in the metadata yet: %s", ", ".join(names))
-                        break
-                    await asyncio.sleep(0.2)
+                await _create(client, missing, replication)
             return
         except KafkaConnectionError as exc:
             log.warning("Kafka connection lost while creating topics (%s); retrying", exc)
             await asyncio.sleep(RETRY_EVERY)
         finally:
             await client.close()
+
+
+def _check_layouts(specs: list[TopicSpec], layouts: dict[str, Layout], replication: int) -> None:
+    """Raise TopicMismatch for another partition count; warn about fewer replicas or a lower size limit."""
+    for spec in specs:
+        layout = layouts.get(spec.name)
+        if layout is None:
+            continue
+        if layout.partitions != spec.partitions:
+            raise TopicMismatch(mismatch_message(spec.name, layout.partitions, spec.partitions, "HUMIDITY_PARTITIONS"))
+        if layout.replicas < replication:
+            log.warning("topic %r has %d replica(s) but HUMIDITY_REPLICATION_FACTOR=%d: losing a broker "
+                        "can lose its data; raise it with kafka-reassign-partitions", spec.name,
+                        layout.replicas, replication)
+        if layout.max_message_bytes < MAX_MESSAGE_BYTES:
+            log.warning("topic %r takes messages up to %d bytes, the service may send up to %d (large "
+                        "fleets); raise it with kafka-configs --alter --add-config max.message.bytes=%d",
+                        spec.name, layout.max_message_bytes, MAX_MESSAGE_BYTES, MAX_MESSAGE_BYTES)
+
+
+async def _create(client: AIOKafkaAdminClient, missing: list[TopicSpec], replication: int) -> None:
+    """Create the missing topics and wait until they are in the metadata: a
+    consumer that joins before new topics show there is assigned without
+    them (Faust: "Ignoring missing topic"), and would wait for them until
+    the next rebalance."""
+    limits = {"min.insync.replicas": str(min_insync_replicas(replication)), "max.message.bytes": str(MAX_MESSAGE_BYTES)}
+    new = [NewTopic(s.name, s.partitions, replication, topic_configs={**limits, **s.config}) for s in missing]
+    try:
+        await client.create_topics(new, timeout_ms=15000)
+    except TopicAlreadyExistsError:
+        pass  # another worker created it at the same moment
+    for s in missing:
+        log.info("Created topic %r with %d partitions", s.name, s.partitions)
+    names = [s.name for s in missing]
+    loop = asyncio.get_running_loop()
+    ready_by = loop.time() + 30
+    while not await partitions_ready(client, names):
+        if loop.time() > ready_by:
+            log.warning("New topics are not in the metadata yet: %s", ", ".join(names))
+            break
+        await asyncio.sleep(0.2)
 
 
 class KafkaOffsets:

@@ -189,27 +189,38 @@ async def _done(value):
 
 
 def register(app: HumidityApp, api: HistoryApi) -> None:
-    def error(view, status: int, message: str):
-        return view.json({"error": message}, status=status, headers=dict(API_HEADERS))
+    """The history API: windows over time, the devices and loggers now, and
+    what the workers ask each other (``/api/local/*``)."""
+    window_routes(app, api)
+    current_routes(app, api)
+    local_routes(app, api)
 
-    def parts_of(request) -> set[int]:
-        text = request.query.get("partitions", "")
-        return {int(p) for p in text.split(",") if p.isdigit()}
 
-    async def history_of(view, request, what: str, name: str, render):
-        """The windows asked for, as ``render(query, points)`` makes them, or the one-line error."""
-        try:
-            query = Range.parse(request.query.get("from"), request.query.get("to"),
-                                        request.query.get("step"))
-        except QueryError as exc:
-            return error(view, 400, str(exc))
-        try:
-            points = await api.windows(what, name, query)
-        except Incomplete:
-            return error(view, 503, MOVING)
-        if points is None:
-            return error(view, 404, UNKNOWN[what])
-        return render(query, points)
+def error(view, status: int, message: str):
+    return view.json({"error": message}, status=status, headers=dict(API_HEADERS))
+
+def parts_of(request) -> set[int]:
+    text = request.query.get("partitions", "")
+    return {int(p) for p in text.split(",") if p.isdigit()}
+
+async def history_of(api: HistoryApi, view, request, what: str, name: str, render):
+    """The windows asked for, as ``render(query, points)`` makes them, or the one-line error."""
+    try:
+        query = Range.parse(request.query.get("from"), request.query.get("to"),
+                                    request.query.get("step"))
+    except QueryError as exc:
+        return error(view, 400, str(exc))
+    try:
+        points = await api.windows(what, name, query)
+    except Incomplete:
+        return error(view, 503, MOVING)
+    if points is None:
+        return error(view, 404, UNKNOWN[what])
+    return render(query, points)
+
+
+def window_routes(app: HumidityApp, api: HistoryApi) -> None:
+    """A device's or a logger's windows over a time range, as JSON or CSV."""
 
     @app.page("/api/devices/{device}/history.csv")
     async def device_history_csv(self, request, device: str):
@@ -224,17 +235,21 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
                 **API_HEADERS, "Content-Type": "text/csv; charset=utf-8",
                 "Content-Disposition": 'attachment; filename="history.csv"'})
 
-        return await history_of(self, request, history.DEVICE, device, render)
+        return await history_of(api, self, request, history.DEVICE, device, render)
 
     @app.page("/api/devices/{device}/history")
     async def device_history(self, request, device: str):
-        return await history_of(self, request, history.DEVICE, device, lambda query, points: self.json(
+        return await history_of(api, self, request, history.DEVICE, device, lambda query, points: self.json(
             {"device": device, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS)))
 
     @app.page("/api/loggers/{guid}/history")
     async def logger_history(self, request, guid: str):
-        return await history_of(self, request, history.LOGGER, guid, lambda query, points: self.json(
+        return await history_of(api, self, request, history.LOGGER, guid, lambda query, points: self.json(
             {"guid": guid, "step_seconds": query.step, "points": points}, headers=dict(API_HEADERS)))
+
+
+def current_routes(app: HumidityApp, api: HistoryApi) -> None:
+    """The devices and the loggers now: their newest readings and last minute."""
 
     @app.page("/api/loggers/{guid}")
     async def logger(self, request, guid: str):
@@ -246,11 +261,6 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         if answer is None:
             return error(self, 404, UNKNOWN[history.LOGGER])
         return self.json(answer, headers=dict(API_HEADERS))
-
-    @app.page("/api/local/logger")
-    async def local_logger(self, request):
-        return self.json(api.flow.local_logger(parts_of(request), request.query.get("guid", ""), time.time()),
-                         headers=dict(API_HEADERS))
 
     @app.page("/api/devices")
     async def devices(self, request):
@@ -278,6 +288,15 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
         if not listed:
             return error(self, 404, UNKNOWN[history.DEVICE])
         return self.json({"time": history.iso(now), **listed[0]}, headers=dict(API_HEADERS))
+
+
+def local_routes(app: HumidityApp, api: HistoryApi) -> None:
+    """What one worker asks the others, for the partitions they own."""
+
+    @app.page("/api/local/logger")
+    async def local_logger(self, request):
+        return self.json(api.flow.local_logger(parts_of(request), request.query.get("guid", ""), time.time()),
+                         headers=dict(API_HEADERS))
 
     @app.page("/api/local/devices")
     async def local_devices(self, request):

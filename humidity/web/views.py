@@ -97,15 +97,26 @@ async def json_body(request) -> dict:
 
 def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor, acks_flow: AcksFlow,
              access: Access) -> None:
-    settings = app.settings
+    """Every route of the page and the API, by what it serves."""
     app.static_routes.append(("/static", STATIC_DIR))
+    summary_routes(app, publisher)
+    alarm_routes(app, publisher, acks_flow, access)
+    session_routes(app, access)
+    operations_routes(app, publisher, metrics, stalls)
 
-    def no_summary_yet(view):
-        """503 before the first summary: the service is starting or waiting for data."""
-        return view.json(
-            {"error": "no summary has been published yet", "retry_after_seconds": settings.interval},
-            status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(settings.interval)))},
-        )
+
+def no_summary_yet(view, interval: float):
+    """503 before the first summary: the service is starting or waiting for data."""
+    return view.json(
+        {"error": "no summary has been published yet", "retry_after_seconds": interval},
+        status=503, headers={**API_HEADERS, "Retry-After": str(max(1, round(interval)))},
+    )
+
+
+def summary_routes(app: HumidityApp, publisher: Publisher) -> None:
+    """The dashboard and the latest summary: whole, without its device lists, or its devices a page at a time."""
+    settings = app.settings
+    rows = SummaryRows(publisher)
 
     @app.page("/")
     async def dashboard(self, request):
@@ -115,25 +126,17 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
     async def api_summary(self, request):
         latest = publisher.latest
         if latest.raw is None or latest.summary is None:
-            return no_summary_yet(self)
+            return no_summary_yet(self, settings.interval)
         age = summary_age_seconds(latest.summary, datetime.now(UTC))
         return self.bytes(latest.raw, content_type="application/json",
                           headers={**API_HEADERS, "X-Summary-Age-Seconds": f"{age:.3f}"})
-
-    rows = SummaryRows(publisher)
-
-    if access.enabled:
-        @app.task
-        async def read_users() -> None:
-            """Report the users file (or what is wrong with it) when the worker starts."""
-            access.users()
 
     @app.page("/api/summary/totals")
     async def api_summary_totals(self, request):
         """The latest summary without its lists per device (``device_count``, ``outside_count`` instead);
         ``behind`` as of now, and the limit past which the page says so (``behind_limit_seconds``)."""
         if not rows.current():
-            return no_summary_yet(self)
+            return no_summary_yet(self, settings.interval)
         return self.json({**rows.brief, "behind": publisher.latest_behind().to_json(),
                           "behind_limit_seconds": settings.stall_seconds}, headers=dict(API_HEADERS))
 
@@ -146,17 +149,22 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
         except ListingError as exc:
             return self.json({"error": str(exc)}, status=400, headers=dict(API_HEADERS))
         if not rows.current():
-            return no_summary_yet(self)
+            return no_summary_yet(self, settings.interval)
         total, page = listing.apply(rows.rows, DEVICE_SORTS, keep)
         return self.json({"time": rows.brief["time"], "total": total, "offset": listing.offset,
                           "limit": listing.limit, "devices": page}, headers=dict(API_HEADERS))
+
+
+def alarm_routes(app: HumidityApp, publisher: Publisher, acks_flow: AcksFlow, access: Access) -> None:
+    """The active alarms, and an operator's acknowledgement."""
+    settings = app.settings
 
     @app.page("/api/alarms")
     async def api_alarms(self, request):
         """The active alarms of the latest summary, newest first."""
         latest = publisher.latest
         if latest.summary is None:
-            return no_summary_yet(self)
+            return no_summary_yet(self, settings.interval)
         listed = latest.summary.get("active_alarms", [])
         active = acks.with_acks(listed, acks_flow.entries)
         return self.json({"time": latest.summary["time"], "active_alarms": active,
@@ -188,6 +196,15 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
             acks_flow.request(command)
             return self.json({"id": alarm_id, "acknowledged_by": user.name, "acknowledged_at": command["at"],
                               "comment": comment}, status=202, headers=dict(API_HEADERS))
+
+
+def session_routes(app: HumidityApp, access: Access) -> None:
+    """The page's session: who is logged in, logging in and out."""
+    if access.enabled:
+        @app.task
+        async def read_users() -> None:
+            """Report the users file (or what is wrong with it) when the worker starts."""
+            access.users()
 
     @app.page("/api/session")
     async def api_session(self, request):
@@ -231,6 +248,11 @@ def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: S
             response = self.json({"user": None}, headers=dict(API_HEADERS))
             response.del_cookie(COOKIE, path="/")
             return response
+
+
+def operations_routes(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor) -> None:
+    """Health for the orchestrator, metrics for Prometheus."""
+    settings = app.settings
 
     @app.page("/health")
     async def api_health(self, request):
