@@ -14,7 +14,7 @@ run: venv kafka-jars ## set up, start Kafka if needed, run worker + simulator
 
 test: venv kafka-jars chromium ## set up, lint, start a throwaway broker, run the whole test suite
 	$(VENV)/bin/ruff check .
-	@scripts/test.sh $(PYTEST_ARGS)
+	@scripts/throwaway_kafka.sh scripts/suite.sh $(PYTEST_ARGS)
 
 lint: venv ## ruff, as `make test` runs it
 	$(VENV)/bin/ruff check .

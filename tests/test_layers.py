@@ -142,3 +142,22 @@ def main() -> None:
 
 if __name__ == "__main__":
     main()
+
+
+MODULE_LINES_MAX = 400
+FUNCTION_LINES_MAX = 60
+
+
+def test_no_module_over_400_lines_and_no_function_over_60():
+    """One concept per module, and functions short enough to read at once."""
+    too_long = []
+    for name, path in project_modules().items():
+        source = path.read_text()
+        if len(source.splitlines()) > MODULE_LINES_MAX:
+            too_long.append(f"{name}: {len(source.splitlines())} lines")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > FUNCTION_LINES_MAX:
+                    too_long.append(f"{name}.{node.name}: {lines} lines")
+    assert not too_long, too_long

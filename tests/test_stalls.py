@@ -89,6 +89,7 @@ def behind_samples(env, seconds: float, every: float = 0.5) -> list[float]:
 
 
 @pytest.mark.kafka
+@pytest.mark.alone
 def test_under_steady_load_the_cut_stays_within_two_intervals_of_the_input(kafka, tmp_path, workers):
     interval = 3.0
     env = helpers.service_env(tmp_path, HUMIDITY_INTERVAL=str(interval))
@@ -113,6 +114,7 @@ def test_under_steady_load_the_cut_stays_within_two_intervals_of_the_input(kafka
 
 
 @pytest.mark.kafka
+@pytest.mark.alone
 def test_a_paused_peer_holds_the_cut_back_on_the_other_worker_whose_health_stays_200(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path, HUMIDITY_INTERVAL="1.0", HUMIDITY_STALL_SECONDS="30")
     first, second, env2 = helpers.two_ready_workers(workers, env, tmp_path)
