@@ -17,6 +17,7 @@ from faust.web import drivers as web_drivers
 
 from humidity.core.logs import install as limit_repeated_log_lines
 from humidity.core.settings import Settings
+from humidity.plumbing import internals
 from humidity.plumbing.batching import Transport
 from humidity.plumbing.exit import end_process
 from humidity.plumbing.kafka_admin import (
@@ -75,7 +76,7 @@ class HumidityApp(faust.App):
         before the consumer joins; another partition count is fatal."""
         changelogs = [TopicSpec(table.changelog_topic.get_topic_name(), self.settings.partitions, CHANGELOG_CONFIG)
                       for table in self.tables.values()]
-        leader = TopicSpec(self._leader_assignor._leader_topic_name, 1)  # noqa: SLF001
+        leader = TopicSpec(internals.leader_topic_name(self), 1)
         return [*self.declared_topics, *changelogs, leader]
 
     async def ensure_topics(self) -> None:
@@ -88,6 +89,7 @@ class HumidityApp(faust.App):
         if self.producer_only or self.client_only:
             return
         limit_repeated_log_lines()
+        internals.check_pins()
         tune_garbage_collector()
         settings = self.settings
         try:

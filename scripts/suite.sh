@@ -7,7 +7,7 @@
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 python="$root/.venv/bin/python"
 workers="${TEST_WORKERS:-4}"
-"$python" -m pytest -n "$workers" --dist loadfile --durations=15 -m "not alone" "$@"
+"$python" -m pytest -n "$workers" --dist loadgroup --durations=15 -m "not alone" "$@"
 parallel=$?
 "$python" -m pytest --durations=15 -m alone "$@"
 alone=$?

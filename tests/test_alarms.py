@@ -145,7 +145,7 @@ def test_an_alarm_partition_applies_bundles_and_keeps_the_active_alarms():
                              loggers.whereabouts)
     events += partition.apply(1, bundle("g2", "CT 1", range(0, 70, 10), 50), loggers, list, CONFIG, T0,
                              loggers.whereabouts)
-    partition.settle(1, loggers.states.values(), epoch=3)
+    partition.finish_batch(1, loggers.states.values(), epoch=3)
     assert kinds(events) == [("HIGH", "raised")]
     assert list(partition.active) == [alarm_key("HIGH", "MRI 1", "g1")] and partition.offset == 1
     assert partition.recent == [[0, events[0]]]
@@ -159,7 +159,7 @@ def test_a_bundle_read_again_resends_its_events_and_applies_only_where_its_state
     partition, loggers = AlarmPartition(1), Loggers()
     first = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0,
                              loggers.whereabouts)
-    partition.settle(0, loggers.states.values(), epoch=1)
+    partition.finish_batch(0, loggers.states.values(), epoch=1)
     again = partition.apply(0, bundle("g1", "MRI 1", range(0, 70, 10), 64), loggers, list, CONFIG, T0,
                              loggers.whereabouts)
     assert again == first, "the events of a re-read bundle are sent again (their delivery may have been cut)"
@@ -178,7 +178,7 @@ def test_ticks_raise_offline_once_and_a_tick_read_again_only_resends_its_events(
     late = T0 + CONFIG.offline_timeout + 1
     events = partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late, loggers.whereabouts)
     assert kinds(events) == [("OFFLINE", "raised")]
-    partition.settle(1, [state], epoch=1)
+    partition.finish_batch(1, [state], epoch=1)
     assert partition.apply(1, {"tick": late}, loggers, lambda: [state], CONFIG, late, loggers.whereabouts) == events
     assert partition.apply(2, {"tick": late + 5}, loggers, lambda: [state], CONFIG, late + 5,
                            loggers.whereabouts) == []
@@ -209,7 +209,7 @@ class Partition:
             return [s for s in loggers.states.values() if is_silent(s, CONFIG, wall)]
 
         events = self.partition.apply(self.offset, message, loggers, silent, CONFIG, wall, loggers.whereabouts)
-        self.partition.settle(self.offset, loggers.states.values(), epoch=1)
+        self.partition.finish_batch(self.offset, loggers.states.values(), epoch=1)
         loggers.stored()
         return [(e["kind"], e["state"], e["device"]) for e in events]
 

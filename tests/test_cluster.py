@@ -7,7 +7,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("cluster")]  # one cluster, in one process
 
 
 def cluster_env(tmp_path):

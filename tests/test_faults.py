@@ -55,6 +55,7 @@ def _make(target):
                    env=os.environ.copy())
 
 
+@pytest.mark.alone  # stops the broker every other test uses
 def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     records = dataset(40_000, seed=41)

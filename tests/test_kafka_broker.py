@@ -56,6 +56,7 @@ def _make(target: str) -> None:
                    env=os.environ.copy())
 
 
+@pytest.mark.alone  # stops the broker every other test uses
 async def test_restart_keeps_messages_and_committed_offsets(kafka):
     topic, group = helpers.unique("restart"), helpers.unique("group")
     await helpers.create_topic(topic, 1)

@@ -54,10 +54,10 @@ async def test_settle_waits_boundedly_and_forget_drops_a_partition():
     pending = loop.create_future()
     progress.handled("p0", 9, [pending])
     loop.call_later(0.05, pending.set_result, "sent")
-    await progress.settle(["p0"], timeout=5)
+    await progress.wait_answered(["p0"], timeout=5)
     assert progress.committable("p0") == 10
     progress.handled("p0", 19, [loop.create_future()])
-    await asyncio.wait_for(progress.settle(["p0"], timeout=0.05), 1)  # never answered: gives up
+    await asyncio.wait_for(progress.wait_answered(["p0"], timeout=0.05), 1)  # never answered: gives up
     progress.forget(["p0"])
     assert progress.committable("p0") is None and progress.partitions() == []
 

@@ -8,7 +8,7 @@ import pytest
 from tests import helpers
 from tests.reference import dataset, expected_summary, matches
 
-pytestmark = pytest.mark.kafka
+pytestmark = [pytest.mark.kafka, pytest.mark.xdist_group("secured-broker")]  # one broker, in one process
 
 USER, PASSWORD = "hospital-svc", "s3cret-Pa55word-never-logged"
 KAFKA_SH = str(helpers.ROOT / "scripts" / "kafka.sh")

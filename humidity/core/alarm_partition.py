@@ -152,7 +152,7 @@ class AlarmPartition:
             if not devices:
                 del self.offline[state.guid]
 
-    def settle(self, through: int, states: Iterable[LoggerState], epoch: int) -> None:
+    def finish_batch(self, through: int, states: Iterable[LoggerState], epoch: int) -> None:
         """After a batch: include it up to ``through``, take the active alarms
         of the loggers it touched, stamp them with ``epoch``."""
         self.offset = max(self.offset, through)

@@ -98,34 +98,34 @@ class Chain:
     built: tuple | None = None
 
     def update(self, doc: dict) -> bool:
-        tagged, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
+        round_number, offset, epoch, since = int(doc["round"]), int(doc["offset"]), int(doc.get("epoch", 0)), \
             doc.get("since")
         if since is None:
-            if (epoch, tagged, offset) <= (self.epoch, self.tail, self.rounds[-1][1] if self.rounds else -1):
+            if (epoch, round_number, offset) <= (self.epoch, self.tail, self.rounds[-1][1] if self.rounds else -1):
                 return False  # a late base of a former owner, or one already taken
-            if tagged <= self.tail:  # a new owner closed these rounds again: its figures replace them
-                self._truncate(tagged)
-        elif epoch != self.epoch or int(since) != self.tail or tagged <= self.tail:
+            if round_number <= self.tail:  # a new owner closed these rounds again: its figures replace them
+                self._truncate(round_number)
+        elif epoch != self.epoch or int(since) != self.tail or round_number <= self.tail:
             return False  # does not continue the chain: wait for the next base
         devices = doc.get("devices", {})
         for name, value in devices.items():
-            self._set(name, tagged, _device_value(self.kind, value))
+            self._set(name, round_number, _device_value(self.kind, value))
         if since is None:  # a device the base does not list is not in the partition's figures
             for name in [d for d in self.devices if d not in devices]:
-                self._set(name, tagged, None)
-        self.rounds.append((tagged, offset, _header(self.kind, doc)))
-        self.epoch, self.tail = epoch, tagged
+                self._set(name, round_number, None)
+        self.rounds.append((round_number, offset, _header(self.kind, doc)))
+        self.epoch, self.tail = epoch, round_number
         if len(self.rounds) > HISTORY_MAX + HISTORY_MAX // 8:
             self.forget_before(self.rounds[-HISTORY_MAX][0])
         return True
 
-    def _truncate(self, tagged: int) -> None:
-        """Forget rounds ``tagged`` and later."""
+    def _truncate(self, round_number: int) -> None:
+        """Forget rounds ``round_number`` and later."""
         self.built = None
-        del self.rounds[bisect.bisect_left(self.rounds, tagged, key=lambda e: e[0]):]
+        del self.rounds[bisect.bisect_left(self.rounds, round_number, key=lambda e: e[0]):]
         for name in list(self.devices):
             entries = self.devices[name]
-            del entries[bisect.bisect_left(entries, tagged, key=lambda e: e[0]):]
+            del entries[bisect.bisect_left(entries, round_number, key=lambda e: e[0]):]
             if not entries:
                 del self.devices[name]
             if len(entries) < 2:
@@ -136,7 +136,7 @@ class Chain:
                 self.newest.pop(name, None)
         self.tail = self.rounds[-1][0] if self.rounds else -1
 
-    def _set(self, name: str, tagged: int, value) -> None:
+    def _set(self, name: str, round_number: int, value) -> None:
         entries = self.devices.get(name)
         if value is None:
             self.newest.pop(name, None)
@@ -144,22 +144,22 @@ class Chain:
             self.newest[name] = value
         if entries is None:
             if value is not None:
-                self.devices[name] = [(tagged, value)]
+                self.devices[name] = [(round_number, value)]
             return
-        entries.append((tagged, value))
+        entries.append((round_number, value))
         if self.rounds:  # what no cut can need goes as the device changes (forget_before trims the rest)
             _drop_before(entries, self.rounds[0][0])
         self.several.add(name)  # the new entry is after every round kept, so at least two remain
 
-    def head(self, tagged: int):
-        """(round, offset, figures without devices) of the last round taken at or before ``tagged``."""
-        at = bisect.bisect_right(self.rounds, tagged, key=lambda e: e[0])
+    def head(self, round_number: int):
+        """(round, offset, figures without devices) of the last round taken at or before ``round_number``."""
+        at = bisect.bisect_right(self.rounds, round_number, key=lambda e: e[0])
         return self.rounds[at - 1] if at else None
 
-    def figures(self, tagged: int):
-        """The figures as of round ``tagged`` with every device, or None if
+    def figures(self, round_number: int):
+        """The figures as of round ``round_number`` with every device, or None if
         they are not complete (a device count that disagrees)."""
-        head = self.head(tagged)
+        head = self.head(round_number)
         if head is None:
             return None
         at, _offset, header = head
@@ -184,11 +184,11 @@ class Chain:
                 devices[name] = value
         return devices
 
-    def forget_before(self, tagged: int) -> None:
-        """Drop what no later cut can need: rounds before ``tagged`` but the
+    def forget_before(self, round_number: int) -> None:
+        """Drop what no later cut can need: rounds before ``round_number`` but the
         last one at or before it; the entries of devices that did not change
         since (those that do are trimmed as they change) every TRIM_EVERY calls."""
-        _drop_before(self.rounds, tagged)
+        _drop_before(self.rounds, round_number)
         self.forgets += 1
         if not self.rounds or self.forgets % TRIM_EVERY:
             return
@@ -202,9 +202,9 @@ class Chain:
                     del self.devices[name]
 
 
-def _drop_before(entries: list, tagged: int) -> None:
-    """Drop the (round, ...) entries before the last one at or before round ``tagged``."""
-    keep = bisect.bisect_right(entries, tagged, key=lambda e: e[0]) - 1
+def _drop_before(entries: list, round_number: int) -> None:
+    """Drop the (round, ...) entries before the last one at or before round ``round_number``."""
+    keep = bisect.bisect_right(entries, round_number, key=lambda e: e[0]) - 1
     if keep > 0:
         del entries[:keep]
 
@@ -229,9 +229,9 @@ class Sharer:
         continues = self.shared is not None and doc.get("epoch") == self.epoch
         out = []
         if continues:
-            for tagged, delta in deltas:
+            for round_number, delta in deltas:
                 out.append({**delta, "since": self.shared})
-                self.shared = tagged
+                self.shared = round_number
         if not continues or last - self.base >= BASE_EVERY:
             out.append({**doc, "devices": every_device()})
             self.base = last
@@ -306,8 +306,8 @@ class PartialsBook:
         counted = chains[INGEST] + chains[SENSORS]
         newest = min(min(chain.tail for chain in counted), min(r for r, _o, _s in self.alarms.values()))
         candidates = sorted({e[0] for chain in counted for e in chain.rounds if e[0] <= newest}, reverse=True)
-        for tagged in candidates:
-            heads = {kind: [chain.head(tagged) for chain in chains[kind]] for kind in CUT_KINDS}
+        for round_number in candidates:
+            heads = {kind: [chain.head(round_number) for chain in chains[kind]] for kind in CUT_KINDS}
             if any(head is None for by_partition in heads.values() for head in by_partition):
                 return None  # older rounds lack a partition too
             ingest = {p: head[2] for p, head in enumerate(heads[INGEST])}
@@ -315,18 +315,19 @@ class PartialsBook:
                 return None  # older rounds are further below the floor
             if not all(_agree(head[2], ingest) for head in heads[SENSORS]):
                 continue
-            figures = {kind: {p: chain.figures(tagged) for p, chain in enumerate(chains[kind])} for kind in CUT_KINDS}
+            figures = {kind: {p: chain.figures(round_number) for p, chain in enumerate(chains[kind])}
+                       for kind in CUT_KINDS}
             if any(f is None for by_partition in figures.values() for f in by_partition.values()):
                 continue
-            return Cut(tagged, figures[INGEST], figures[SENSORS],
+            return Cut(round_number, figures[INGEST], figures[SENSORS],
                        {p: active for p, (_r, _o, active) in self.alarms.items()})
         return None
 
-    def forget_before(self, tagged: int) -> None:
+    def forget_before(self, round_number: int) -> None:
         """Drop what no later cut can need: figures of rounds before
-        ``tagged``, but the last one at or before it."""
+        ``round_number``, but the last one at or before it."""
         for chain in self.chains.values():
-            chain.forget_before(tagged)
+            chain.forget_before(round_number)
 
 
 def _agree(counts: SensorCounts, ingest: dict[int, IngestTotals]) -> bool:

@@ -73,21 +73,21 @@ class Ends:
     closed: int = -1
     marks: dict[int, list[list[int]]] = field(default_factory=dict)
 
-    def effective(self, tagged: int | None) -> int:
-        """The open round something tagged ``tagged`` belongs to: a closed
+    def effective(self, round_number: int | None) -> int:
+        """The open round something tagged with round ``round_number`` belongs to: a closed
         round never changes (a late message, e.g. of a paused former owner,
         goes to the first open one)."""
-        return self.closed + 1 if tagged is None else max(tagged, self.closed + 1)
+        return self.closed + 1 if round_number is None else max(round_number, self.closed + 1)
 
-    def end(self, partition: int, tagged: int, offset: int | None = None) -> list[int]:
-        """Input partition ``partition`` closed round ``tagged`` at input
+    def end(self, partition: int, round_number: int, offset: int | None = None) -> list[int]:
+        """Input partition ``partition`` closed round ``round_number`` at input
         ``offset`` (None: not tracked). Returns the rounds that close here now
         and that an end was marked in, ending with the newest (every round up
         to it closes); empty if none closes."""
-        if tagged > self.ends.get(partition, -1):
-            self.ends[partition] = tagged
+        if round_number > self.ends.get(partition, -1):
+            self.ends[partition] = round_number
             if offset is not None:
-                self.marks.setdefault(partition, []).append([tagged, offset])
+                self.marks.setdefault(partition, []).append([round_number, offset])
         newest = min(self.ends.get(p, -1) for p in range(self.partitions))
         if newest <= self.closed:
             return []
@@ -95,13 +95,13 @@ class Ends:
         self.closed = newest
         return [*sorted(marked), newest]
 
-    def covered(self, tagged: int) -> dict[int, int]:
+    def covered(self, round_number: int) -> dict[int, int]:
         """Per input partition, the offset of its newest end at or below
-        round ``tagged``: what everything counted as of ``tagged`` includes
+        round ``round_number``: what everything counted as of ``round_number`` includes
         (partitions without such an end left out)."""
         covered = {}
         for p, marks in self.marks.items():
-            at = [offset for r, offset in marks if r <= tagged]
+            at = [offset for r, offset in marks if r <= round_number]
             if at:
                 covered[p] = at[-1]
         return covered

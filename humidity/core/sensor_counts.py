@@ -75,8 +75,8 @@ class SensorTotals:
     def devices(self) -> dict[str, int]:
         return self.counts.devices
 
-    def in_round(self, tagged: int) -> SensorCounts:
-        return self.open.setdefault(tagged, SensorCounts())
+    def in_round(self, round_number: int) -> SensorCounts:
+        return self.open.setdefault(round_number, SensorCounts())
 
     def to_json(self) -> dict:
         return {**self.header_json(), "devices": dict(self.counts.devices)}
@@ -203,12 +203,12 @@ class _Counting:
                     self.out.closed += _close(totals, closing)
                 totals.offset = self.counted = offset
             return
-        tagged = message.get("round")
+        round_number = message.get("round")
         adds = None
         if replay:  # re-record in the round it counted in, or the last closed one
-            at = totals.ends.closed if tagged is None else max(int(tagged), totals.ends.closed)
+            at = totals.ends.closed if round_number is None else max(int(round_number), totals.ends.closed)
         else:
-            at = totals.ends.effective(None if tagged is None else int(tagged))
+            at = totals.ends.effective(None if round_number is None else int(round_number))
             adds = totals.in_round(at)
             if partition is not None:
                 adds.inputs[partition] = max(int(message["o"]), adds.inputs.get(partition, -1))
@@ -256,9 +256,9 @@ def _close(totals: SensorTotals, closing: list[int]) -> list[tuple[int, SensorCo
     closed = closing[-1]
     counts = totals.counts
     snapshots = []
-    for tagged in sorted({r for r in totals.open if r <= closed}.union(closing)):
+    for round_number in sorted({r for r in totals.open if r <= closed}.union(closing)):
         changed = {}
-        adds = totals.open.pop(tagged, None)
+        adds = totals.open.pop(round_number, None)
         if adds is not None:
             counts.sensors += adds.sensors
             for partition, offset in adds.inputs.items():
@@ -267,7 +267,7 @@ def _close(totals: SensorTotals, closing: list[int]) -> list[tuple[int, SensorCo
                 if device not in totals.unsaved:
                     totals.unsaved[device] = counts.devices.get(device)
                 changed[device] = counts.devices[device] = counts.devices.get(device, 0) + n
-        snapshots.append((tagged, SensorCounts(counts.sensors, changed, dict(counts.inputs),
-                                               totals.ends.covered(tagged), len(counts.devices))))
+        snapshots.append((round_number, SensorCounts(counts.sensors, changed, dict(counts.inputs),
+                                               totals.ends.covered(round_number), len(counts.devices))))
     totals.ends.forget_closed()
     return snapshots

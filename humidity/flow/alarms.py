@@ -22,12 +22,12 @@ from humidity.core.partials import ALARMS, partial_key
 from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
 from humidity.declare.topics import Topics
+from humidity.plumbing.assignment import owned_partitions
 from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import (
     GenerationCache,
     PartitionWork,
     load_json,
-    owned_partitions,
     per_batch,
     resume_from,
 )
@@ -148,7 +148,7 @@ class AlarmsFlow:
             for offset, _key, value in rows:
                 out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall, whereabouts)
             epoch = work.epoch(bookkeeping.epoch)
-            bookkeeping.settle(work.through, [loaded[key] for key in changed], epoch)
+            bookkeeping.finish_batch(work.through, [loaded[key] for key in changed], epoch)
             for key in changed:
                 states[key] = orjson.dumps(loaded[key].to_json())
             for guid, device in whereabouts.moved.items():

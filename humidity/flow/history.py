@@ -24,12 +24,12 @@ from humidity.core import history
 from humidity.core.history_query import last_full_minute
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
+from humidity.plumbing.assignment import owned_partitions
 from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import (
     GenerationCache,
     PartitionWork,
     load_json,
-    owned_partitions,
     per_batch,
     resume_from,
 )

@@ -24,6 +24,7 @@ to every sightings and alarm partition.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import orjson
@@ -36,6 +37,7 @@ from humidity.core.readings import dead_letter
 from humidity.core.rounds import first_round, round_length, round_of
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
+from humidity.plumbing.assignment import owned_partitions
 from humidity.plumbing.kafka_admin import key_partition
 from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from, resumed_at
@@ -49,6 +51,20 @@ DEVICE_PARTITIONS_MAX = 100_000
 KNOWN_SIGHTINGS_MAX = 100_000
 
 
+@dataclass
+class InputPartition:
+    """What this worker keeps in memory of an input partition it owns, for one generation."""
+
+    totals: aggregate.IngestTotals
+    #: The offset through which the partition's forwards are queued (an end mark claims no more).
+    sent: int
+    #: The round its batches are tagged with now (None until the first batch or idle close).
+    open_round: int | None = None
+    #: Devices whose figures changed since the last partial.
+    changed: set[str] = field(default_factory=set)
+    sharer: Sharer = field(default_factory=Sharer)
+
+
 class IngestFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables, metrics: Metrics) -> None:
         self.app, self.settings, self.topics, self.tables, self.metrics = app, app.settings, topics, tables, metrics
@@ -58,11 +74,10 @@ class IngestFlow:
         self.known_sightings = GenerationCache()
         #: device name -> its history partition (Kafka's key hash is slow in Python).
         self.device_partitions: dict[str, int] = {}
-        #: Each owned partition's round and parsed totals: partition ->
-        #: {"open": round, "totals": IngestTotals}. While it owns a partition
-        #: this worker is the only writer of its totals, so they are parsed
-        #: once per generation, not per batch and round (they list every device).
-        self.owned = GenerationCache()
+        #: Each owned partition's :class:`InputPartition`. While it owns a
+        #: partition this worker is the only writer of its totals, so they are
+        #: parsed once per generation, not per batch and round (they list every device).
+        self.input_partitions = GenerationCache(self._load)
         batched(app).resume_at[topics.input.get_topic_name()] = resume_from(tables.ingest_totals)
         self.agent = app.agent(topics.input, name="ingest")(self.run)
         app.timer(self.round_length / 2)(self.close_idle_rounds)
@@ -74,11 +89,12 @@ class IngestFlow:
     def ingest_partition(self, work: PartitionWork) -> None:
         tables = self.tables
         with work.current():
-            totals = self._totals(work.partition, work.generation)
+            held = self.input_partitions.for_partition(work.partition, work.generation)
+            totals = held.totals
             rows = work.follow(totals.offset)
             if rows is None:
                 return
-            tagged = self._round_for(work.partition, work.generation, totals)
+            current_round = self._round_for(work.partition, held)
             known = self.known_sightings.for_partition(work.partition, work.generation)
 
             def sighting_offset(key: str) -> int | None:
@@ -91,7 +107,7 @@ class IngestFlow:
 
             before = (totals.valid, totals.invalid)
             totals.epoch = work.epoch(totals.epoch)
-            totals.last_round = tagged
+            totals.last_round = current_round
             outcome = aggregate.ingest(totals, [(offset, value) for offset, _key, value in rows],
                                        sighting_offset, through=work.through)
             if len(known) + len(outcome.new_sightings) > KNOWN_SIGHTINGS_MAX:
@@ -101,11 +117,10 @@ class IngestFlow:
                 known[key] = offset
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.ingest_totals[key] = value
-            state = self.owned.for_partition(work.partition, work.generation)
-            state["changed"].update(totals.unsaved)
-            state["sent"] = totals.offset  # queued before any end mark that follows
+            held.changed.update(totals.unsaved)
+            held.sent = totals.offset  # queued before any end mark that follows
             totals.unsaved.clear()
-        source = {"p": work.partition, "round": tagged, "o": totals.offset}
+        source = {"p": work.partition, "round": current_round, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)
         rows = [[r.guid, r.device, r.event_time.timestamp(), r.humidity, offset] for offset, r in outcome.readings]
         self.forward_for_alarms(source, rows)
@@ -158,38 +173,34 @@ class IngestFlow:
 
     # -- rounds
 
-    def _totals(self, partition: int, generation) -> aggregate.IngestTotals:
-        state = self.owned.for_partition(partition, generation)
-        if "totals" not in state:
-            state["changed"] = set()  # devices whose figures changed since the last partial
-            state["sharer"] = Sharer()
-            table = self.tables.ingest_totals
-            entries = aggregate.device_entries(
-                partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
-            totals = state["totals"] = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))),
-                                                                          entries)
-            resumed = resumed_at(self.app, self.settings.input_topic, partition)
-            state["sent"] = totals.offset if resumed is None else min(totals.offset, resumed - 1)
-        return state["totals"]
+    def _load(self, partition: int) -> InputPartition:
+        """An input partition as this worker takes it over: its stored totals,
+        and the offset through which its forwards are known to be sent."""
+        table = self.tables.ingest_totals
+        entries = aggregate.device_entries(
+            partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+        totals = aggregate.IngestTotals.from_stored(load_json(table.get(str(partition))), entries)
+        resumed = resumed_at(self.app, self.settings.input_topic, partition)
+        return InputPartition(totals, totals.offset if resumed is None else min(totals.offset, resumed - 1))
 
-    def _round_for(self, partition: int, generation, totals: aggregate.IngestTotals) -> int:
+    def _round_for(self, partition: int, held: InputPartition) -> int:
         """The round a batch of ``partition`` belongs to, closing the one before if it ended."""
-        state = self.owned.for_partition(partition, generation)
         now = time.time()
-        if "open" not in state:
-            state["open"] = first_round(now, self.round_length, totals.last_round)
+        if held.open_round is None:
+            held.open_round = first_round(now, self.round_length, held.totals.last_round)
         clock = round_of(now, self.round_length)
-        if clock > state["open"]:
-            self._close(partition, state["open"], totals, state)
-            state["open"] = clock
-        return state["open"]
+        if clock > held.open_round:
+            self._close(partition, held.open_round, held)
+            held.open_round = clock
+        return held.open_round
 
-    def _close(self, partition: int, tagged: int, totals: aggregate.IngestTotals, state: dict) -> None:
-        """The partition's figures as of round ``tagged``, and its end on
+    def _close(self, partition: int, closing: int, held: InputPartition) -> None:
+        """The partition's figures as of round ``closing``, and its end on
         every second-hop partition. The end claims only the offsets whose
         forwards are in the log before it: a new owner's first batches may
         repeat forwards that its predecessor's crash lost."""
-        end = orjson.dumps({"p": partition, "end": tagged, "o": min(totals.offset, state["sent"])})
+        totals = held.totals
+        end = orjson.dumps({"p": partition, "end": closing, "o": min(totals.offset, held.sent)})
         for target in range(self.settings.partitions):
             self.topics.sightings.send_soon(key=b"e", value=end, partition=target)
             self.topics.alarm_readings.send_soon(key=b"e", value=end, partition=target)
@@ -198,19 +209,13 @@ class IngestFlow:
         def figures(names) -> dict:
             return {d: [devices[d].partials, devices[d].count] for d in names}
 
-        changed = state["changed"]
-        share = {**totals.header_json(), "round": tagged, "devices": figures(changed)}
-        for doc in state["sharer"].docs([(tagged, share)], lambda: figures(devices)):
+        share = {**totals.header_json(), "round": closing, "devices": figures(held.changed)}
+        for doc in held.sharer.docs([(closing, share)], lambda: figures(devices)):
             self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(), value=orjson.dumps(doc))
-        changed.clear()
+        held.changed.clear()
 
     async def close_idle_rounds(self) -> None:
         """Close the rounds of owned partitions that had no batch since they ended."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return
-        topic = self.topics.input.get_topic_name()
-        generation = app.consumer_generation_id
-        for tp in app.assignor.assigned_actives():
-            if tp.topic == topic:
-                self._round_for(tp.partition, generation, self._totals(tp.partition, generation))
+        generation = self.app.consumer_generation_id
+        for partition in owned_partitions(self.app, self.topics.input.get_topic_name()):
+            self._round_for(partition, self.input_partitions.for_partition(partition, generation))

@@ -12,6 +12,8 @@ whose counts it changed.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import orjson
 
 from humidity.application import HumidityApp
@@ -41,13 +43,21 @@ def sightings_message(key: bytes | None, value: bytes | None) -> dict | None:
     return {"s": [[key.decode("utf-8", "replace"), value.decode("utf-8", "replace")]]}
 
 
+@dataclass
+class SightingsPartition:
+    """What this worker keeps in memory of a sightings partition it owns, for one generation."""
+
+    totals: SensorTotals
+    sharer: Sharer = field(default_factory=Sharer)
+
+
 class SensorsFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables) -> None:
         self.partitions, self.topics, self.tables = app.settings.partitions, topics, tables
-        #: Each owned partition's parsed totals and what it last shared: the
-        #: only writer of a partition's totals while it owns it, a worker
-        #: parses them once per generation, not per batch.
-        self.owned = GenerationCache()
+        #: Each owned partition's :class:`SightingsPartition`: the only writer
+        #: of a partition's totals while it owns it, a worker parses them once
+        #: per generation, not per batch.
+        self.sightings_partitions = GenerationCache(self._load)
         batched(app).resume_at[topics.sightings.get_topic_name()] = resume_from(tables.sensor_totals)
         self.agent = app.agent(topics.sightings, name="count_sensors")(self.run)
 
@@ -58,20 +68,18 @@ class SensorsFlow:
         # per batch), and every summary waits for its counts.
         await per_batch(stream, self.count_partition, backpressure=False)
 
-    def _totals(self, partition: int, state: dict) -> SensorTotals:
-        if "totals" not in state:
-            table = self.tables.sensor_totals
-            entries = aggregate.device_entries(
-                partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
-            state["totals"] = SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
-                                                                 self.partitions)
-        return state["totals"]
+    def _load(self, partition: int) -> SightingsPartition:
+        table = self.tables.sensor_totals
+        entries = aggregate.device_entries(
+            partition, partition_range(table, partition, aggregate.device_entry_prefix(partition)))
+        return SightingsPartition(SensorTotals.from_stored(load_json(table.get(str(partition))), entries,
+                                                           self.partitions))
 
     def count_partition(self, work: PartitionWork) -> None:
         tables = self.tables
-        state = self.owned.for_partition(work.partition, work.generation)
+        held = self.sightings_partitions.for_partition(work.partition, work.generation)
         with work.current():
-            totals = self._totals(work.partition, state)
+            totals = held.totals
             rows = work.follow(totals.offset)
             if rows is None:
                 return
@@ -88,16 +96,16 @@ class SensorsFlow:
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.sensor_totals[key] = value
             totals.unsaved.clear()
-        self.share(work.partition, totals, outcome.closed, state)
+        self.share(work.partition, held, outcome.closed)
 
-    def share(self, partition: int, totals: SensorTotals, closed: list, state: dict) -> None:
+    def share(self, partition: int, held: SightingsPartition, closed: list) -> None:
         """The counts as of each round closed, as deltas of the devices they
         changed, or every device (:class:`humidity.core.partials.Sharer`)."""
         if not closed:
             return
         key = partial_key(SENSORS, partition).encode()
-        sharer = state.setdefault("sharer", Sharer())
-        shares = [(tagged, {"round": tagged, "offset": totals.offset, "epoch": totals.epoch, **counts.to_json()})
-                  for tagged, counts in closed]
-        for doc in sharer.docs(shares, lambda: dict(totals.counts.devices)):
+        totals = held.totals
+        shares = [(closed_round, {"round": closed_round, "offset": totals.offset, "epoch": totals.epoch,
+                                  **counts.to_json()}) for closed_round, counts in closed]
+        for doc in held.sharer.docs(shares, lambda: dict(totals.counts.devices)):
             self.topics.partials.send_soon(key=key, value=orjson.dumps(doc))

@@ -28,6 +28,7 @@ from humidity.application import HumidityApp
 from humidity.core.cluster_changes import leadership_changes
 from humidity.core.stalls import AGENTS, Feed, Reader, StallWatch
 from humidity.declare.metrics import Metrics
+from humidity.plumbing.assignment import owned
 from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
 from humidity.plumbing.record_batches import batched
 
@@ -65,12 +66,8 @@ class StallMonitor:
     def _agents(self) -> Reader:
         """The partitions the agents own; none while they are being assigned or
         restored: they cannot progress yet, and their wait starts afterwards."""
-        app = self.app
-        if app.rebalancing or not app.tables.recovery.completed.is_set():
-            return Reader(AGENTS, ())
-        read = batched(app).topics  # what the agents read (Faust's own topics are active too)
-        owned = sorted((tp.topic, tp.partition) for tp in app.assignor.assigned_actives() if tp.topic in read)
-        return Reader(AGENTS, tuple(owned), group=self.app.settings.app_id)
+        # what the agents read (Faust's own topics are active too)
+        return Reader(AGENTS, tuple(owned(self.app, batched(self.app).topics)), group=self.app.settings.app_id)
 
     async def _progress(self, readers: list[Reader]) -> dict[Feed, tuple[int, int]]:
         """Each feed's ``(end offset, how far its reader has got)``."""

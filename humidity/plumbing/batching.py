@@ -36,6 +36,8 @@ from aiokafka.errors import ConsumerStoppedError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 from mode import Service
 
+from humidity.plumbing import internals
+from humidity.plumbing.assignment import settled
 from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.producer import Producer
 from humidity.plumbing.progress import NotDelivered, Progress
@@ -69,19 +71,17 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
 
     def _create_worker_consumer(self, transport):
         consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # noqa: SLF001 - Faust passes a fixed 1,500
-        # Faust reads committed data only inside its own transactions; an
-        # upstream's aborted records must never count (read before start()).
-        consumer._isolation_level = "read_committed"  # noqa: SLF001
+        # an upstream's aborted records must never count
+        internals.tune_consumer(consumer, FETCH_MAX_WAIT_MS)
         return consumer
 
     async def _fetch_records(self, consumer, active_partitions, timeout=None, max_records=None):
         if not self.consumer.flow_active:
             return {}
-        fetcher = consumer._fetcher  # noqa: SLF001 - as Faust's own implementation
-        if consumer._closed or fetcher._closed:  # noqa: SLF001
+        fetcher = internals.fetcher_of(consumer)
+        if fetcher is None:
             raise ConsumerStoppedError()
-        subscriptions = fetcher._subscriptions  # noqa: SLF001
+        subscriptions = internals.subscriptions_of(fetcher)
         deadline = time.monotonic() + (timeout or 0.0)
         with subscriptions.fetch_context():
             while True:
@@ -100,9 +100,9 @@ class BatchingConsumerThread(aiokafka_driver.AIOKafkaConsumerThread):
                 if records or remaining <= 0:
                     self.consumer.fetched(records)
                     return records
-                waiter = fetcher._create_fetch_waiter()  # noqa: SLF001
+                waiter = internals.fetch_waiter(fetcher)
                 done, pending = await asyncio.wait([waiter], timeout=remaining)
-                if not done or fetcher._closed:  # noqa: SLF001
+                if not done or internals.is_closed(fetcher):
                     for fut in pending:
                         fut.cancel()
                     return {}
@@ -165,7 +165,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         super().__init__(*args, **kwargs)
         self.batched = batched(self.app)
         self.progress = Progress()
-        self._read_offset = _ReadOffsets(self.batched.topics)
+        internals.replace_read_offsets(self, _ReadOffsets(self.batched.topics))
         self.deleted_before: dict = {}  # tp -> first offset left by retention, see rewind()
         self._rewinds: dict = {}  # tp -> (generation, offset, when)
         self._fetched_through: dict = {}  # tp -> last offset fetched in this generation
@@ -205,8 +205,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     def _new_offset(self, tp):
         if tp.topic not in self.batched.topics:
             return super()._new_offset(tp)
-        for bookkeeping in (self._acked, self._acked_index, self._gap):
-            bookkeeping.pop(tp, None)
+        internals.forget_acks(self, tp)
         try:
             return self.progress.committable(tp)
         except NotDelivered as exc:
@@ -223,10 +222,10 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         committable = {tp: offset for tp, offset in offsets.items() if tp in self.assignment()}
         if not committable:
             return False
-        did_commit = await self._commit(committable)
+        did_commit = await internals.commit(self, committable)
         if did_commit:
             self.app.tables.on_commit(committable)
-        self._committed_offset.update(committable)
+        internals.record_committed(self, committable)
         self.app.monitor.on_tp_commit(committable)
         return did_commit
 
@@ -236,12 +235,12 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                    if topics is None or tp in topics or tp.topic in topics)
         return iter(tps)
 
-    async def _commit_settled(self, tps) -> None:
+    async def _commit_answered(self, tps) -> None:
         """Commit what became durable of ``tps`` after waiting briefly for it."""
         tps = [tp for tp in tps if tp.topic in self.batched.topics]
         if not tps:
             return
-        await self.progress.settle(tps, SETTLE_TIMEOUT)
+        await self.progress.wait_answered(tps, SETTLE_TIMEOUT)
         offsets = {}
         for tp in tps:
             offset = self._new_offset(tp)
@@ -249,7 +248,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
                 offsets[tp] = offset
         if offsets:
             try:
-                await self._commit(offsets)
+                await internals.commit(self, offsets)
             except Exception as exc:  # noqa: BLE001 - the next owner re-reads from the last commit
                 log.info("Final commit of %d partition(s) not made (%s)", len(offsets), exc)
 
@@ -258,7 +257,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
     async def on_partitions_revoked(self, revoked) -> None:
         await super().on_partitions_revoked(revoked)  # the agents finish their batches first
         if not self.app.should_stop:
-            await self._commit_settled(revoked)
+            await self._commit_answered(revoked)
         self.progress.forget(revoked)
 
     async def on_partitions_assigned(self, assigned, generation_id: int = 0) -> None:
@@ -275,7 +274,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
         may be queued: reading it again then would only fetch it twice.)"""
         while not self.should_stop:
             await self.sleep(BEHIND_FOR / 4)
-            if self.app.rebalancing or not self.app.tables.recovery.completed.is_set():
+            if not settled(self.app):
                 continue
             now = time.monotonic()
             for tp, fetched in list(self._fetched_through.items()):
@@ -292,7 +291,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
 
     async def on_stop(self) -> None:
         await super().on_stop()  # the agents finish; what is durable is committed
-        await self._commit_settled(self.progress.partitions())
+        await self._commit_answered(self.progress.partitions())
 
     async def perform_seek(self) -> None:
         """Seek to the committed offsets, then back to the state's next offset

@@ -88,7 +88,7 @@ class Progress:
             self._pending.pop(tp, None)
             self._durable.pop(tp, None)
 
-    async def settle(self, tps: Iterable[Hashable], timeout: float, poll: float = 0.01) -> None:
+    async def wait_answered(self, tps: Iterable[Hashable], timeout: float, poll: float = 0.01) -> None:
         """Wait (at most ``timeout`` s) until everything produced for ``tps`` is answered."""
         batches = [batch for tp in tps for batch in self._pending.get(tp, ())]
         deadline = time.monotonic() + timeout

@@ -14,6 +14,8 @@ import weakref
 
 from aiokafka.structs import ConsumerRecord
 
+from humidity.plumbing import internals
+
 #: Batches (up to 1 MiB each) a worker buffers per batched topic.
 BATCHES_BUFFERED = 8
 
@@ -106,11 +108,7 @@ def hand_out_as_read(fetcher, topics: set) -> None:
     batch reader yields them: aiokafka otherwise makes a ConsumerRecord of
     every record, in the consumer thread and under the interpreter lock the
     agents need, only for :func:`batch_record` to take three fields of it."""
-    for tp, fetched in fetcher._records.items():  # noqa: SLF001 - as aiokafka's own fetched_records
-        if tp.topic in topics:
-            partition_records = getattr(fetched, "_partition_records", None)  # None: drained, or an error
-            if partition_records is not None:
-                partition_records._consumer_record = _as_read  # noqa: SLF001 - looked up per record
+    internals.hand_out_raw_records(fetcher, topics, _as_read)
 
 
 def _as_read(_tp, record):

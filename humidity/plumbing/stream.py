@@ -79,14 +79,6 @@ class GenerationCache:
         self.partitions[partition] = state
 
 
-def owned_partitions(app, topic: str) -> list[int]:
-    """The partitions of ``topic`` this worker owns now: none while it
-    rebalances or recovers its tables."""
-    if app.rebalancing or not app.tables.recovery.completed.is_set():
-        return []
-    return sorted(tp.partition for tp in app.assignor.assigned_actives() if tp.topic == topic)
-
-
 class PartitionWork:
     """The batch events of one partition that a handler works on."""
 

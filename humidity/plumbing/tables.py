@@ -11,7 +11,7 @@ import faust
 import rocksdict
 
 from humidity.core.ownership import epoch_of, newest_rows
-from humidity.plumbing import changelogs
+from humidity.plumbing import changelogs, internals
 from humidity.plumbing.record_batches import batched, changelog_batches
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ def _write(store, partition: int, rows: list[tuple[bytes, bytes | None]]) -> Non
             batch.delete(key)
         else:
             batch.put(key, value)
-    store._db_for_partition(partition).write(batch)  # noqa: SLF001
+    internals.partition_db(store, partition).write(batch)
 
 
 def _raw(data: bytes | str) -> bytes:
@@ -179,7 +179,7 @@ def partition_items(table, partition: int):
     needs one partition, so this reads that partition's RocksDB directly.
     """
     store = table.data
-    return store._visible_items(store._db_for_partition(partition))  # noqa: SLF001
+    return internals.visible_items(store, internals.partition_db(store, partition))
 
 
 def partition_get(table, partition: int, key: bytes | str) -> bytes | None:
@@ -190,20 +190,20 @@ def partition_get(table, partition: int, key: bytes | str) -> bytes | None:
     wrote (:func:`humidity.plumbing.changelogs.written`)."""
     key = _raw(key)
     value = changelogs.written(table, partition, key)
-    return table.data._db_for_partition(partition).get(key) if value is changelogs.UNWRITTEN else value  # noqa: SLF001
+    return internals.partition_db(table.data, partition).get(key) if value is changelogs.UNWRITTEN else value
 
 
 def partition_is_empty(table, partition: int) -> bool:
     """Whether one partition's RocksDB holds no key at all (not even Faust's
     record of the changelog offset it includes)."""
-    return next(iter(table.data._db_for_partition(partition).keys()), None) is None  # noqa: SLF001
+    return next(iter(internals.partition_db(table.data, partition).keys()), None) is None
 
 
 def partition_range(table, partition: int, start: bytes, stop: bytes | None = None, reverse: bool = False):
     """(key, value) bytes of one partition with ``start <= key < stop``, in key
     order; without ``stop``, the keys that begin with ``start`` (with
     ``reverse``, those keys from the last one down)."""
-    db = table.data._db_for_partition(partition)  # noqa: SLF001
+    db = internals.partition_db(table.data, partition)
     if reverse:
         for key, value in db.items(backwards=True, from_key=start + b"\xff"):
             if not key.startswith(start):

@@ -36,11 +36,11 @@ from humidity.core.listing import Listing, ListingError
 from humidity.flow.history import HistoryFlow
 from humidity.flow.publisher import Publisher
 from humidity.plumbing.kafka_admin import key_partition
+from humidity.web.responses import API_HEADERS, error
 
-API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 MOVING = "history partitions are moving between workers; retry shortly"
 #: How ``/api/devices`` sorts (devices without a figure go last).
-DEVICE_SORTS = {
+DEVICE_LIST_SORTS = {
     "device": lambda d: d["device"],
     "now": lambda d: d["latest"]["humidity"] if d["latest"] else None,
     "alarms": lambda d: d["active_alarms"],
@@ -196,18 +196,16 @@ def register(app: HumidityApp, api: HistoryApi) -> None:
     local_routes(app, api)
 
 
-def error(view, status: int, message: str):
-    return view.json({"error": message}, status=status, headers=dict(API_HEADERS))
-
 def parts_of(request) -> set[int]:
+    """The partitions another worker asks this one about."""
     text = request.query.get("partitions", "")
     return {int(p) for p in text.split(",") if p.isdigit()}
+
 
 async def history_of(api: HistoryApi, view, request, what: str, name: str, render):
     """The windows asked for, as ``render(query, points)`` makes them, or the one-line error."""
     try:
-        query = Range.parse(request.query.get("from"), request.query.get("to"),
-                                    request.query.get("step"))
+        query = Range.parse(request.query.get("from"), request.query.get("to"), request.query.get("step"))
     except QueryError as exc:
         return error(view, 400, str(exc))
     try:
@@ -266,7 +264,7 @@ def current_routes(app: HumidityApp, api: HistoryApi) -> None:
     async def devices(self, request):
         """Every device (by name), or with ``q``, ``sort``, ``order``, ``offset``, ``limit`` a page of them."""
         try:
-            listing = Listing.parse(request.query, tuple(DEVICE_SORTS), "device", default_limit=None)
+            listing = Listing.parse(request.query, tuple(DEVICE_LIST_SORTS), "device", default_limit=None)
         except ListingError as exc:
             return error(self, 400, str(exc))
         now = time.time()
@@ -274,7 +272,7 @@ def current_routes(app: HumidityApp, api: HistoryApi) -> None:
             listed = await api.devices(now)
         except Incomplete:
             return error(self, 503, MOVING)
-        total, page = listing.apply(listed, DEVICE_SORTS)
+        total, page = listing.apply(listed, DEVICE_LIST_SORTS)
         return self.json({"time": history.iso(now), "total": total, "devices": page}, headers=dict(API_HEADERS))
 
     @app.page("/api/devices/{device}")
