@@ -36,6 +36,32 @@ def bootstrap() -> str:
     return os.environ.get("HUMIDITY_TEST_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port()}"
 
 
+class OwnBroker:
+    """A broker of one test's own (its port and data directory), for a test
+    that stops and starts it while the others run on the shared one; the
+    helpers of this module use it while :meth:`used_by` is in force."""
+
+    def __init__(self, data_dir: Path) -> None:
+        self.port = free_port_pair()
+        self.env = dict(os.environ, KAFKA_PORT=str(self.port), KAFKA_DATA_DIR=str(data_dir))
+        self.bootstrap = f"127.0.0.1:{self.port}"
+
+    def script(self, command: str) -> None:
+        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=self.env, check=True, timeout=180,
+                       stdout=subprocess.DEVNULL)
+
+    def __enter__(self) -> OwnBroker:
+        self.script("up")
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.script("down")
+
+    def used_by(self, monkeypatch) -> None:
+        monkeypatch.setenv("HUMIDITY_TEST_KAFKA_PORT", str(self.port))
+        monkeypatch.delenv("HUMIDITY_TEST_KAFKA_BOOTSTRAP", raising=False)
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -50,14 +50,14 @@ def test_kill_9_three_times_during_a_100k_stream_is_exact(kafka, tmp_path, worke
     assert_matches(summary, expected)
 
 
-def _make(target):
-    subprocess.run(["make", "--no-print-directory", target], cwd=helpers.ROOT, check=True, timeout=180,
-                   env=os.environ.copy())
+
+def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp_path, workers, monkeypatch):
+    with helpers.OwnBroker(tmp_path / "own-kafka") as broker:
+        broker.used_by(monkeypatch)
+        broker_restart_mid_stream(helpers.service_env(tmp_path), broker, workers)
 
 
-@pytest.mark.alone  # stops the broker every other test uses
-def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp_path, workers):
-    env = helpers.service_env(tmp_path)
+def broker_restart_mid_stream(env, broker, workers):
     records = dataset(40_000, seed=41)
     expected = expected_summary(records)
     worker = workers(env)
@@ -65,9 +65,9 @@ def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp
     half = len(records) // 2
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[:half]]))
     time.sleep(1.0)  # mid-stream: the worker is busy with the first half
-    _make("kafka-down")
+    broker.script("down")
     time.sleep(3.0)
-    _make("kafka-up")
+    broker.script("up")
     helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records[half:]]))
     summary = helpers.wait_for_summary(env["HUMIDITY_RESULTS_TOPIC"], matches(expected), timeout=240)
     assert_matches(summary, expected)
@@ -75,6 +75,7 @@ def test_broker_restart_mid_stream_the_worker_reconnects_and_is_exact(kafka, tmp
     noisy = [line for line in worker.log().splitlines() if "[ERROR]" in line or "[WARNING]" in line]
     assert len(noisy) < 60, "an outage should read as a few lines per retry period:\n" + "\n".join(noisy[:80])
     assert "Traceback" not in worker.log()
+    worker.stop()  # while its broker runs
 
 
 def test_a_worker_killed_and_restarted_among_two_is_exact(kafka, tmp_path, workers):

@@ -1,8 +1,6 @@
 """The local broker is real Apache Kafka: round trips, and restarts keep data."""
 
 import asyncio
-import os
-import subprocess
 
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
@@ -51,13 +49,15 @@ async def test_key_partition_is_where_kafka_puts_a_keyed_message(kafka):
     assert len(set(placed.values())) == 4
 
 
-def _make(target: str) -> None:
-    subprocess.run(["make", "--no-print-directory", target], cwd=helpers.ROOT, check=True, timeout=180,
-                   env=os.environ.copy())
+
+async def test_restart_keeps_messages_and_committed_offsets(tmp_path, monkeypatch):
+    with helpers.OwnBroker(tmp_path / "own-kafka") as broker:
+        broker.used_by(monkeypatch)
+        await restart_keeps_messages_and_committed_offsets(broker)
 
 
-@pytest.mark.alone  # stops the broker every other test uses
-async def test_restart_keeps_messages_and_committed_offsets(kafka):
+async def restart_keeps_messages_and_committed_offsets(broker):
+    kafka = broker.bootstrap
     topic, group = helpers.unique("restart"), helpers.unique("group")
     await helpers.create_topic(topic, 1)
     await helpers.produce(topic, [b"before-restart-1", b"before-restart-2"])
@@ -70,8 +70,8 @@ async def test_restart_keeps_messages_and_committed_offsets(kafka):
     finally:
         await consumer.stop()
 
-    await asyncio.to_thread(_make, "kafka-down")
-    await asyncio.to_thread(_make, "kafka-up")
+    await asyncio.to_thread(broker.script, "down")
+    await asyncio.to_thread(broker.script, "up")
 
     records = await helpers.read_topic(topic, timeout=30)
     assert [r.value for r in records] == [b"before-restart-1", b"before-restart-2"]

@@ -101,7 +101,7 @@ def test_under_steady_load_the_cut_stays_within_two_intervals_of_the_input(kafka
     try:
         helpers.wait_until(lambda: cut_behind(env)[1] > 0 and helpers.published_summaries(
             env["HUMIDITY_RESULTS_TOPIC"]), 60, what="a summary while the load runs")
-        samples = behind_samples(env, 30)
+        samples = behind_samples(env, 20)
     finally:
         feeder.finish()
     print("cut behind, seconds, sampled every 0.5 s:", sorted(samples))

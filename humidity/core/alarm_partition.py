@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from humidity.core import messages
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarms import (
     KINDS,
@@ -84,11 +85,11 @@ class AlarmPartition:
         replay = offset <= self.offset
         out = [event for at, event in self.recent if at == offset] if replay else []
         produced: list[dict] = []
-        if "end" in message:
+        if messages.is_end(message):
             closing = [] if replay else self.ends.end(int(message["p"]), int(message["end"]))
             if closing:
                 self.closed_now = closing[-1]
-        elif "tick" in message:
+        elif messages.is_tick(message):
             if not replay:
                 for state in silent():
                     if state.current is None and whereabouts.of(state.guid) not in (None, state.device):

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from humidity.core import messages
 from humidity.core.rounds import Ends
 
 
@@ -196,7 +197,7 @@ class _Counting:
         totals = self.totals
         replay = offset <= self.counted
         partition = message.get("p")
-        if "end" in message:
+        if messages.is_end(message):
             if not replay:
                 closing = totals.ends.end(partition, int(message["end"]), int(message.get("o", -1)))
                 if closing:

@@ -15,7 +15,7 @@ import time
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate, alarms, audit
+from humidity.core import aggregate, alarms, audit, messages
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarm_partition import AlarmPartition, active_of, offline_of
 from humidity.core.partials import ALARMS, partial_key
@@ -182,5 +182,5 @@ class AlarmsFlow:
         """A tick into each owned alarm partition drives its OFFLINE check."""
         self.pauses.note(time.monotonic())
         for partition in owned_partitions(self.app, self.topics.alarm_readings.get_topic_name()):
-            self.topics.alarm_readings.send_soon(key=b"t", value=orjson.dumps({"tick": time.time()}),
+            self.topics.alarm_readings.send_soon(key=messages.TICK, value=messages.tick(time.time()),
                                                  partition=partition)

@@ -20,7 +20,7 @@ import time
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import history
+from humidity.core import history, messages
 from humidity.core.history_query import last_full_minute
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
@@ -127,9 +127,9 @@ class HistoryFlow:
         """The bundles past ``after``, parsed only as they are taken: a take can
         stop at its window budget long before its last bundle."""
         for offset, _key, value in rows:
-            doc = load_json(value) if value and offset > after else None
-            if isinstance(doc, dict) and "r" in doc:
-                yield offset, int(doc["p"]), doc["r"]
+            bundle = messages.history_rows(value) if offset > after else None
+            if bundle is not None:
+                yield offset, *bundle
 
     def remember_pairs(self, work: PartitionWork, pairs: set[tuple[str, str]], epoch: int) -> None:
         table = self.tables.history

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate
+from humidity.core import aggregate, messages
 from humidity.core.alarms import alarm_partition_of
 from humidity.core.partials import INGEST, Sharer, partial_key
 from humidity.core.readings import dead_letter
@@ -142,7 +142,7 @@ class IngestFlow:
             partition = key_partition(guid.encode("utf-8", "surrogatepass"), self.settings.partitions)
             bundles.setdefault(partition, []).append([guid, device])
         for partition, sightings in bundles.items():
-            self.topics.sightings.send_soon(key=b"s", value=orjson.dumps({**source, "s": sightings}),
+            self.topics.sightings.send_soon(key=messages.SIGHTINGS, value=messages.sightings_bundle(source, sightings),
                                             partition=partition)
 
     def forward_for_alarms(self, source: dict, rows: list[list]) -> None:
@@ -151,7 +151,7 @@ class IngestFlow:
         for row in rows:
             bundles.setdefault(alarm_partition_of(row[0], self.settings.partitions), []).append(row[:4])
         for partition, part in bundles.items():
-            self.topics.alarm_readings.send_soon(key=b"r", value=orjson.dumps({**source, "r": part}),
+            self.topics.alarm_readings.send_soon(key=messages.READINGS, value=messages.readings_bundle(source, part),
                                                  partition=partition)
 
     def forward_for_history(self, partition: int, offset: int, rows: list[list]) -> None:
@@ -168,7 +168,7 @@ class IngestFlow:
                     row[1].encode("utf-8", "surrogatepass"), self.settings.partitions)
             bundles.setdefault(target, []).append(row)
         for target, part in bundles.items():
-            self.topics.history.send_soon(key=b"r", value=orjson.dumps({"p": partition, "o": offset, "r": part}),
+            self.topics.history.send_soon(key=messages.READINGS, value=messages.history_bundle(partition, offset, part),
                                           partition=target)
 
     # -- rounds
@@ -200,10 +200,10 @@ class IngestFlow:
         forwards are in the log before it: a new owner's first batches may
         repeat forwards that its predecessor's crash lost."""
         totals = held.totals
-        end = orjson.dumps({"p": partition, "end": closing, "o": min(totals.offset, held.sent)})
+        end = messages.end_mark(partition, closing, min(totals.offset, held.sent))
         for target in range(self.settings.partitions):
-            self.topics.sightings.send_soon(key=b"e", value=end, partition=target)
-            self.topics.alarm_readings.send_soon(key=b"e", value=end, partition=target)
+            self.topics.sightings.send_soon(key=messages.END, value=end, partition=target)
+            self.topics.alarm_readings.send_soon(key=messages.END, value=end, partition=target)
         devices = totals.devices
 
         def figures(names) -> dict:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate
+from humidity.core import aggregate, messages
 from humidity.core.partials import SENSORS, Sharer, partial_key
 from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.declare.topics import Topics
@@ -25,22 +25,6 @@ from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import GenerationCache, PartitionWork, load_json, per_batch, resume_from
 from humidity.plumbing.tables import partition_get, partition_range
 from tables import Tables
-
-
-def sightings_message(key: bytes | None, value: bytes | None) -> dict | None:
-    """A bundle or an end mark; a sighting of the previous format (key guid,
-    value device, before rounds) as a bundle of one."""
-    if value is None:
-        return None
-    try:
-        doc = orjson.loads(value)
-    except orjson.JSONDecodeError:
-        doc = None
-    if isinstance(doc, dict):
-        return doc
-    if key is None:
-        return None
-    return {"s": [[key.decode("utf-8", "replace"), value.decode("utf-8", "replace")]]}
 
 
 @dataclass
@@ -84,13 +68,13 @@ class SensorsFlow:
             if rows is None:
                 return
             totals.epoch = work.epoch(totals.epoch)
-            messages = [(offset, message) for offset, key, value in rows
-                        if (message := sightings_message(key, value)) is not None]
+            parsed = [(offset, message) for offset, key, value in rows
+                      if (message := messages.sightings_message(key, value)) is not None]
 
             def stored(guid: str):
                 return load_json(partition_get(tables.sensors, work.partition, guid))
 
-            outcome = count_sensors(totals, messages, stored, through=work.through, epoch=totals.epoch)
+            outcome = count_sensors(totals, parsed, stored, through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
                 tables.sensors[guid] = orjson.dumps(entry)
             for key, value in aggregate.stored_records(work.partition, totals):
