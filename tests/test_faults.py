@@ -165,6 +165,7 @@ def test_hostile_input_at_volume(kafka, tmp_path, workers):
     assert worker.running()
 
 
+@pytest.mark.alone  # its broker's port must stay free while the worker retries
 def test_unreachable_broker_one_line_per_retry_then_carries_on(kafka, tmp_path, workers):
     port = helpers.free_port_pair()
     env = helpers.service_env(tmp_path, HUMIDITY_BROKER=f"kafka://127.0.0.1:{port}")

@@ -38,6 +38,7 @@ def pause_the_leader(results, leader, other):
                        what="the woken worker noticing it left the group")
 
 
+@pytest.mark.alone  # a starved machine turns the one pause into several, with other timings
 def test_a_leader_paused_past_the_session_timeout_publishes_nothing_older_when_it_wakes(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     results = env["HUMIDITY_RESULTS_TOPIC"]
