@@ -32,6 +32,7 @@ from humidity.flow.notifications import Notifier
 from humidity.flow.publisher import Publisher
 from humidity.flow.sensors import SensorsFlow
 from humidity.flow.stalls import StallMonitor
+from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
 from humidity.web import history as history_api
 from humidity.web import views
 from humidity.web.access import Access
@@ -61,10 +62,18 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
     topics = declare_topics(app)
     tables = declare_tables(app)
     metrics = Metrics(app)
-    behind = CutBehind(app)
+    # one set of offset clients per worker, for the stall watch and the cut's lag
+    offsets = KafkaOffsets(settings.bootstrap_servers, client_security(settings))
+    app.on_before_shutdown.connect(offsets.on_shutdown)
+    behind = CutBehind(app, offsets)
     publisher = Publisher(app, topics, metrics, behind)
     acks = AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms"))
     notifier = Notifier(app, topics, metrics)
+
+    async def other_readers():
+        """The readers beside the agents, for the stall watch."""
+        return [await publisher.reader.reader(), await acks.reader.reader(), *notifier.readers()]
+
     service = Service(
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),
@@ -73,8 +82,7 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
         behind=behind,
-        stalls=StallMonitor(app, metrics,
-                            lambda: [publisher.reader.reader(), acks.reader.reader(), *notifier.readers()]),
+        stalls=StallMonitor(app, metrics, offsets, other_readers),
         acks=acks,
         audit=AuditFlow(app, topics),
         notifier=notifier,

@@ -123,6 +123,12 @@ def test_metrics_and_health_of_a_live_worker(kafka, tmp_path, workers):
                                            "humidity_last_summary_age_seconds") < 3, 30,
                        what="the last summary's age within the interval and a little")
     assert "faust_" in text, "Faust's own metrics are exported too"
+    app_id = env["HUMIDITY_APP_ID"]
+    watched = {f"{app_id}-{name}" for name in ("partials", "alarm-acks-changelog", "sensor-sightings")} | {
+        env["HUMIDITY_INPUT_TOPIC"], env["HUMIDITY_RESULTS_TOPIC"]}
+    helpers.wait_until(  # the agents' topics and the group-less readers' alike, after a check or two
+        lambda: all(f'topic="{topic}"' in helpers.http_get(helpers.web_url(env, "/metrics"))[2].decode()
+                    for topic in watched), 30, what=f"a lag gauge for every partition of {sorted(watched)}")
     assert metric(text, 'faust_table_operations_total{operation="keys_updated",table="table.ingest-totals"}') >= 1, \
         "the table counters count this worker's writes"
 

@@ -19,7 +19,7 @@ import time
 
 from humidity.application import HumidityApp
 from humidity.core.behind import Behind, InputLooks
-from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
+from humidity.plumbing.kafka_admin import KafkaOffsets
 
 log = logging.getLogger(__name__)
 
@@ -30,17 +30,13 @@ READ_TIMEOUT = 10.0
 
 
 class CutBehind:
-    def __init__(self, app: HumidityApp) -> None:
+    def __init__(self, app: HumidityApp, offsets: KafkaOffsets) -> None:
         settings = app.settings
         self.input = [(settings.input_topic, p) for p in range(settings.partitions)]
         self.looks = InputLooks()
-        self.offsets = KafkaOffsets(settings.bootstrap_servers, client_security(settings))
+        self.offsets = offsets
         self.failing = False
         app.timer(LOOK_EVERY)(self.look)
-        app.on_before_shutdown.connect(self._close)
-
-    async def _close(self, sender, **_) -> None:
-        await self.offsets.close()
 
     async def look(self) -> None:
         try:

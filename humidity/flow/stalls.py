@@ -22,14 +22,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from humidity.application import HumidityApp
 from humidity.core.cluster_changes import leadership_changes
 from humidity.core.stalls import AGENTS, Feed, Reader, StallWatch
 from humidity.declare.metrics import Metrics
 from humidity.plumbing.assignment import owned
-from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
+from humidity.plumbing.kafka_admin import KafkaOffsets
 from humidity.plumbing.record_batches import batched
 
 log = logging.getLogger(__name__)
@@ -44,21 +44,17 @@ def check_every(stall_seconds: float) -> float:
 
 
 class StallMonitor:
-    def __init__(self, app: HumidityApp, metrics: Metrics,
-                 other_readers: Callable[[], list[Reader | None]]) -> None:
+    def __init__(self, app: HumidityApp, metrics: Metrics, offsets: KafkaOffsets,
+                 other_readers: Callable[[], Awaitable[list[Reader | None]]]) -> None:
         self.app, self.metrics, self.other_readers = app, metrics, other_readers
         settings = app.settings
         self.topic = settings.input_topic
         self.watch = StallWatch(settings.stall_seconds)
-        self.offsets = KafkaOffsets(settings.bootstrap_servers, client_security(settings))
+        self.offsets = offsets
         self.failing = False
         self.brokers: set[int] = set()
         self.leaders: dict[int, int] = {}
         app.timer(check_every(settings.stall_seconds))(self.check)
-        app.on_before_shutdown.connect(self._close)
-
-    async def _close(self, sender, **_) -> None:
-        await self.offsets.close()
 
     def describe(self) -> list[str]:
         return self.watch.describe(time.time())
@@ -80,8 +76,8 @@ class StallMonitor:
         return found
 
     async def check(self) -> None:
-        readers = [self._agents(), *filter(None, self.other_readers())]
         try:
+            readers = [self._agents(), *filter(None, await asyncio.wait_for(self.other_readers(), READ_TIMEOUT))]
             progress = await asyncio.wait_for(self._progress(readers), READ_TIMEOUT)
             brokers, leaders = await asyncio.wait_for(self.offsets.leaders(self.topic), READ_TIMEOUT)
         except Exception as exc:  # noqa: BLE001 - unknown offsets are no verdict either way

@@ -47,15 +47,17 @@ class Follower:
         self.settings, self.topics, self.on_record, self.what = settings, topics, on_record, what
         self.partitions = partitions or settings.partitions
         self.caught_up = asyncio.Event()
-        #: ``(topic, partition) -> the next offset to read``, while it reads.
-        self.positions: dict[tuple[str, int], int] = {}
+        self.consumer: AIOKafkaConsumer | None = None  # while it reads
 
-    def reader(self) -> Reader | None:
-        """What it reads and how far it has got, for the stall watch (None between connections)."""
-        if not self.positions:
+    async def reader(self) -> Reader | None:
+        """What it reads and how far it has got (positions move past
+        transaction markers, which no record shows), for the stall watch;
+        None between connections."""
+        consumer = self.consumer
+        if consumer is None:
             return None
-        return Reader(f"the {self.what} reader", tuple(sorted(self.positions)),
-                      positions=dict(self.positions))
+        positions = {(tp.topic, tp.partition): await consumer.position(tp) for tp in consumer.assignment()}
+        return Reader(f"the {self.what} reader", tuple(sorted(positions)), positions=positions)
 
     async def _once(self) -> None:
         settings = self.settings
@@ -72,17 +74,16 @@ class Follower:
                 else:
                     for tp in tps[topic]:
                         consumer.seek(tp, max(0, ends[tp] - LAST_BACK))
+            self.consumer = consumer  # every position set
             while True:
                 batches = await consumer.getmany(timeout_ms=1000, max_records=10000)
                 for tp, records in batches.items():
                     for record in records:
                         self.on_record(tp.topic, record.key, record.value, record.headers)
-                for tp in every:  # past transaction markers too, which no record shows
-                    self.positions[(tp.topic, tp.partition)] = await consumer.position(tp)
                 if not self.caught_up.is_set() and await _read_to(consumer, ends):
                     self.caught_up.set()
         finally:
-            self.positions = {}
+            self.consumer = None
             await consumer.stop()
 
     async def run(self) -> None:

@@ -299,6 +299,10 @@ class KafkaOffsets:
             self._clients = admin, ends  # only once both started: a failed start is tried again next time
         return self._clients
 
+    async def on_shutdown(self, sender, **_) -> None:
+        """For ``app.on_before_shutdown``."""
+        await self.close()
+
     async def close(self) -> None:
         if self._clients is not None:
             admin, ends = self._clients
