@@ -19,6 +19,7 @@ from humidity.core.logs import install as limit_repeated_log_lines
 from humidity.core.settings import Settings
 from humidity.plumbing import internals
 from humidity.plumbing.batching import Transport
+from humidity.plumbing.changelogs import sender_of
 from humidity.plumbing.exit import end_process
 from humidity.plumbing.kafka_admin import (
     MAX_MESSAGE_BYTES,
@@ -29,6 +30,7 @@ from humidity.plumbing.kafka_admin import (
     ensure_topics,
     faust_credentials,
 )
+from humidity.plumbing.local_tables import mark_clean_stop, trust_or_discard
 from humidity.plumbing.record_batches import batched_topic
 
 log = logging.getLogger("humidity")
@@ -90,6 +92,7 @@ class HumidityApp(faust.App):
             return
         limit_repeated_log_lines()
         internals.check_pins()
+        trust_or_discard(self.conf.tabledir)  # before any partition's store is opened
         tune_garbage_collector()
         settings = self.settings
         try:
@@ -102,6 +105,11 @@ class HumidityApp(faust.App):
                 f"humidity: Kafka rejected the connection as user {settings.sasl_username!r} "
                 f"({settings.security_protocol}, {settings.sasl_mechanism}): {exc}; check "
                 "HUMIDITY_KAFKA_SASL_USERNAME, HUMIDITY_KAFKA_SASL_PASSWORD and HUMIDITY_KAFKA_CA_FILE", 77)
+
+    async def on_shutdown(self) -> None:
+        await super().on_shutdown()
+        if not (self.producer_only or self.client_only) and sender_of(self).all_acknowledged:
+            mark_clean_stop(self.conf.tabledir)
 
     @staticmethod
     def _stop_at_start(line: str, code: int) -> None:

@@ -150,6 +150,7 @@ def test_restart_continues_from_previous_totals(kafka, tmp_path, workers):
     assert_matches(summary, expected)
     totals = [s["total_messages"] + s["invalid_messages"] for s in helpers.summaries(env["HUMIDITY_RESULTS_TOPIC"])]
     assert totals == sorted(totals), "totals never go back after a restart"
+    assert "Local tables in" not in again.log(), "a clean stop's tables are used as they are"
 
 
 def changelog_records_read(env) -> dict[str, float]:

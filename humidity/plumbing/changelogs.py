@@ -127,10 +127,24 @@ class ChangelogSender:
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
         self._persisted: dict = {}  # (table name, tp) -> highest offset recorded as persisted
+        self.unacknowledged = 0  # submissions the broker has not acknowledged yet
+        self.failed = False  # a submission was never acknowledged
+
+    @property
+    def all_acknowledged(self) -> bool:
+        """Whether every record submitted so far reached the changelog."""
+        return not self.unacknowledged and not self.failed
+
+    def _acknowledged(self, future: asyncio.Future) -> None:
+        self.unacknowledged -= 1
+        if future.cancelled() or future.exception() is not None:
+            self.failed = True
 
     def submit(self, table, partition: int, rows: list) -> asyncio.Future:
         loop = asyncio.get_running_loop()
         future = loop.create_future()
+        self.unacknowledged += 1
+        future.add_done_callback(self._acknowledged)
         tp = TopicPartition(table.changelog_topic.get_topic_name(), partition)
         self.queue.append(_Submitted(table, tp, rows, future))
         self.queued_rows += len(rows)
