@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import re
 import signal
 import socket
@@ -62,10 +63,34 @@ class OwnBroker:
         monkeypatch.delenv("HUMIDITY_TEST_KAFKA_BOOTSTRAP", raising=False)
 
 
+#: Ports for the servers tests start, below the kernel's range of ephemeral
+#: ports (32768 and up): a port picked there can be taken by an outgoing
+#: connection of a worker or client before the server binds it.
+SERVER_PORTS = range(20000, 32000)
+
+
+def _my_server_ports() -> range:
+    """This test process's share of SERVER_PORTS: parallel test processes
+    (pytest-xdist) never pick the same port."""
+    count = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    index = int(os.environ.get("PYTEST_XDIST_WORKER", "gw0")[2:] or 0)
+    share = len(SERVER_PORTS) // max(count, 1)
+    start = SERVER_PORTS.start + index * share
+    return range(start, start + share)
+
+
 def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A port no server listens on now, for a server a test starts."""
+    ports = _my_server_ports()
+    for _ in range(200):
+        port = random.choice(ports)
+        with socket.socket() as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in {ports}")
 
 
 def free_port_pair() -> int:
@@ -77,7 +102,7 @@ def free_port_run(count: int) -> int:
     """The first of ``count`` consecutive free ports (a cluster's brokers and controllers)."""
     for _ in range(50):
         port = free_port()
-        if port + count > 65535:
+        if port + count > _my_server_ports().stop:
             continue
         try:
             for offset in range(1, count):
