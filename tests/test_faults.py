@@ -168,8 +168,9 @@ def test_hostile_input_at_volume(kafka, tmp_path, workers):
     assert worker.running()
 
 
-@pytest.mark.alone  # its broker's port must stay free while the worker retries
 def test_unreachable_broker_one_line_per_retry_then_carries_on(kafka, tmp_path, workers):
+    # stays free while the worker retries: no other test process picks from
+    # this one's ports, and no outgoing connection takes one (helpers.free_port)
     port = helpers.free_port_pair()
     env = helpers.service_env(tmp_path, HUMIDITY_BROKER=f"kafka://127.0.0.1:{port}")
     worker = workers(env, "patient")
