@@ -68,6 +68,9 @@ class Store:
     def set_persisted_offset(self, tp, offset):
         self.persisted[tp] = offset
 
+    def persisted_offset(self, tp):
+        return self.persisted.get(tp)
+
 
 class Table:
     def __init__(self, app, name: str = "t") -> None:
@@ -100,14 +103,39 @@ async def test_records_go_out_in_order_per_partition_and_complete_when_acknowled
         [(b"k0", b"v"), (b"k1", b"v"), (b"k2", b"v")], [(b"k3", b"v"), (b"k4", b"v"), (b"k0", b"newer")]]
     assert [records for p, records in sent if p == 1] == [[(b"other", b"v")]]
     assert not any(f.done() for f in first + second)
-    for index in range(len(app.producer.sent)):
-        app.producer.deliver(index, base_offset=100 * index)
+    next_offset = {0: 0, 1: 0}
+    for index, (_topic, partition, records, _d) in enumerate(app.producer.sent):
+        app.producer.deliver(index, base_offset=next_offset[partition])
+        next_offset[partition] += len(records)
     await settle()
     assert all(f.done() and f.exception() is None for f in first + second)
     # the persisted offset is the last record of the partition's last batch
-    last0 = max(i for i, s in enumerate(app.producer.sent) if s[1] == 0)
-    assert t.data.persisted[changelogs.TopicPartition("t-changelog", 0)] == \
-        100 * last0 + len(app.producer.sent[last0][2]) - 1
+    assert t.data.persisted[changelogs.TopicPartition("t-changelog", 0)] == 5
+    assert t.data.persisted[changelogs.TopicPartition("t-changelog", 1)] == 0
+
+
+async def test_the_persisted_offset_stops_before_records_of_another_writer():
+    """A worker that slept through losing a partition writes after its new
+    owner: its store does not hold the records between, so a restore into it
+    must start before them, however much it writes after."""
+    app = App(FakeProducer(capacity=2))
+    t = Table(app)
+    tp = changelogs.TopicPartition("t-changelog", 0)
+    t.data.set_persisted_offset(tp, 9)  # restored through offset 9
+    futures = []
+
+    async def acknowledged_at(base_offset: int, key: bytes) -> None:
+        futures.extend(changelogs.submit_collected(*_collect_one(t, 0, key, b"v")))
+        await settle()
+        app.producer.deliver(len(app.producer.sent) - 1, base_offset=base_offset)
+        await settle()
+
+    await acknowledged_at(10, b"a")  # follows what the store includes
+    assert t.data.persisted[tp] == 10
+    await acknowledged_at(14, b"b")  # offsets 11 to 13: another writer's
+    await acknowledged_at(15, b"c")
+    assert all(f.done() and f.exception() is None for f in futures)
+    assert t.data.persisted[tp] == 10
 
 
 async def test_a_blocks_writes_reach_rocksdb_and_the_changelog_once_each_with_the_last_value_of_a_key():

@@ -79,6 +79,14 @@ def test_into_a_store_kept_from_before_a_lower_epoch_is_left_out(worker):
     assert orjson.loads(worker.db().get(b"g1"))["devices"] == ["CT 1"]
 
 
+def test_a_restore_includes_the_late_writes_it_left_out(worker):
+    """The store includes everything it read, kept or left out: this
+    worker's next write follows it, and a later restore starts after it."""
+    worker.restore((b"g1", value(5)), (b"g2", value(5)))
+    worker.restore((b"g1", value(4)))  # left out, and the last record read
+    assert worker.table.data.persisted_offset(worker.tp) == 2
+
+
 def test_a_blocks_writes_reach_rocksdb_when_it_ends_and_its_reads_see_them_before(worker, monkeypatch):
     table, sent = worker.table, []
     monkeypatch.setattr(table, "partition_for_key", lambda key: 0)

@@ -126,9 +126,9 @@ class ChangelogSender:
         self.queued_rows = 0  # records submitted and not yet handed to aiokafka
         self._wake: asyncio.Event | None = None
         self._task: asyncio.Task | None = None
-        self._persisted: dict = {}  # (table name, tp) -> highest offset recorded as persisted
         self.unacknowledged = 0  # submissions the broker has not acknowledged yet
         self.failed = False  # a submission was never acknowledged
+        self._gaps: dict = {}  # changelog partition -> what its store includes, when a gap was logged
 
     @property
     def all_acknowledged(self) -> bool:
@@ -204,18 +204,25 @@ class ChangelogSender:
 
     def _persisted_offset(self, table, tp: TopicPartition, count: int):
         """Record the batch's last offset as what the table's RocksDB includes
-        (where a restore of this partition starts), as Faust does per record."""
+        (where a restore of this partition starts), as Faust does per record;
+        but only where the batch follows what the store already includes. A
+        record of another writer between the two (the partition's new owner,
+        while this worker slept through losing it) is not in this store, and
+        a restore into it must start before that record."""
 
         def done(delivery: asyncio.Future) -> None:
             if delivery.cancelled() or delivery.exception() is not None:
                 return
-            last = delivery.result().offset + count - 1
-            key = (table.name, tp)
-            if last <= self._persisted.get(key, -1):
-                return
-            self._persisted[key] = last
+            first = delivery.result().offset
             try:
-                table.data.set_persisted_offset(tp, last)
+                includes = table.data.persisted_offset(tp)
+                if includes is not None and first != includes + 1:
+                    if first > includes + 1 and self._gaps.get(tp) != includes:
+                        self._gaps[tp] = includes
+                        log.info("%s[%d]: records of another writer before offset %d; "
+                                 "a restore here starts at %d", tp.topic, tp.partition, first, includes + 1)
+                    return
+                table.data.set_persisted_offset(tp, first + count - 1)
             except Exception as exc:  # noqa: BLE001 - the partition moved meanwhile: its next owner restores it
                 log.debug("Persisted offset of %s not recorded (%s)", tp, exc)
 

@@ -84,10 +84,15 @@ class RawTable(faust.Table):
     def apply_changelog_batch(self, batch) -> None:
         for tp, rows in changelog_batches(batch):
             self.changelog_records_read += len(rows)
-            rows = self._restorable(tp.partition, _unapplied(rows, self.data.persisted_offset(tp)))
-            if rows:
-                _write(self.data, tp.partition, [(key, value) for _offset, key, value in rows])
-                self.data.set_persisted_offset(tp, rows[-1][0])
+            rows = _unapplied(rows, self.data.persisted_offset(tp))
+            if not rows:
+                continue
+            applied = self._restorable(tp.partition, rows)
+            if applied:
+                _write(self.data, tp.partition, [(key, value) for _offset, key, value in applied])
+            # what it left out (a late write) the store includes too: it never
+            # replaces what is there, and the next write of this worker follows it
+            self.data.set_persisted_offset(tp, rows[-1][0])
 
     def _restorable(self, partition: int, rows: list) -> list:
         """Of one partition's rows to restore, those to apply (all of them here)."""
