@@ -127,7 +127,7 @@ class Pipeline:
         store = self.ingest_stores[p]
         _begin(store, start)
         store.records.update(aggregate.stored_records(p, totals))
-        owner.sent = totals.offset
+        owner.sent = max(owner.sent, batch[-1][0])
         owner.changed |= totals.unsaved
         totals.unsaved.clear()
         source = {"p": p, "round": owner.open, "o": totals.offset}

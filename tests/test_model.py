@@ -91,5 +91,8 @@ def check(pipeline: Pipeline, summary: dict, before: dict | None) -> None:
 @example(streams=[[("g1", "MRI 1", 50.0)]],  # a paused owner's forwards arrive after its successor's end
          actions=[("ingest", 0, 1), ("move_input", 0, 0, 0, False), ("close", 0, 0), ("deliver", 0, 1),
                   ("count", 0, 1)])
+@example(streams=[[("g1", "MRI 1", 50.0), ("g1", "CT 1", 51.0)]],  # a new owner re-reads part of what it lost
+         actions=[("ingest", 0, 1), ("ingest", 0, 1), ("move_input", 0, 0, 0, True), ("ingest", 0, 1),
+                  ("close", 0, 0), ("deliver", 0, 0), ("deliver", 0, 0), ("count", 0, 2)])
 def test_every_summary_equals_the_reference_at_its_cut(streams, actions):
     run(streams, actions)

@@ -118,7 +118,9 @@ class IngestFlow:
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.ingest_totals[key] = value
             held.changed.update(totals.unsaved)
-            held.sent = totals.offset  # queued before any end mark that follows
+            # queued before any end mark that follows; a batch re-read below the
+            # state's offset repeats its forwards only, not those past it
+            held.sent = max(held.sent, work.read_through)
             totals.unsaved.clear()
         source = {"p": work.partition, "round": current_round, "o": totals.offset}
         self.forward_sightings(source, outcome.forwards)

@@ -90,6 +90,7 @@ class PartitionWork:
         self.generation = message.generation_id
         self._consumer = consumer
         self.through: int | None = None  # the last offset now in the state
+        self.read_through: int | None = None  # the last offset these events cover
         self.rewind_to: int | None = None  # where to read again from
         self.more = False  # the handler stopped part way (stop_after)
 
@@ -109,7 +110,8 @@ class PartitionWork:
         usable, self.rewind_to = contiguous(self.events, recorded, self._consumer.deleted_before.get(self.tp))
         if not usable:
             return None
-        self.through = max(recorded, records_of(usable[-1]).end)
+        self.read_through = records_of(usable[-1]).end
+        self.through = max(recorded, self.read_through)
         return [row for event in usable for row in records_of(event)]
 
     def stop_after(self, offset: int) -> None:
