@@ -28,3 +28,17 @@ def test_new_topics_of_an_upgrade_are_assigned(kafka, tmp_path, workers):
                                        timeout=60)
     assert summary["active_alarms"] == []
     assert "Ignoring missing topic" not in worker.log()
+
+
+def test_a_value_of_a_newer_release_stops_the_worker_with_one_line(kafka, tmp_path, workers):
+    """A rolled-back worker meets what a newer release wrote: it must not
+    count on with rules that are not its own."""
+    env = helpers.service_env(tmp_path)
+    worker = workers(env, "older")
+    worker.wait_for_log(r"\[\^Worker\]: Ready", timeout=120)
+    newer = b'{"v":2,"round":1,"offset":0,"valid":0,"invalid":0,"epoch":9}'
+    helpers.run(helpers.produce(f"{env['HUMIDITY_APP_ID']}-partials", [newer], key=b"ingest/0"))
+    assert worker.wait(timeout=60) != 0
+    log = worker.log()
+    assert "the partials topic holds a value of format version 2" in log
+    assert "Traceback" not in log

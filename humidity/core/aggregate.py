@@ -30,8 +30,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-import orjson
-
+from humidity.core import formats
 from humidity.core.exact_sums import DeviceSum
 from humidity.core.readings import Invalid, Reading, parse_reading
 
@@ -85,13 +84,16 @@ class IngestTotals:
     @classmethod
     def from_stored(cls, header: dict | None, entries: Iterable[tuple[str, dict]]) -> IngestTotals:
         """The totals from a stored header and device entries. A header
-        written before device entries existed holds the devices itself: they
-        include the readings up to its offset, and are marked unsaved so that
-        the next write stores them as entries."""
+        written before format versions and device entries holds the devices
+        itself: they include the readings up to its offset, and are marked
+        unsaved so that the next write stores them as entries."""
         totals = cls.from_json(header)
-        for device in totals.devices.values():
-            device.offset = totals.offset
-        totals.unsaved = set(totals.devices)
+        if header and formats.version_of(header) == 0:
+            for device in totals.devices.values():
+                device.offset = totals.offset
+            totals.unsaved = set(totals.devices)
+        elif totals.devices:
+            raise ValueError("a versioned ingest-totals header holds no devices")
         for name, doc in entries:
             totals.devices[name] = DeviceSum(list(doc["s"]), int(doc["c"]), int(doc["o"]))
             totals.unsaved.discard(name)
@@ -111,8 +113,8 @@ def stored_records(partition: int, totals: IngestTotals | SensorTotals) -> list[
     """The table records a batch writes of a partition's totals: the entries
     of its unsaved devices, then the header (under the partition's number)."""
     records: list[tuple[bytes | str, bytes]] = [
-        (device_entry_key(partition, name), orjson.dumps(totals.device_json(name))) for name in totals.unsaved]
-    records.append((str(partition), orjson.dumps(totals.header_json())))
+        (device_entry_key(partition, name), formats.dumps(totals.device_json(name))) for name in totals.unsaved]
+    records.append((str(partition), formats.dumps(totals.header_json())))
     return records
 
 
@@ -120,12 +122,25 @@ def device_entries(partition: int, items: Iterable[tuple[bytes, bytes]]) -> Iter
     """(device, entry) of a partition's stored device entries, from their table (key, value)."""
     skip = len(device_entry_prefix(partition))
     for key, value in items:
-        yield key[skip:].decode("utf-8", "surrogatepass"), orjson.loads(value)
+        yield key[skip:].decode("utf-8", "surrogatepass"), formats.loads(value, "a device entry")
 
 
 def sighting_key(device: str, guid: str) -> str:
     """Table key of a (device, guid) pair; unambiguous for any strings."""
     return f"{len(device)}:{device}{guid}"
+
+
+def sighting_value(offset: int) -> bytes:
+    """Table value of a (device, guid) pair: the input offset that first sighted it."""
+    return formats.dumps({"o": offset})
+
+
+def sighting_offset(value: bytes) -> int:
+    """The offset a stored sighting holds (one written before format
+    versions holds it bare, not as a JSON object)."""
+    if value[:1] != b"{":
+        return int(value)
+    return int(formats.loads(value, "table sightings")["o"])
 
 
 @dataclass

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from humidity.core import messages
+from humidity.core import formats, messages
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarms import (
     KINDS,
@@ -64,7 +64,8 @@ class AlarmPartition:
         if not doc:
             return cls(partitions, active=active, offline=offline)
         return cls(partitions, int(doc["offset"]), active, list(doc["recent"]), int(doc.get("epoch", 0)),
-                   Ends.from_json(partitions, doc if "ends" in doc else None), offline=offline)
+                   Ends.from_json(partitions, doc if "ends" in doc or formats.version_of(doc) else None),
+                   offline=offline)
 
     def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
               silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float,

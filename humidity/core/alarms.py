@@ -38,6 +38,7 @@ from datetime import UTC, datetime
 
 import orjson
 
+from humidity.core import formats
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.readings import utc_iso
 
@@ -76,7 +77,7 @@ class LoggerState:
 
     @classmethod
     def from_json(cls, doc: dict) -> LoggerState:
-        return cls(**doc)
+        return cls(**formats.body(doc))
 
 
 def alarm_id(kind: str, device: str, guid: str, since: str) -> str:

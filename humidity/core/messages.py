@@ -1,8 +1,9 @@
 """The internal messages between the flows, declared once (pure): what the
 ingest sends on to the second hop, and how each receiver reads it.
 
-The formats on the wire (JSON values, one-letter keys) are those the
-topics have always carried (:mod:`humidity.declare.topics`):
+The formats on the wire are JSON objects with one-letter keys
+(:mod:`humidity.declare.topics`), each stamped with its format version
+(:mod:`humidity.core.formats`):
 
 * a *sightings bundle*, key ``s``: ``{"p": input partition, "round", "o":
   input offset, "s": [[guid, device], ...]}``, the first sightings of one
@@ -22,28 +23,30 @@ from __future__ import annotations
 
 import orjson
 
+from humidity.core import formats
+
 SIGHTINGS, READINGS, END, TICK = b"s", b"r", b"e", b"t"
 
 
 def sightings_bundle(source: dict, pairs: list) -> bytes:
     """``source``: ``{"p", "round", "o"}`` of the batch."""
-    return orjson.dumps({**source, "s": pairs})
+    return formats.dumps({**source, "s": pairs})
 
 
 def readings_bundle(source: dict, rows: list) -> bytes:
-    return orjson.dumps({**source, "r": rows})
+    return formats.dumps({**source, "r": rows})
 
 
 def end_mark(partition: int, round_number: int, offset: int) -> bytes:
-    return orjson.dumps({"p": partition, "end": round_number, "o": offset})
+    return formats.dumps({"p": partition, "end": round_number, "o": offset})
 
 
 def tick(wall: float) -> bytes:
-    return orjson.dumps({"tick": wall})
+    return formats.dumps({"tick": wall})
 
 
 def history_bundle(partition: int, offset: int, rows: list) -> bytes:
-    return orjson.dumps({"p": partition, "o": offset, "r": rows})
+    return formats.dumps({"p": partition, "o": offset, "r": rows})
 
 
 def is_end(message: dict) -> bool:
@@ -55,19 +58,21 @@ def is_tick(message: dict) -> bool:
 
 
 def decode(value: bytes | None) -> dict | None:
-    """A message as a dict, or None if it is not one (a malformed record is skipped, not fatal)."""
+    """A message as a dict, or None if it is not one (a malformed record is
+    skipped, not fatal); one of a newer format raises :class:`formats.NewerFormat`."""
     if not value:
         return None
     try:
         doc = orjson.loads(value)
     except orjson.JSONDecodeError:
         return None
-    return doc if isinstance(doc, dict) else None
+    return formats.known(doc, "a second-hop topic") if isinstance(doc, dict) else None
 
 
 def sightings_message(key: bytes | None, value: bytes | None) -> dict | None:
     """A sightings bundle or an end mark; a sighting of the earliest format
-    (key guid, value device, before rounds) as a bundle of one."""
+    (key guid, value device: not JSON, so written before format versions)
+    as a bundle of one."""
     if value is None:
         return None
     doc = decode(value)

@@ -23,6 +23,7 @@ import bisect
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 
+from humidity.core import formats
 from humidity.core.aggregate import IngestTotals
 from humidity.core.alarms import shared_alarms
 from humidity.core.exact_sums import DeviceSum
@@ -268,13 +269,15 @@ class PartialsBook:
         """Record one partial. Active alarms: the newest round's (of two
         shares of a round, by a new owner closing it again, the higher offset)."""
         parsed = parse_partial_key(key)
-        if parsed is None or "round" not in doc:
+        before_versions = formats.version_of(doc) == 0
+        if parsed is None or (before_versions and "round" not in doc):
             return False  # not a partial, or one written before rounds
         kind, partition = parsed
         if partition >= self.partitions:
             return False  # left over from a run with more partitions
         if kind == ALARMS:
-            shared = doc if "count" in doc else shared_alarms(doc["active"])  # as shared before the counts
+            # as shared before format versions and counts: the active alarms only
+            shared = shared_alarms(doc["active"]) if before_versions and "count" not in doc else doc
             entry = (int(doc["round"]), int(doc["offset"]),
                      {k: shared[k] for k in ("active", "count", "by_kind", "by_device")})
             if entry[:2] <= self.alarms.get(partition, (-1, -1))[:2]:

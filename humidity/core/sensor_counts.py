@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from humidity.core import messages
+from humidity.core import formats, messages
 from humidity.core.rounds import Ends
 
 
@@ -101,17 +101,21 @@ class SensorTotals:
     def from_json(cls, doc: dict | None, partitions: int) -> SensorTotals:
         if not doc:
             return cls(partitions)
+        before_versions = formats.version_of(doc) == 0
+        if not before_versions and "devices" in doc:
+            raise ValueError("a versioned sensor-totals header holds no devices")
         return cls(partitions, int(doc["offset"]), SensorCounts.from_json({"devices": {}, **doc}),
                    {int(r): SensorCounts.from_json(c) for r, c in doc.get("open", {}).items()},
-                   Ends.from_json(partitions, doc if "ends" in doc else None), int(doc.get("epoch", 0)))
+                   Ends.from_json(partitions, doc if "ends" in doc or not before_versions else None),
+                   int(doc.get("epoch", 0)))
 
     @classmethod
     def from_stored(cls, header: dict | None, entries: Iterable[tuple[str, dict]], partitions: int) -> SensorTotals:
         """The totals from a stored header and device entries. An entry
         written after its header (``r`` past the header's closed round: the
         header of its batch was lost) counts as it was before that batch.
-        Devices held by a header of an earlier version are stored as entries
-        by the next write."""
+        Devices held by a header written before format versions are stored
+        as entries by the next write."""
         totals = cls.from_json(header, partitions)
         devices = totals.counts.devices
         totals.unsaved = dict(devices)
@@ -137,11 +141,11 @@ def _entry(doc: dict | None, counted: int) -> dict | None:
     offset]}}`` as far as the totals include it (through sightings offset
     ``counted``): what it records past that was written by a batch whose
     totals a crash lost, and counts again when that batch is redelivered.
-    One written before rounds (``{"first", "devices": {device: offset}}``)
-    counts as counted in a closed round."""
+    One written before format versions and rounds (``{"first", "devices":
+    {device: offset}}``) counts as counted in a closed round."""
     if doc is None:
         return None
-    if "round" not in doc:
+    if formats.version_of(doc) == 0 and "round" not in doc:
         doc = {"round": -1, "first": doc["first"], "devices": {d: [-1, o] for d, o in doc["devices"].items()}}
     if doc["first"] > counted:
         return None

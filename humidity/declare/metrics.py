@@ -125,11 +125,7 @@ class Metrics:
 
     def observe_summary(self, summary: dict) -> None:
         counts = dict.fromkeys(KINDS, 0)
-        if "active_alarms_by_kind" in summary:
-            counts.update(summary["active_alarms_by_kind"])
-        else:  # a summary of an earlier version lists every active alarm
-            for alarm in summary.get("active_alarms", []):
-                counts[alarm["kind"]] = counts.get(alarm["kind"], 0) + 1
+        counts.update(summary.get("active_alarms_by_kind", {}))
         for kind, n in counts.items():
             self.active_alarms.labels(kind=kind).set(n)
 

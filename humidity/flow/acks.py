@@ -19,15 +19,16 @@ from collections.abc import Callable
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import acks
+from humidity.core import acks, formats
 from humidity.core.readings import now_iso
 from humidity.declare.topics import Topics
 from humidity.plumbing.follow import ALL, Follower
 from humidity.plumbing.record_batches import batched
-from humidity.plumbing.stream import load_json, per_batch, resume_from
+from humidity.plumbing.stream import per_batch, resume_from
 from tables import Tables
 
 ENTRY_PREFIX = "ack/"
+ACKS_TABLE = "table alarm-acks"
 #: Seconds between the leader's looks for alarms due for escalation.
 ESCALATE_CHECK_EVERY = 2.0
 
@@ -53,12 +54,12 @@ class AcksFlow:
             if value is None:
                 self.entries.pop(name[len(ENTRY_PREFIX):], None)
             else:
-                self.entries[name[len(ENTRY_PREFIX):]] = orjson.loads(value)
+                self.entries[name[len(ENTRY_PREFIX):]] = formats.loads(value, ACKS_TABLE)
 
     def request(self, command: dict) -> None:
         """Send a command (acknowledge or escalate) to the agent."""
         alarm_id = command.get("ack") or command["escalate"]
-        self.topics.acks.send_soon(key=alarm_id.encode(), value=orjson.dumps(command))
+        self.topics.acks.send_soon(key=alarm_id.encode(), value=formats.dumps(command))
 
     async def escalate(self) -> None:
         """Leader: ask for the escalation of every alarm due for it."""
@@ -79,23 +80,25 @@ class AcksFlow:
         table = self.tables.alarm_acks
         sends: list[tuple] = []
         with work.current():
-            header = load_json(table.get(str(work.partition))) or {"offset": -1, "epoch": 0}
+            header = formats.loads(table.get(str(work.partition)), ACKS_TABLE) or {"offset": -1, "epoch": 0}
             rows = work.follow(int(header["offset"]))
             if rows is None:
                 return
             epoch = work.epoch(int(header.get("epoch", 0)))
             changed: dict[str, dict] = {}
             for offset, _key, value in rows:
-                command = orjson.loads(value)
+                command = formats.loads(value, "the acks topic")
                 alarm_id = command.get("ack") or command["escalate"]
-                current = changed.get(alarm_id) or load_json(table.get(ENTRY_PREFIX + alarm_id))
+                current = changed.get(alarm_id) or formats.loads(table.get(ENTRY_PREFIX + alarm_id), ACKS_TABLE)
                 entry, effects = acks.apply(current, command, offset)
                 if entry is not None:
                     changed[alarm_id] = entry
-                sends += [(self.topics.alerts, event["guid"].encode(), event, None) for event in effects.alerts]
-                sends += [(self.topics.audit_intake, alarm_id.encode(), entry, 0) for entry in effects.audit]
+                sends += [(self.topics.alerts, event["guid"].encode(), orjson.dumps(event), None)
+                          for event in effects.alerts]
+                sends += [(self.topics.audit_intake, alarm_id.encode(), formats.dumps(entry), 0)
+                          for entry in effects.audit]
             for alarm_id, entry in changed.items():
-                table[ENTRY_PREFIX + alarm_id] = orjson.dumps({**entry, "epoch": epoch})
-            table[str(work.partition)] = orjson.dumps({"offset": work.through, "epoch": epoch})
+                table[ENTRY_PREFIX + alarm_id] = formats.dumps({**entry, "epoch": epoch})
+            table[str(work.partition)] = formats.dumps({"offset": work.through, "epoch": epoch})
         for topic, key, value, partition in sends:
-            topic.send_soon(key=key, value=orjson.dumps(value), partition=partition)
+            topic.send_soon(key=key, value=value, partition=partition)

@@ -15,7 +15,7 @@ import time
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate, alarms, audit, messages
+from humidity.core import aggregate, alarms, audit, formats, messages
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarm_partition import AlarmPartition, active_of, offline_of
 from humidity.core.partials import ALARMS, partial_key
@@ -146,18 +146,19 @@ class AlarmsFlow:
             whereabouts = alarms.Whereabouts(lambda guid: self._stored_device(work.partition, guid))
             out: list[dict] = []
             for offset, _key, value in rows:
-                out += bookkeeping.apply(offset, orjson.loads(value), bundled, silent, self.config, wall, whereabouts)
+                message = formats.loads(value, "the alarm-readings topic")
+                out += bookkeeping.apply(offset, message, bundled, silent, self.config, wall, whereabouts)
             epoch = work.epoch(bookkeeping.epoch)
             bookkeeping.finish_batch(work.through, [loaded[key] for key in changed], epoch)
             for key in changed:
-                states[key] = orjson.dumps(loaded[key].to_json())
+                states[key] = formats.dumps(loaded[key].to_json())
             for guid, device in whereabouts.moved.items():
-                states[alarms.whereabouts_key(guid)] = orjson.dumps({"device": device, "epoch": epoch})
+                states[alarms.whereabouts_key(guid)] = formats.dumps({"device": device, "epoch": epoch})
             for key in unfiled:
                 state = loaded[key]
                 if alarms.may_go_offline(state.seen_wall, state.active, state.current):
                     silence.file(key, state.seen_wall)
-            self.tables.alarm_totals[str(work.partition)] = orjson.dumps(bookkeeping.to_json())
+            self.tables.alarm_totals[str(work.partition)] = formats.dumps(bookkeeping.to_json())
         self._announce(work.partition, out, bookkeeping)
 
     def _announce(self, partition: int, events: list[dict], bookkeeping: AlarmPartition) -> None:
@@ -166,10 +167,10 @@ class AlarmsFlow:
         for alarm in map(alarms.identified, events):
             self.topics.alerts.send_soon(key=alarm["guid"].encode(), value=orjson.dumps(alarm))
             self.topics.audit_intake.send_soon(key=alarm["alarm_id"].encode(), partition=0,
-                                               value=orjson.dumps(audit.from_alarm_event(alarm)))
+                                               value=formats.dumps(audit.from_alarm_event(alarm)))
         if bookkeeping.closed_now is not None:
             # the active alarms once every reading of the round is applied: at least what the cut counts
-            self.topics.partials.send_soon(key=partial_key(ALARMS, partition).encode(), value=orjson.dumps(
+            self.topics.partials.send_soon(key=partial_key(ALARMS, partition).encode(), value=formats.dumps(
                 {"round": bookkeeping.closed_now, "offset": bookkeeping.offset,
                  **alarms.shared_alarms(bookkeeping.active.values())}))
 

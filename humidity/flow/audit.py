@@ -17,8 +17,9 @@ import logging
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import audit
+from humidity.core import audit, formats
 from humidity.declare.topics import Topics
+from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.follow import read_range
 from humidity.plumbing.record_batches import batched
 from humidity.plumbing.single_writer import SingleWriter
@@ -78,7 +79,9 @@ class AuditFlow:
         records = []
         for offset, _key, value in rows:
             try:
-                record = self.tail.link(orjson.loads(value), offset)
+                record = self.tail.link(formats.body(formats.loads(value, "the audit intake topic")), offset)
+            except formats.NewerFormat as exc:
+                stop_worker(str(exc), traceback=False)
             except (orjson.JSONDecodeError, KeyError, TypeError):
                 log.warning("Audit intake: record at offset %d is not an audit entry; left out", offset)
                 continue

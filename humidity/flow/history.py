@@ -20,7 +20,7 @@ import time
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import history, messages
+from humidity.core import formats, history, messages
 from humidity.core.history_query import last_full_minute
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
@@ -108,7 +108,7 @@ class HistoryFlow:
             if applied.stopped_after is not None:
                 work.stop_after(applied.stopped_after)
             for key, window in applied.windows.items():  # changed in place: cached as written
-                table[key] = orjson.dumps(window.to_json(epoch))
+                table[key] = formats.dumps(window.to_json(epoch))
             self.remember_pairs(work, applied.pairs, epoch)
             sweeping = self.sweeps.for_partition(work.partition, work.generation)
             if (sweeping or now - state.swept >= SWEEP_EVERY) and self.sweep(work.partition, now, cached, sweeping):
@@ -116,7 +116,7 @@ class HistoryFlow:
             state.too_old += applied.too_old
             state.sources = applied.sources
             state.offset = work.through
-            table[str(work.partition)] = orjson.dumps(state.to_json())
+            table[str(work.partition)] = formats.dumps(state.to_json())
         self.metrics.history_readings.inc(applied.stored)
         if applied.too_old:
             self.metrics.history_too_old.inc(applied.too_old)
@@ -139,7 +139,7 @@ class HistoryFlow:
         for pair in pairs - known.keys():
             key = history.pair_key(*pair)
             if partition_get(table, work.partition, key) is None:
-                table[key] = orjson.dumps({"epoch": epoch})
+                table[key] = formats.dumps({"epoch": epoch})
             known[pair] = True
 
     def sweep(self, partition: int, now: float, cached: dict, sweeping: dict) -> bool:

@@ -30,7 +30,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
-from humidity.core import aggregate, messages
+from humidity.core import aggregate, formats, messages
 from humidity.core.alarms import alarm_partition_of
 from humidity.core.partials import INGEST, Sharer, partial_key
 from humidity.core.readings import dead_letter
@@ -102,7 +102,7 @@ class IngestFlow:
                 if offset is None:
                     raw = partition_get(tables.sightings, work.partition, key)
                     if raw is not None:
-                        offset = known[key] = int(raw)
+                        offset = known[key] = aggregate.sighting_offset(raw)
                 return offset
 
             before = (totals.valid, totals.invalid)
@@ -113,7 +113,7 @@ class IngestFlow:
             if len(known) + len(outcome.new_sightings) > KNOWN_SIGHTINGS_MAX:
                 known.clear()
             for key, offset in outcome.new_sightings.items():
-                tables.sightings[key] = str(offset).encode()
+                tables.sightings[key] = aggregate.sighting_value(offset)
                 known[key] = offset
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.ingest_totals[key] = value
@@ -213,7 +213,7 @@ class IngestFlow:
 
         share = {**totals.header_json(), "round": closing, "devices": figures(held.changed)}
         for doc in held.sharer.docs([(closing, share)], lambda: figures(devices)):
-            self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(), value=orjson.dumps(doc))
+            self.topics.partials.send_soon(key=partial_key(INGEST, partition).encode(), value=formats.dumps(doc))
         held.changed.clear()
 
     async def close_idle_rounds(self) -> None:

@@ -28,7 +28,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.errors import CommitFailedError, KafkaError
 
 from humidity.application import HumidityApp
-from humidity.core import audit, notify
+from humidity.core import audit, formats, notify
 from humidity.core.alarms import identified
 from humidity.core.readings import now_iso
 from humidity.core.stalls import Reader
@@ -199,7 +199,7 @@ class Notifier:
 
     def _report(self, event: dict, channel: notify.Channel, outcome: str, attempts: int, detail: str = "") -> None:
         entry = audit.notified(event, channel.name, channel.shown, outcome, attempts, now_iso(), detail)
-        self.topics.audit_intake.send_soon(key=event["alarm_id"].encode(), value=orjson.dumps(entry), partition=0)
+        self.topics.audit_intake.send_soon(key=event["alarm_id"].encode(), value=formats.dumps(entry), partition=0)
 
     async def send(self, channel: notify.Channel, event: dict) -> None:
         if channel.kind == notify.WEBHOOK:

@@ -30,6 +30,7 @@ from datetime import UTC, datetime
 import orjson
 
 from humidity.application import HumidityApp
+from humidity.core import formats
 from humidity.core.behind import Behind
 from humidity.core.partials import PartialsBook
 from humidity.core.summary import Previous, SummaryMemo, build_summary
@@ -37,6 +38,7 @@ from humidity.core.summary_log import as_of_text, render_line, render_text
 from humidity.declare.metrics import Metrics
 from humidity.declare.topics import Topics
 from humidity.flow.behind import CutBehind
+from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.follow import ALL, LAST, Follower, read_newest
 from humidity.plumbing.single_writer import SingleWriter
 
@@ -89,16 +91,18 @@ class Publisher:
         self.behind.counted(summary.get("as_of") or {})
         self.metrics.observe_summary(summary)
         cut = dict(headers or ()).get(CUT_HEADER)
-        self.previous = Previous.from_json(orjson.loads(cut)) if cut else None
+        self.previous = Previous.from_json(formats.loads(cut, "a summary's cut header")) if cut else None
 
     def _on_record(self, topic: str, key: bytes | None, value: bytes | None, headers=()) -> None:
         if value is None:
             return
         try:
             if topic == self.settings.partials_topic and key is not None:
-                self.book.update(key.decode(), orjson.loads(value))
+                self.book.update(key.decode(), formats.loads(value, "the partials topic"))
             elif topic == self.settings.results_topic and key == b"summary":
                 self._on_summary(value, headers)
+        except formats.NewerFormat as exc:
+            stop_worker(str(exc), traceback=False)
         except (ValueError, KeyError, TypeError):
             log.warning("Ignoring a malformed record on %s", topic)
 
@@ -135,7 +139,7 @@ class Publisher:
         summary["behind"] = self.behind.of(summary["as_of"]).to_json()
         raw = orjson.dumps(summary)
         if not await self.writer.write([(settings.results_topic, b"summary", raw, None,
-                                         [(CUT_HEADER, orjson.dumps(counted.to_json()))])]):
+                                         [(CUT_HEADER, formats.dumps(counted.to_json()))])]):
             return
         self.latest, self.previous = Latest(summary, raw, time.monotonic()), counted
         self.behind.counted(summary["as_of"])

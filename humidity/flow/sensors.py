@@ -14,10 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import orjson
-
 from humidity.application import HumidityApp
-from humidity.core import aggregate, messages
+from humidity.core import aggregate, formats, messages
 from humidity.core.partials import SENSORS, Sharer, partial_key
 from humidity.core.sensor_counts import SensorTotals, count_sensors
 from humidity.declare.topics import Topics
@@ -76,7 +74,7 @@ class SensorsFlow:
 
             outcome = count_sensors(totals, parsed, stored, through=work.through, epoch=totals.epoch)
             for guid, entry in outcome.entries.items():
-                tables.sensors[guid] = orjson.dumps(entry)
+                tables.sensors[guid] = formats.dumps(entry)
             for key, value in aggregate.stored_records(work.partition, totals):
                 tables.sensor_totals[key] = value
             totals.unsaved.clear()
@@ -92,4 +90,4 @@ class SensorsFlow:
         shares = [(closed_round, {"round": closed_round, "offset": totals.offset, "epoch": totals.epoch,
                                   **counts.to_json()}) for closed_round, counts in closed]
         for doc in held.sharer.docs(shares, lambda: dict(totals.counts.devices)):
-            self.topics.partials.send_soon(key=key, value=orjson.dumps(doc))
+            self.topics.partials.send_soon(key=key, value=formats.dumps(doc))

@@ -27,10 +27,10 @@ from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
-import orjson
 from faust.streams import _current_event  # the event table writes are partitioned by
 from faust.types import TP
 
+from humidity.core import formats
 from humidity.core.ownership import claimed_epoch
 from humidity.plumbing import changelogs
 from humidity.plumbing.exit import stop_worker
@@ -46,7 +46,9 @@ PRODUCER_POLL = 0.005
 
 
 def load_json(raw: bytes | None) -> Any:
-    return orjson.loads(raw) if raw is not None else None
+    """A table value, decoded (None stays None); one of a newer format
+    raises :class:`humidity.core.formats.NewerFormat`."""
+    return formats.loads(raw, "a table")
 
 
 class GenerationCache:
@@ -179,6 +181,8 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
                     with producing() as produced:
                         try:
                             handle(work)
+                        except formats.NewerFormat as exc:  # the operator must act: one line
+                            stop_worker(f"{exc}; the batch is not acknowledged", traceback=False)
                         except Exception:  # noqa: BLE001 - anything: the batch must not be acknowledged
                             stop_worker(f"unexpected error in {handle.__name__}; the batch is not acknowledged")
                     if work.through is not None:

@@ -10,8 +10,10 @@ from itertools import islice
 import faust
 import rocksdict
 
+from humidity.core import formats
 from humidity.core.ownership import epoch_of, newest_rows
 from humidity.plumbing import changelogs, internals
+from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.record_batches import batched, changelog_batches
 
 log = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class RawTable(faust.Table):
     def apply_changelog_batch(self, batch) -> None:
         for tp, rows in changelog_batches(batch):
             self.changelog_records_read += len(rows)
+            _refuse_newer_formats(tp, rows)
             rows = _unapplied(rows, self.data.persisted_offset(tp))
             if not rows:
                 continue
@@ -97,6 +100,15 @@ class RawTable(faust.Table):
     def _restorable(self, partition: int, rows: list) -> list:
         """Of one partition's rows to restore, those to apply (all of them here)."""
         return rows
+
+
+def _refuse_newer_formats(tp, rows: list) -> None:
+    """Stop the worker, with one line, at a value a newer release wrote."""
+    try:
+        for _offset, _key, value in rows:
+            formats.check_raw(value, f"{tp.topic}[{tp.partition}]")
+    except formats.NewerFormat as exc:
+        stop_worker(str(exc), traceback=False)
 
 
 def _unapplied(rows: list, applied: int | None) -> list:

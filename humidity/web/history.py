@@ -152,13 +152,7 @@ class HistoryApi:
         return described
 
     def _alarm_counts(self) -> dict[str, int]:
-        summary = self.publisher.latest.summary or {}
-        if "active_alarms_by_device" in summary:
-            return summary["active_alarms_by_device"]
-        counts: dict[str, int] = {}  # a summary of an earlier version lists every active alarm
-        for alarm in summary.get("active_alarms", []):
-            counts[alarm["device"]] = counts.get(alarm["device"], 0) + 1
-        return counts
+        return (self.publisher.latest.summary or {}).get("active_alarms_by_device", {})
 
     async def logger(self, guid: str, now: float) -> dict | None:
         """A datalogger's newest reading by event time, or None if it has none kept."""
