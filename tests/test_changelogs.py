@@ -10,6 +10,7 @@ from types import SimpleNamespace
 import orjson
 
 from humidity.plumbing import changelogs
+from humidity.plumbing.transaction import UNWRITTEN, BatchTransaction
 
 
 class App:
@@ -90,12 +91,12 @@ async def settle():
 async def test_records_go_out_in_order_per_partition_and_complete_when_acknowledged():
     app = App(FakeProducer(capacity=3))
     t = Table(app)
-    collected, token = changelogs.collect()
+    batch = BatchTransaction()
     for i in range(5):
-        changelogs.write(t, 0, f"k{i}".encode(), b"v")
-    changelogs.write(t, 1, b"other", b"v")
-    first = changelogs.submit_collected(collected, token)
-    second = changelogs.submit_collected(*_collect_one(t, 0, b"k0", b"newer"))
+        batch.write(t, 0, f"k{i}".encode(), b"v")
+    batch.write(t, 1, b"other", b"v")
+    first = batch.commit()
+    second = _one_write(t, 0, b"k0", b"newer").commit()
     await settle()
     sent = [(p, records) for _topic, p, records, _d in app.producer.sent]
     # partition 0 keeps the order it was written in, across submissions
@@ -125,7 +126,7 @@ async def test_the_persisted_offset_stops_before_records_of_another_writer():
     futures = []
 
     async def acknowledged_at(base_offset: int, key: bytes) -> None:
-        futures.extend(changelogs.submit_collected(*_collect_one(t, 0, key, b"v")))
+        futures.extend(_one_write(t, 0, key, b"v").commit())
         await settle()
         app.producer.deliver(len(app.producer.sent) - 1, base_offset=base_offset)
         await settle()
@@ -141,37 +142,37 @@ async def test_the_persisted_offset_stops_before_records_of_another_writer():
 async def test_a_blocks_writes_reach_rocksdb_and_the_changelog_once_each_with_the_last_value_of_a_key():
     app = App(FakeProducer(capacity=10))
     t = Table(app)
-    collected, token = changelogs.collect()
-    changelogs.write(t, 0, b"a", b"1")
-    changelogs.write(t, 0, b"b", b"1")
-    changelogs.write(t, 0, b"a", b"2")
-    changelogs.write(t, 0, b"b", None)
-    changelogs.write(t, 3, b"c", b"1")
-    assert t.written == []  # nothing reaches RocksDB before the block ends ...
-    assert changelogs.written(t, 0, b"a") == b"2"  # ... but the block reads its own writes
-    assert changelogs.written(t, 0, b"b") is None
-    assert changelogs.written(t, 0, b"c") is changelogs.UNWRITTEN
-    changelogs.submit_collected(collected, token)
+    batch = BatchTransaction()
+    batch.write(t, 0, b"a", b"1")
+    batch.write(t, 0, b"b", b"1")
+    batch.write(t, 0, b"a", b"2")
+    batch.write(t, 0, b"b", None)
+    batch.write(t, 3, b"c", b"1")
+    assert t.written == []  # nothing reaches RocksDB before the transaction commits ...
+    assert batch.written(t, 0, b"a") == b"2"  # ... but the batch reads its own writes
+    assert batch.written(t, 0, b"b") is None
+    assert batch.written(t, 0, b"c") is UNWRITTEN
+    batch.commit()
     assert t.written == [(0, [(b"a", b"2"), (b"b", None)]), (3, [(b"c", b"1")])]
-    assert changelogs.written(t, 0, b"a") is changelogs.UNWRITTEN  # not collecting any more
+    assert batch.written(t, 0, b"a") is UNWRITTEN  # committed: nothing pending any more
     await settle()
     assert sorted((p, records) for _t, p, records, _d in app.producer.sent) == [
         (0, [(b"a", b"2"), (b"b", None)]), (3, [(b"c", b"1")])]
 
 
-def _collect_one(t, partition, key, value):
-    collected, token = changelogs.collect()
-    changelogs.write(t, partition, key, value)
-    return collected, token
+def _one_write(t, partition, key, value):
+    batch = BatchTransaction()
+    batch.write(t, partition, key, value)
+    return batch
 
 
 async def test_a_submission_fails_when_any_batch_holding_its_records_fails():
     app = App(FakeProducer(capacity=2))
     t = Table(app)
-    collected, token = changelogs.collect()
+    batch = BatchTransaction()
     for i in range(4):  # two batches
-        changelogs.write(t, 0, f"k{i}".encode(), b"v")
-    (future,) = changelogs.submit_collected(collected, token)
+        batch.write(t, 0, f"k{i}".encode(), b"v")
+    (future,) = batch.commit()
     await settle()
     assert len(app.producer.sent) == 2
     app.producer.deliver(1, base_offset=2)  # the later batch is acknowledged ...
@@ -184,10 +185,10 @@ async def test_a_submission_fails_when_any_batch_holding_its_records_fails():
 async def test_a_record_over_the_size_limit_stops_before_anything_of_its_partition_is_sent():
     app = App(FakeProducer())
     t = Table(app)
-    collected, token = changelogs.collect()
-    changelogs.write(t, 0, b"small", b"v")
-    changelogs.write(t, 0, b"big", b"x" * 2000)
-    (future,) = changelogs.submit_collected(collected, token)
+    batch = BatchTransaction()
+    batch.write(t, 0, b"small", b"v")
+    batch.write(t, 0, b"big", b"x" * 2000)
+    (future,) = batch.commit()
     await settle()
     assert app.producer.too_large_calls == [("t-changelog", 2003)]
     assert app.producer.sent == []
@@ -198,7 +199,7 @@ async def test_a_record_over_the_size_limit_stops_before_anything_of_its_partiti
 async def test_a_write_outside_a_batch_is_sent_at_once():
     app = App(FakeProducer())
     t = Table(app)
-    changelogs.write(t, 2, b"k", None)  # a deletion
+    changelogs.write_now(t, 2, b"k", None)  # a deletion
     await settle()
     assert [(p, records) for _t, p, records, _d in app.producer.sent] == [(2, [(b"k", None)])]
 
@@ -208,14 +209,14 @@ async def test_queued_values_hold_only_their_own_size():
     # thousands of them waiting to be sent would hold megabytes for nothing.
     app = App(FakeProducer())
     t = Table(app)
-    collected, token = changelogs.collect()
+    batch = BatchTransaction()
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
         for i in range(1000):
-            changelogs.write(t, 0, b"k%d" % i, orjson.dumps({"n": i}))
+            batch.write(t, 0, b"k%d" % i, orjson.dumps({"n": i}))
         held = tracemalloc.get_traced_memory()[0] - before
     finally:
         tracemalloc.stop()
-    changelogs.submit_collected(collected, token)
+    batch.commit()
     assert held < 1000 * 200, f"{held} bytes held by 1,000 queued values of about 10 bytes"

@@ -13,6 +13,7 @@ from faust.types import TP
 from humidity.plumbing import changelogs
 from humidity.plumbing.record_batches import RecordBatch
 from humidity.plumbing.tables import partition_get, raw_table
+from humidity.plumbing.transaction import transaction
 
 
 def value(epoch: int, **fields) -> bytes:
@@ -39,7 +40,7 @@ class Restore:
 
     def write(self, key: bytes, data: bytes, monkeypatch) -> None:
         """The worker's own write (its changelog record is not sent here)."""
-        monkeypatch.setattr(changelogs, "write", lambda *args: None)
+        monkeypatch.setattr(changelogs, "write_now", lambda *args: None)
         monkeypatch.setattr(self.table, "partition_for_key", lambda key: 0)
         self.db().put(key, data)
         self.table.on_key_set(key, data)
@@ -94,14 +95,13 @@ def test_a_blocks_writes_reach_rocksdb_when_it_ends_and_its_reads_see_them_befor
         submit=lambda t, partition, rows: sent.append((partition, rows))))
     worker.db().put(b"kept", value(1))
     worker.db().put(b"gone", value(1))
-    collected, token = changelogs.collect()
-    table[b"new"] = value(2, n=1)
-    table["new"] = value(2, n=2)  # str keys are stored as their bytes
-    del table[b"gone"]
-    assert worker.db().get(b"new") is None and worker.db().get(b"gone") is not None  # RocksDB not yet
-    assert orjson.loads(table[b"new"])["n"] == 2 and orjson.loads(partition_get(table, 0, "new"))["n"] == 2
-    assert b"gone" not in table and table.get(b"gone") is None and partition_get(table, 0, b"gone") is None
-    assert b"kept" in table and partition_get(table, 0, b"kept") == value(1)
-    changelogs.submit_collected(collected, token)
+    with transaction():
+        table[b"new"] = value(2, n=1)
+        table["new"] = value(2, n=2)  # str keys are stored as their bytes
+        del table[b"gone"]
+        assert worker.db().get(b"new") is None and worker.db().get(b"gone") is not None  # RocksDB not yet
+        assert orjson.loads(table[b"new"])["n"] == 2 and orjson.loads(partition_get(table, 0, "new"))["n"] == 2
+        assert b"gone" not in table and table.get(b"gone") is None and partition_get(table, 0, b"gone") is None
+        assert b"kept" in table and partition_get(table, 0, b"kept") == value(1)
     assert orjson.loads(worker.db().get(b"new"))["n"] == 2 and worker.db().get(b"gone") is None
     assert sent == [(0, [(b"new", value(2, n=2)), (b"gone", None)])]

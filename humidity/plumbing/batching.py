@@ -21,7 +21,7 @@ thousands of readings. So:
   committed offset and its state's offset + 1 (:attr:`Batched.resume_at`);
 * an offset is committed only when every message the batches up to it
   produced (changelogs, forwards, dead letters) is acknowledged by the broker
-  (:mod:`humidity.plumbing.progress`, fed by :func:`producing` and :class:`Producer`).
+  (:mod:`humidity.plumbing.progress`, fed by the batches' transactions, :mod:`humidity.plumbing.transaction`).
 """
 
 from __future__ import annotations

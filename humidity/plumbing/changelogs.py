@@ -1,28 +1,20 @@
-"""Table writes of a batch: RocksDB in one write batch, the changelog in
-record batches (plumbing).
+"""Table changelogs sent as record batches (plumbing).
 
 Faust sends every table write as a message of its own: a future message, a
 trip through the producer's buffer and aiokafka's send, a future per record,
-and on acknowledgement a RocksDB write of the changelog's offset; and it
-puts every write into RocksDB on its own. With a large fleet a batch of
-readings writes thousands of values, and that machinery, not RocksDB or the
-broker, becomes most of a worker's time.
+and on acknowledgement a RocksDB write of the changelog's offset. With a
+large fleet a batch of readings writes thousands of values, and that
+machinery, not RocksDB or the broker, becomes most of a worker's time.
 
-The tables here (:class:`humidity.plumbing.tables.RawTable`) hand each write
-to :func:`write`. Inside :func:`humidity.plumbing.producer.producing` (an
-agent's work on a batch) the writes are collected per table and partition,
-the last value of each key (the block's reads of single keys see them:
-:func:`written`); when the block ends each partition's go into its RocksDB
-as one write batch (``table.write_rows``), and to the app's
-:class:`ChangelogSender` as aiokafka record batches: one future per batch,
-which the commits wait for like any other output, and one write of the
-persisted offset per acknowledged batch.
-Outside such a block a write is submitted at once, and the table puts it
-into RocksDB itself.
-
-One sender per app sends what is submitted strictly in order per changelog
-partition, so a key's later value is never overtaken by an earlier one (a
-restore keeps the last value of a key).
+A batch's writes reach the app's :class:`ChangelogSender` when its
+transaction commits (:mod:`humidity.plumbing.transaction`), per table
+partition; a write outside a transaction is submitted at once
+(:func:`write_now`). The sender sends them as aiokafka record batches: one
+future per submission, which the commits wait for like any other output,
+and one write of the persisted offset per acknowledged record batch. One
+sender per app sends strictly in order per changelog partition, so a key's
+later value is never overtaken by an earlier one (a restore keeps the last
+value of a key).
 """
 
 from __future__ import annotations
@@ -31,15 +23,10 @@ import asyncio
 import logging
 import weakref
 from collections import deque
-from contextvars import ContextVar
 
 from aiokafka.structs import TopicPartition
 
 log = logging.getLogger(__name__)
-
-#: (table, partition) -> {key: value (None: deleted)} of the block being collected.
-_collected: ContextVar[dict | None] = ContextVar("humidity_changelog_writes", default=None)
-
 
 def exact_size(value: bytes) -> bytes:
     """A copy of ``value`` that holds only its own bytes: orjson's bytes keep
@@ -48,55 +35,10 @@ def exact_size(value: bytes) -> bytes:
     return bytes(memoryview(value))
 
 
-def write(table, partition: int, key: bytes, value: bytes | None) -> None:
-    """``table[key] = value`` (``None``: a deletion) in ``partition``: its
-    changelog record, and inside a block its RocksDB write as well."""
-    if value is not None:
-        value = exact_size(value)
-    collected = _collected.get()
-    if collected is None:
-        sender_of(table.app).submit(table, partition, [(key, value)])
-        return
-    rows = collected.get((table, partition))
-    if rows is None:
-        rows = collected[(table, partition)] = {}
-    rows[key] = value
-
-
-def collecting() -> bool:
-    """Whether writes are being collected (inside a block): the table leaves RocksDB to :func:`submit_collected`."""
-    return _collected.get() is not None
-
-
-#: What :func:`written` returns for a key the block has not written.
-UNWRITTEN = object()
-
-
-def written(table, partition: int, key: bytes):
-    """The value the block being collected wrote to ``key`` (None: deleted),
-    or UNWRITTEN: what the block reads must include its own writes."""
-    collected = _collected.get()
-    rows = collected.get((table, partition)) if collected else None
-    return UNWRITTEN if rows is None else rows.get(key, UNWRITTEN)
-
-
-def collect() -> tuple[dict, object]:
-    """Start collecting the writes made from here on (see :func:`submit_collected`)."""
-    collected: dict = {}
-    return collected, _collected.set(collected)
-
-
-def submit_collected(collected: dict, token) -> list[asyncio.Future]:
-    """Stop collecting; write what was collected into RocksDB and submit its
-    changelog records. The futures complete when the broker has
-    acknowledged the records (or fail)."""
-    _collected.reset(token)
-    futures = []
-    for (table, partition), rows in collected.items():
-        rows = list(rows.items())
-        table.write_rows(partition, rows)
-        futures.append(sender_of(table.app).submit(table, partition, rows))
-    return futures
+def write_now(table, partition: int, key: bytes, value: bytes | None) -> None:
+    """``table[key] = value`` (``None``: a deletion) in ``partition``, outside
+    a batch's transaction: its changelog record, submitted at once."""
+    sender_of(table.app).submit(table, partition, [(key, None if value is None else exact_size(value))])
 
 
 _senders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()

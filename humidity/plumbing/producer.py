@@ -1,56 +1,35 @@
-"""The producer that tells each batch when what it produced is durable (plumbing).
+"""The producer that tells each batch when what it sent is durable (plumbing).
 
-:func:`producing` collects the futures of every message produced inside
-the block (``send_soon``, and the table changelogs, sent as record batches
-when the block ends: :mod:`humidity.plumbing.changelogs`), so that an
-offset is committed only once everything its batch produced is
+Every message sent while a batch is handled (``send_soon``) is noted, with
+its future, in the batch's transaction (:mod:`humidity.plumbing.transaction`),
+so that an offset is committed only once everything its batch produced is
 acknowledged by the broker."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 
 from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from humidity.plumbing import changelogs
+from humidity.plumbing import transaction
+from humidity.plumbing.changelogs import exact_size
 from humidity.plumbing.exit import stop_worker
-
-_produced: ContextVar[list | None] = ContextVar("humidity_produced", default=None)
-
-
-@contextmanager
-def producing() -> Iterator[list]:
-    """Collect the futures of every message produced inside the block
-    (``send_soon``, and the table changelogs, sent as record batches when
-    the block ends: :mod:`humidity.plumbing.changelogs`), to know when they
-    are durable."""
-    produced: list = []
-    token = _produced.set(produced)
-    writes, writes_token = changelogs.collect()
-    try:
-        yield produced
-    finally:
-        _produced.reset(token)
-        produced += changelogs.submit_collected(writes, writes_token)
 
 
 class Producer(aiokafka_driver.Producer):
-    """Faust's aiokafka producer; tells :func:`producing` what it queues."""
+    """Faust's aiokafka producer; tells the batch's transaction what it queues."""
 
     def send_soon(self, fut) -> None:
         value = fut.message.value
         if type(value) is bytes:
             # a message holds its value until it is acknowledged and its batch committed
-            fut.message = fut.message._replace(value=changelogs.exact_size(value))
+            fut.message = fut.message._replace(value=exact_size(value))
         super().send_soon(fut)
-        produced = _produced.get()
-        if produced is not None:
-            produced.append(fut)
+        batch = transaction.current()
+        if batch is not None:
+            batch.sent(fut)
 
     async def send(self, topic, key, value, partition, timestamp, headers, *, transactional_id=None):
         try:

@@ -34,8 +34,8 @@ from humidity.core import formats
 from humidity.core.ownership import claimed_epoch
 from humidity.plumbing import changelogs
 from humidity.plumbing.exit import stop_worker
-from humidity.plumbing.producer import producing
 from humidity.plumbing.record_batches import contiguous, records_of
+from humidity.plumbing.transaction import transaction
 
 #: Batch events taken together when an agent asks for more than one at a time.
 EVENTS_MAX = 5000
@@ -178,7 +178,7 @@ async def per_batch(stream, handle: Callable[[PartitionWork], None], within: flo
                     await prepare(PartitionWork(group, consumer))
                 while True:
                     work = PartitionWork(group, consumer)
-                    with producing() as produced:
+                    with transaction() as produced:
                         try:
                             handle(work)
                         except formats.NewerFormat as exc:  # the operator must act: one line

@@ -12,7 +12,7 @@ import rocksdict
 
 from humidity.core import formats
 from humidity.core.ownership import epoch_of, newest_rows
-from humidity.plumbing import changelogs, internals
+from humidity.plumbing import changelogs, internals, transaction
 from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.record_batches import batched, changelog_batches
 
@@ -38,49 +38,60 @@ RESTORE_EVENTS_BUFFERED = 2
 class RawTable(faust.Table):
     """A table of bytes whose changelog is written and restored in record
     batches (:mod:`humidity.plumbing.changelogs`; one event per fetched
-    batch, :func:`humidity.plumbing.record_batches.changelog_batches`). Inside an
-    agent's block of work its writes reach RocksDB when the block ends, in
-    one write batch per partition; the block's reads of single keys see
-    them before, its range reads (:func:`partition_range`) do not."""
+    batch, :func:`humidity.plumbing.record_batches.changelog_batches`). Inside a
+    batch's transaction (:mod:`humidity.plumbing.transaction`) its writes
+    reach RocksDB when the transaction commits, in one write batch per
+    partition; the batch's reads of single keys see them before, its range
+    reads (:func:`partition_range`) do not."""
 
     #: Changelog records handed to this table to restore (applied or not).
     changelog_records_read = 0
 
     def __setitem__(self, key: bytes | str, value: bytes) -> None:
         self.on_key_set(key, value)
-        if not changelogs.collecting():
+        if transaction.current() is None:
             self.data[key] = value
 
     def __delitem__(self, key: bytes | str) -> None:
         self.on_key_del(key)
-        if not changelogs.collecting():
+        if transaction.current() is None:
             del self.data[key]
 
     def __getitem__(self, key: bytes | str):
         value = self._written(key)
-        if value is changelogs.UNWRITTEN:
+        if value is transaction.UNWRITTEN:
             return super().__getitem__(key)
         return self.__missing__(key) if value is None else value
 
     def __contains__(self, key) -> bool:
         value = self._written(key)
-        return super().__contains__(key) if value is changelogs.UNWRITTEN else value is not None
+        return super().__contains__(key) if value is transaction.UNWRITTEN else value is not None
 
     def _written(self, key: bytes | str):
-        if not changelogs.collecting():
-            return changelogs.UNWRITTEN
-        return changelogs.written(self, self.partition_for_key(key), _raw(key))
+        batch = transaction.current()
+        if batch is None:
+            return transaction.UNWRITTEN
+        return batch.written(self, self.partition_for_key(key), _raw(key))
 
     def on_key_set(self, key: bytes | str, value: bytes) -> None:
-        changelogs.write(self, self.partition_for_key(key), _raw(key), _raw(value))
+        self._write(key, _raw(value))
         self._sensor_on_set(self, key, value)
 
     def on_key_del(self, key: bytes | str) -> None:
-        changelogs.write(self, self.partition_for_key(key), _raw(key), None)
+        self._write(key, None)
         self._sensor_on_del(self, key)
 
+    def _write(self, key: bytes | str, value: bytes | None) -> None:
+        """Into the batch's transaction, or (outside one) to the changelog at once."""
+        partition, key = self.partition_for_key(key), _raw(key)
+        batch = transaction.current()
+        if batch is None:
+            changelogs.write_now(self, partition, key, value)
+        else:
+            batch.write(self, partition, key, value)
+
     def write_rows(self, partition: int, rows: list[tuple[bytes, bytes | None]]) -> None:
-        """A block's writes to one partition (None: a deletion), into its RocksDB at once."""
+        """A transaction's writes to one partition (None: a deletion), into its RocksDB at once."""
         _write(self.data, partition, rows)
 
     def apply_changelog_batch(self, batch) -> None:
@@ -203,11 +214,12 @@ def partition_get(table, partition: int, key: bytes | str) -> bytes | None:
     """One key's value in one partition's RocksDB, read directly: Faust's
     ``get`` passes through several mapping layers, reads a stored key twice,
     and outside an agent's event looks in every partition the worker has
-    opened when the key is not in its index. Inside a block, what the block
-    wrote (:func:`humidity.plumbing.changelogs.written`)."""
+    opened when the key is not in its index. Inside a transaction, what it
+    wrote (:meth:`humidity.plumbing.transaction.BatchTransaction.written`)."""
     key = _raw(key)
-    value = changelogs.written(table, partition, key)
-    return internals.partition_db(table.data, partition).get(key) if value is changelogs.UNWRITTEN else value
+    batch = transaction.current()
+    value = transaction.UNWRITTEN if batch is None else batch.written(table, partition, key)
+    return internals.partition_db(table.data, partition).get(key) if value is transaction.UNWRITTEN else value
 
 
 def partition_is_empty(table, partition: int) -> bool:
