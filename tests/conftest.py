@@ -28,14 +28,14 @@ def workers(tmp_path):
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory):
-    """A 3-broker cluster for the tests of one module, stopped at its end."""
+    """A 3-broker cluster for the tests of one module, discarded at its end."""
     if helpers.kafka_port() is None:
         pytest.skip("needs the test broker: run through `make test`")
     started = helpers.Cluster(tmp_path_factory.mktemp("cluster"))
     try:
         yield started.up()
     finally:
-        started.down()
+        started.discard()
 
 
 @pytest.fixture

@@ -145,7 +145,6 @@ def test_committed_offsets_reach_the_end_after_workers_join_and_leave_mid_batch(
     assert first.running()
 
 
-@pytest.mark.alone
 def test_kill_9_while_changelogs_are_in_flight_then_an_empty_data_directory_is_exact(kafka, tmp_path, workers):
     env = helpers.service_env(tmp_path)
     records = dataset(60_000, seed=64)

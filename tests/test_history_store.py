@@ -39,7 +39,7 @@ def flow(tmp_path, monkeypatch):
     app = faust.App("t-history-store", broker="kafka://127.0.0.1:9", store="rocksdb://", datadir=str(tmp_path),
                     topic_partitions=1)
     table = raw_table(app, "history", help="test")
-    monkeypatch.setattr(changelogs, "write", lambda *args: None)
+    monkeypatch.setattr(changelogs, "write_now", lambda *args: None)
     monkeypatch.setattr(table, "partition_for_key", lambda key: 0)
     flow = SimpleNamespace(tables=SimpleNamespace(history=table), retention=RETENTION,
                            db=table.data._db_for_partition(0), owning={0})
