@@ -61,7 +61,7 @@ class Tables:
     #: and per datalogger, minute and hour windows (:func:`window_key`: count,
     #: exact sum, min, max, the last bundle included); per (logger, device) its
     #: newest reading (:func:`latest_key`). Written by agent ``history``.
-    history: TableT
+    history_windows: TableT
     #: key: acks partition number; value: JSON ``{"offset", "epoch"}`` (the
     #: commands it includes); key ``ack/<alarm id>``: JSON of the alarm's
     #: entry (:mod:`humidity.core.acks`: who acknowledged it, when, the
@@ -82,6 +82,7 @@ def declare_tables(app: HumidityApp) -> Tables:
         alarm_states=raw_table(app, "alarm-states", help="Per datalogger: alarm state."),
         alarm_totals=raw_table(app, "alarm-totals",
                                help="Per alarm partition: active alarms and recent alarm events."),
-        history=raw_table(app, "history", help="Per device and datalogger: windows over time, newest readings."),
+        history_windows=raw_table(app, "history",
+                                  help="Per device and datalogger: windows over time, newest readings."),
         alarm_acks=raw_table(app, "alarm-acks", help="Per alarm: who acknowledged it, when it was escalated."),
     )

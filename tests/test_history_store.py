@@ -41,7 +41,7 @@ def flow(tmp_path, monkeypatch):
     table = raw_table(app, "history", help="test")
     monkeypatch.setattr(changelogs, "write_now", lambda *args: None)
     monkeypatch.setattr(table, "partition_for_key", lambda key: 0)
-    flow = SimpleNamespace(tables=SimpleNamespace(history=table), retention=RETENTION,
+    flow = SimpleNamespace(tables=SimpleNamespace(history_windows=table), retention=RETENTION,
                            db=table.data._db_for_partition(0), owning={0})
     flow.owned = lambda wanted: sorted(wanted & flow.owning)
     flow.newest = MethodType(HistoryFlow.newest, flow)

@@ -48,7 +48,7 @@ class Topics:
     #: go to the partition Kafka's key hash gives its name): ``{"p": input
     #: partition, "o", "r": [[guid, device, event time, humidity, input
     #: offset], ...]}``.
-    history: TopicT
+    history_readings: TopicT
     #: Alarm raises, clears and escalations: ``{"time", "device", "guid",
     #: "kind", "state", "value", "limit", "since", "wall_time", "alarm_id",
     #: "id"}`` (:func:`humidity.core.alarms.identified`); key: the guid.
@@ -79,7 +79,7 @@ def declare_topics(app: HumidityApp) -> Topics:
         invalid=app.declare_topic(settings.invalid_topic),
         sightings=app.declare_topic(settings.sightings_topic, batched=True),
         alarm_readings=app.declare_topic(settings.alarm_readings_topic, batched=True),
-        history=app.declare_topic(settings.history_topic, batched=True),
+        history_readings=app.declare_topic(settings.history_topic, batched=True),
         alerts=app.declare_topic(settings.alerts_topic),
         acks=app.declare_topic(settings.acks_topic, batched=True),
         audit_intake=app.declare_topic(settings.audit_intake_topic, batched=True),

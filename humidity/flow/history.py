@@ -75,8 +75,8 @@ class HistoryFlow:
         #: Per partition: the pass removing expired windows, while one is under way.
         self.sweeps = GenerationCache()
         self.too_old_unlogged = 0
-        batched(app).resume_at[topics.history.get_topic_name()] = resume_from(tables.history)
-        self.agent = app.agent(topics.history, name="history")(self.run)
+        batched(app).resume_at[topics.history_readings.get_topic_name()] = resume_from(tables.history_windows)
+        self.agent = app.agent(topics.history_readings, name="history")(self.run)
         app.timer(app.settings.interval)(self.log_too_old)
 
     async def run(self, stream) -> None:
@@ -84,7 +84,7 @@ class HistoryFlow:
         await per_batch(stream, self.history_partition, within=HISTORY_WITHIN, events_max=HISTORY_EVENTS_MAX)
 
     def history_partition(self, work: PartitionWork) -> None:
-        table = self.tables.history
+        table = self.tables.history_windows
         with work.current():
             state = history.HistoryPartition.from_json(load_json(table.get(str(work.partition))))
             rows = work.follow(state.offset)
@@ -132,7 +132,7 @@ class HistoryFlow:
                 yield offset, *bundle
 
     def remember_pairs(self, work: PartitionWork, pairs: set[tuple[str, str]], epoch: int) -> None:
-        table = self.tables.history
+        table = self.tables.history_windows
         known = self.pairs.for_partition(work.partition, work.generation)
         if len(known) > CACHED_MAX:
             known.clear()
@@ -146,7 +146,7 @@ class HistoryFlow:
         """Remove the expired windows of the partition's next SWEEP_LOGGERS
         loggers, and of their devices not yet swept in this pass; ``sweeping``
         carries the pass from one call to the next. True when the pass is complete."""
-        table = self.tables.history
+        table = self.tables.history_windows
         swept_devices = sweeping.setdefault("devices", set())
         pairs, resume = partition_slice(table, partition, sweeping.get("from", history.PAIR), history.PAIR_END,
                                         SWEEP_LOGGERS)
@@ -173,11 +173,11 @@ class HistoryFlow:
 
     def owned(self, wanted: set[int]) -> list[int]:
         """Those of ``wanted`` partitions whose history this worker holds now."""
-        return [p for p in owned_partitions(self.app, self.topics.history.get_topic_name()) if p in wanted]
+        return [p for p in owned_partitions(self.app, self.topics.history_readings.get_topic_name()) if p in wanted]
 
     def newest(self, partition: int, what: str, name: str, now: float) -> list | None:
         """The newest reading kept of a device or logger: ``[time, humidity, other]``."""
-        table = self.tables.history
+        table = self.tables.history_windows
         for resolution in history.RESOLUTIONS:
             prefix = history.window_prefix(what, name, resolution)
             cutoff = self.retention.cutoff(resolution, now)
@@ -194,7 +194,7 @@ class HistoryFlow:
         cutoff = self.retention.cutoff("h", now)
         prefix = history.window_prefix(history.LOGGER, guid, "h")
         kept = itertools.takewhile(lambda item: history.start_of_key(item[0]) >= cutoff,
-                                   partition_range(self.tables.history, partition, prefix, reverse=True))
+                                   partition_range(self.tables.history_windows, partition, prefix, reverse=True))
         return history.newest_for((history.StoredWindow.from_json(orjson.loads(value)) for _key, value in kept),
                                   device)
 
@@ -203,7 +203,7 @@ class HistoryFlow:
         its newest reading, its last full minute; with ``only``, each logger's
         newest reading for it too. Read in steps of ANSWER_STEP, the event loop free
         in between; a partition that moves meanwhile is left out of the answer."""
-        table = self.tables.history
+        table = self.tables.history_windows
         partitions = self.owned(wanted)
         devices: dict[str, dict] = {}
         minute = last_full_minute(now)
@@ -250,7 +250,7 @@ class HistoryFlow:
                       stop: int) -> dict:
         """Stored windows of one device or logger with ``first <= start < stop``
         in the owned partitions, and whether it has any window kept there."""
-        table = self.tables.history
+        table = self.tables.history_windows
         partitions = self.owned(wanted)
         windows, known = [], False
         now = time.time()

@@ -170,8 +170,8 @@ class IngestFlow:
                     row[1].encode("utf-8", "surrogatepass"), self.settings.partitions)
             bundles.setdefault(target, []).append(row)
         for target, part in bundles.items():
-            self.topics.history.send_soon(key=messages.READINGS, value=messages.history_bundle(partition, offset, part),
-                                          partition=target)
+            self.topics.history_readings.send_soon(
+                key=messages.READINGS, value=messages.history_bundle(partition, offset, part), partition=target)
 
     # -- rounds
 

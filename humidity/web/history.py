@@ -66,7 +66,7 @@ class HistoryApi:
 
     def owners(self) -> dict[int, str]:
         """partition -> URL of the worker that owns it in the history table."""
-        table = self.flow.tables.history
+        table = self.flow.tables.history_windows
         owners: dict[int, str] = {}
         for url, topics in self.app.router.table_metadata(table.name).items():
             for partitions in topics.values():
