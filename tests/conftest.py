@@ -13,7 +13,9 @@ def kafka():
 
 @pytest.fixture
 def workers(tmp_path):
-    """Start workers with ``workers(env)``; all are stopped at the end, pass or fail."""
+    """Start workers with ``workers(env)``; all are killed at the end, pass or
+    fail (what they leave goes with the test's directory: a graceful stop
+    would only cost seconds per worker)."""
     started: list[helpers.Worker] = []
 
     def start(env: dict, name: str = "worker", args=("worker", "-l", "info"), **kwargs) -> helpers.Worker:
@@ -23,7 +25,7 @@ def workers(tmp_path):
 
     yield start
     for worker in started:
-        worker.stop(timeout=30)
+        worker.kill()
 
 
 @pytest.fixture(scope="module")
