@@ -63,3 +63,24 @@ def test_the_private_members_the_subclasses_override_are_there(path, member):
     module, _, name = path.rpartition(".")
     cls = getattr(importlib.import_module(module), name)
     assert callable(getattr(cls, member, None)) or uses(cls.__init__, member), f"{path}.{member} is gone"
+
+
+def test_an_event_made_current_is_the_one_faust_s_tables_take_their_partition_from():
+    from faust import streams
+
+    event = type("Event", (), {})()
+    assert streams.current_event() is None
+    with internals.current_event(event):
+        assert streams.current_event() is event, "faust.streams.current_event() no longer reads _current_event"
+    assert streams.current_event() is None
+
+
+def test_the_members_the_subclasses_reach_on_their_faust_bases_are_there():
+    from faust.tables.base import Collection
+    from faust.transport.consumer import ThreadDelegateConsumer
+    from faust.transport.drivers.aiokafka import Producer
+
+    assert uses(ThreadDelegateConsumer, "_thread"), "Faust's consumer keeps no _thread"
+    assert callable(getattr(Producer, "_ensure_producer", None)), "Faust's aiokafka Producer has no _ensure_producer"
+    for member in ("_sensor_on_set", "_sensor_on_del"):
+        assert uses(Collection, member), f"Faust's tables no longer keep {member}"

@@ -303,7 +303,7 @@ class BatchingConsumer(aiokafka_driver.Consumer):
             if resume_at is None:
                 continue
             state_next = resume_at(tp.partition)
-            position = await self._thread.position(tp)
+            position = await internals.consumer_thread(self).position(tp)
             if position is not None and position > state_next:
                 log.warning("%s[%d]: committed offset %d is past what the state includes; reading again from %d",
                             tp.topic, tp.partition, position, state_next)

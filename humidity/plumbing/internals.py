@@ -15,7 +15,12 @@ versions are not the ones these were checked against.
 from __future__ import annotations
 
 import logging
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
 from importlib.metadata import PackageNotFoundError, version
+
+from faust import streams as faust_streams
 
 log = logging.getLogger(__name__)
 
@@ -154,3 +159,40 @@ def visible_items(store, db):
     """``(key, value)`` of a partition's db without Faust's own offset key
     (``Store._visible_items``)."""
     return store._visible_items(db)  # noqa: SLF001
+
+
+@contextmanager
+def current_event(event) -> Iterator[None]:
+    """Make ``event`` Faust's current event while the block runs: a table
+    read or written without a partition takes the current event's
+    (``faust.streams._current_event``, a context variable holding a weak
+    reference to the event, read by ``faust.streams.current_event()``)."""
+    token = faust_streams._current_event.set(weakref.ref(event))  # noqa: SLF001
+    try:
+        yield
+    finally:
+        faust_streams._current_event.reset(token)  # noqa: SLF001
+
+
+def consumer_thread(consumer):
+    """The thread-side consumer of Faust's consumer (``Consumer._thread``),
+    which answers for aiokafka's positions."""
+    return consumer._thread  # noqa: SLF001
+
+
+def aiokafka_producer(producer):
+    """The aiokafka producer under Faust's producer, started if it was not
+    (``Producer._ensure_producer``): record batches go to it directly."""
+    return producer._ensure_producer()  # noqa: SLF001
+
+
+def tell_sensors_set(table, key, value) -> None:
+    """What Faust's table tells its sensors (monitors) of a write
+    (``Table._sensor_on_set``): the tables here write around Faust's
+    ``on_key_set`` and must still tell them."""
+    table._sensor_on_set(table, key, value)  # noqa: SLF001
+
+
+def tell_sensors_del(table, key) -> None:
+    """The same for a deletion (``Table._sensor_on_del``)."""
+    table._sensor_on_del(table, key)  # noqa: SLF001

@@ -13,7 +13,7 @@ from aiokafka.errors import MessageSizeTooLargeError
 from faust.exceptions import ProducerSendError
 from faust.transport.drivers import aiokafka as aiokafka_driver
 
-from humidity.plumbing import transaction
+from humidity.plumbing import internals, transaction
 from humidity.plumbing.changelogs import exact_size
 from humidity.plumbing.exit import stop_worker
 
@@ -50,9 +50,9 @@ class Producer(aiokafka_driver.Producer):
 
     def create_batch(self):
         """An empty aiokafka record batch."""
-        return self._ensure_producer().create_batch()
+        return internals.aiokafka_producer(self).create_batch()
 
     async def send_batch(self, batch, topic: str, partition: int) -> asyncio.Future:
         """Queue ``batch`` for ``topic``'s ``partition``; the future completes
         with its first record's metadata once the broker has it."""
-        return await self._ensure_producer().send_batch(batch, topic, partition=partition)
+        return await internals.aiokafka_producer(self).send_batch(batch, topic, partition=partition)

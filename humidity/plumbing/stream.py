@@ -22,17 +22,15 @@ acknowledged, so that nothing is committed for readings that were not counted.
 from __future__ import annotations
 
 import asyncio
-import weakref
-from collections.abc import Awaitable, Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
-from faust.streams import _current_event  # the event table writes are partitioned by
 from faust.types import TP
 
 from humidity.core import formats
 from humidity.core.ownership import claimed_epoch
-from humidity.plumbing import changelogs
+from humidity.plumbing import changelogs, internals
 from humidity.plumbing.exit import stop_worker
 from humidity.plumbing.record_batches import contiguous, records_of
 from humidity.plumbing.transaction import transaction
@@ -96,14 +94,9 @@ class PartitionWork:
         self.rewind_to: int | None = None  # where to read again from
         self.more = False  # the handler stopped part way (stop_after)
 
-    @contextmanager
-    def current(self) -> Iterator[None]:
+    def current(self) -> AbstractContextManager[None]:
         """Make the last event current, so table reads and writes use its partition."""
-        token = _current_event.set(weakref.ref(self.events[-1]))
-        try:
-            yield
-        finally:
-            _current_event.reset(token)
+        return internals.current_event(self.events[-1])
 
     def follow(self, recorded: int) -> list | None:
         """The ``(offset, key, value)`` rows of the events that continue a state

@@ -75,11 +75,11 @@ class RawTable(faust.Table):
 
     def on_key_set(self, key: bytes | str, value: bytes) -> None:
         self._write(key, _raw(value))
-        self._sensor_on_set(self, key, value)
+        internals.tell_sensors_set(self, key, value)
 
     def on_key_del(self, key: bytes | str) -> None:
         self._write(key, None)
-        self._sensor_on_del(self, key)
+        internals.tell_sensors_del(self, key)
 
     def _write(self, key: bytes | str, value: bytes | None) -> None:
         """Into the batch's transaction, or (outside one) to the changelog at once."""
