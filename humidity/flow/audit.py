@@ -15,6 +15,7 @@ from __future__ import annotations
 import logging
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from humidity.application import HumidityApp
 from humidity.core import audit, formats
@@ -63,7 +64,13 @@ class AuditFlow:
             if self.tail is None or self.tail_generation != work.generation:
                 if not await self.writer.take(work.generation):
                     continue  # another worker chains in this generation
-                self.tail, self.tail_generation = await self._read_tail(), work.generation
+                try:
+                    self.tail, self.tail_generation = await self._read_tail(), work.generation
+                except KafkaError as exc:  # the broker went away: chain once the chain's end can be read
+                    log.warning("Could not read the audit chain's end (%s: %s); trying again later",
+                                type(exc).__name__, exc)
+                    await self.writer.release()
+                    continue
             rows = work.follow(self.tail.source)
             if rows is not None:
                 if not await self.writer.write(self._records(rows)):

@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import orjson
+from aiokafka.errors import KafkaError
 
 from humidity.application import HumidityApp
 from humidity.core import formats
@@ -114,7 +115,12 @@ class Publisher:
             return True
         if not await self.writer.take(term):
             return False
-        newest = await read_newest(self.settings, self.settings.results_topic, b"summary", self.settings.partitions)
+        try:
+            newest = await read_newest(self.settings, self.settings.results_topic, b"summary", self.settings.partitions)
+        except KafkaError as exc:  # the broker went away: lead once the newest summary can be read
+            log.warning("Could not read the newest summary (%s: %s); trying again later", type(exc).__name__, exc)
+            await self.writer.release()
+            return False
         if newest is not None:
             self._on_summary(*newest)
         log.info("Leading: publishing summaries from %s on",
