@@ -37,6 +37,12 @@ def bootstrap() -> str:
     return os.environ.get("HUMIDITY_TEST_KAFKA_BOOTSTRAP") or f"127.0.0.1:{kafka_port()}"
 
 
+def kafka_script(env: dict, command: str) -> None:
+    """``scripts/kafka.sh <command>`` for the brokers ``env`` names (its KAFKA_* variables)."""
+    subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=env, check=True, timeout=180,
+                   stdout=subprocess.DEVNULL)
+
+
 class OwnBroker:
     """A broker of one test's own (its port and data directory), for a test
     that stops and starts it while the others run on the shared one; the
@@ -48,8 +54,7 @@ class OwnBroker:
         self.bootstrap = f"127.0.0.1:{self.port}"
 
     def script(self, command: str) -> None:
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=self.env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)
+        kafka_script(self.env, command)
 
     def __enter__(self) -> OwnBroker:
         self.script("up")
@@ -128,8 +133,7 @@ class Cluster:
         self.bootstrap = ",".join(f"127.0.0.1:{self.port + n}" for n in range(self.BROKERS))
 
     def script(self, command: str) -> None:
-        subprocess.run([str(ROOT / "scripts" / "kafka.sh"), command], env=self.env, check=True, timeout=180,
-                       stdout=subprocess.DEVNULL)
+        kafka_script(self.env, command)
 
     def up(self) -> Cluster:
         """Start every broker that is not running; wait until all answer."""

@@ -188,7 +188,7 @@ def test_unreachable_broker_one_line_per_retry_then_carries_on(kafka, tmp_path, 
 
     broker_env = dict(os.environ, KAFKA_PORT=str(port), KAFKA_DATA_DIR=str(tmp_path / "late-kafka"))
     try:
-        subprocess.run([str(helpers.ROOT / "scripts" / "kafka.sh"), "up"], env=broker_env, check=True, timeout=180)
+        helpers.kafka_script(broker_env, "up")
         worker.wait_for_log(READY, timeout=120)
         records = dataset(2_000, seed=5)
         helpers.run(helpers.produce(env["HUMIDITY_INPUT_TOPIC"], [raw for raw, _ in records],
