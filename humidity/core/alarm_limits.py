@@ -44,7 +44,7 @@ class AlarmConfig:
         return self.types.get(self.type_of(device), self.default)
 
 
-def _number(table: dict, key: str, where: str, default=None, positive=False) -> float | None:
+def _number(table: dict, key: str, where: str, default: float | None = None, positive: bool = False) -> float | None:
     value = table.get(key, default)
     if value is None:
         return None
@@ -81,11 +81,16 @@ def parse_config(text: str, source: str = "alarms file") -> AlarmConfig:
     return AlarmConfig(
         types=types,
         default=default,
-        activation_delay=_number(defaults, "activation_delay_seconds", "defaults", 60.0),
-        hysteresis=_number(defaults, "hysteresis_percent", "defaults", 2.0),
-        offline_timeout=_number(defaults, "offline_timeout_seconds", "defaults", 300.0, positive=True),
-        rate_min_span=_number(defaults, "rate_min_span_seconds", "defaults", 900.0, positive=True),
+        activation_delay=_setting(defaults, "activation_delay_seconds", 60.0),
+        hysteresis=_setting(defaults, "hysteresis_percent", 2.0),
+        offline_timeout=_setting(defaults, "offline_timeout_seconds", 300.0, positive=True),
+        rate_min_span=_setting(defaults, "rate_min_span_seconds", 900.0, positive=True),
     )
+
+
+def _setting(defaults: dict, key: str, default: float, positive: bool = False) -> float:
+    value = _number(defaults, key, "defaults", default, positive)
+    return default if value is None else value
 
 
 def load_config(path: Path) -> AlarmConfig:

@@ -142,7 +142,8 @@ def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: 
 def hourly_trend(buckets: dict, now: float) -> tuple[float | None, float]:
     """(least-squares slope in % RH per hour, time span covered) of the buckets."""
     n = sx = sy = sxy = sxx = 0.0
-    first = last = None
+    first: float | None = None
+    last: float | None = None
     for key, (bn, bx, by, bxy, bxx) in buckets.items():
         d = float(key) - now  # move each bucket's x origin to ``now``
         n += bn
@@ -157,7 +158,7 @@ def hourly_trend(buckets: dict, now: float) -> tuple[float | None, float]:
     denominator = n * sxx - sx * sx
     if denominator <= 1e-9:
         return None, 0.0
-    return (n * sxy - sx * sy) / denominator * HOUR, (last - first) if first is not None else 0.0
+    return (n * sxy - sx * sy) / denominator * HOUR, (last - first) if first is not None and last is not None else 0.0
 
 
 def _add_to_trend(state: LoggerState, config: AlarmConfig, t: float, v: float) -> None:
@@ -226,8 +227,9 @@ def may_go_offline(seen_wall: float | None, active: dict, current: bool | None =
 
 def is_silent(state: LoggerState, config: AlarmConfig, wall: float) -> bool:
     """Whether the logger is silent longer than the timeout and not OFFLINE yet."""
-    return may_go_offline(state.seen_wall, state.active, state.current) and \
-        wall - state.seen_wall > config.offline_timeout
+    seen = state.seen_wall
+    return seen is not None and may_go_offline(seen, state.active, state.current) and \
+        wall - seen > config.offline_timeout
 
 
 def check_offline(state: LoggerState, config: AlarmConfig, wall: float) -> list[dict]:

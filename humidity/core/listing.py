@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 #: Rows per page when none is asked for, and at most.
 LIMIT_DEFAULT, LIMIT_MAX = 50, 1000
@@ -42,11 +43,11 @@ class Listing:
         order = params.get("order", "asc" if sort == "device" else "desc")
         if order not in ("asc", "desc"):
             raise ListingError("order is asc or desc")
-        offset = _number(params, "offset", 0, 0, None)
+        offset = _number(params, "offset", 0, 0, None) or 0
         limit = _number(params, "limit", default_limit, 1, LIMIT_MAX)
         return cls(q, sort, order == "desc", offset, limit)
 
-    def apply(self, rows: list[dict], keys: Mapping[str, Callable[[dict], object]],
+    def apply(self, rows: list[dict], keys: Mapping[str, Callable[[dict], Any]],
               keep: Callable[[dict], bool] | None = None) -> tuple[int, list[dict]]:
         """(how many rows match, the page of them). ``keys[sort](row)`` orders
         the rows (ties by device name, ascending; rows it gives None for

@@ -203,7 +203,7 @@ class _Counting:
         partition = message.get("p")
         if messages.is_end(message):
             if not replay:
-                closing = totals.ends.end(partition, int(message["end"]), int(message.get("o", -1)))
+                closing = totals.ends.end(int(message["p"]), int(message["end"]), int(message.get("o", -1)))
                 if closing:
                     self.out.closed += _close(totals, closing)
                 totals.offset = self.counted = offset

@@ -140,10 +140,10 @@ class SummaryMemo:
         parts = list(sensors.values())
         reorder = False  # a device came or went
         for device in touched:
-            found = [n for devices in parts if (n := devices.get(device)) is not None]
-            if found:
+            counts = [n for devices in parts if (n := devices.get(device)) is not None]
+            if counts:
                 reorder |= device not in self.sensor_rows
-                self.sensor_rows[device] = {"device": device, "sensors": sum(found)}
+                self.sensor_rows[device] = {"device": device, "sensors": sum(counts)}
             elif self.sensor_rows.pop(device, None) is not None:
                 reorder = True
         if reorder:

@@ -177,7 +177,9 @@ class Sessions:
 
     def get(self, token: str | None, now: float) -> Session | None:
         """The session of a valid, unexpired, open token, else None."""
-        parts = (token or "").split("|")
+        if token is None:
+            return None
+        parts = token.split("|")
         if len(parts) != 4 or token in self.closed:
             return None
         name, expires, _nonce, signature = parts
@@ -193,6 +195,6 @@ class Sessions:
 
     def close(self, token: str | None, now: float) -> None:
         session = self.get(token, now)
-        if session is not None:
+        if session is not None and token is not None:
             self.closed = {t: until for t, until in self.closed.items() if until > now}
             self.closed[token] = session.expires
