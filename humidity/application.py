@@ -15,6 +15,7 @@ from pathlib import Path
 import faust
 from faust.web import drivers as web_drivers
 
+from humidity import core
 from humidity.core.logs import install as limit_repeated_log_lines
 from humidity.core.settings import Settings
 from humidity.plumbing import internals
@@ -92,6 +93,7 @@ class HumidityApp(faust.App):
             return
         limit_repeated_log_lines()
         internals.check_pins()
+        log.info("Core: %s", "compiled with mypyc" if core.COMPILED else "interpreted")
         trust_or_discard(self.conf.tabledir)  # before any partition's store is opened
         tune_garbage_collector()
         settings = self.settings
