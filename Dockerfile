@@ -1,4 +1,14 @@
 # The humidity worker (also used for the simulator). Built by docker compose.
+
+# The pure core compiled with mypyc (scripts/compile_core.py); gcc is in this image only.
+FROM python:3.11 AS core
+WORKDIR /app
+COPY requirements.txt requirements-build.txt ./
+RUN pip install --no-cache-dir -r requirements.txt -r requirements-build.txt
+COPY scripts/compile_core.py ./scripts/
+COPY humidity ./humidity
+RUN python scripts/compile_core.py
+
 FROM python:3.11-slim
 
 ENV PYTHONUNBUFFERED=1 \
@@ -13,7 +23,8 @@ COPY requirements.txt ./
 RUN pip install -r requirements.txt
 
 COPY app.py ./
-COPY humidity ./humidity
+COPY --from=core /app/humidity ./humidity
+COPY --from=core /app/humidity_core__mypyc.*.so ./
 COPY tables ./tables
 
 RUN useradd --system --uid 10001 --home-dir /app humidity \

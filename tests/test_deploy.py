@@ -6,6 +6,7 @@ import xml.etree.ElementTree as ET
 
 import yaml
 
+from humidity.core import GROUP
 from humidity.core.settings import VARIABLES, Settings
 from tests import helpers
 
@@ -91,5 +92,13 @@ def test_dockerfile_matches_the_worker():
     for tool in ("pytest", "hypothesis", "playwright", "ruff", "pyyaml", "aiosmtpd"):
         assert f"\n{tool}" not in runtime, f"{tool} is a development tool"
     ignored = (ROOT / ".dockerignore").read_text().split()
-    for path in (".venv", ".git", ".kafka-data", "data", "kafka/lib"):
+    for path in (".venv", ".git", ".kafka-data", "data", "kafka/lib",
+                 "build", "**/*.so", "humidity/core/compiled.json"):  # the image compiles its own core
         assert path in ignored
+
+
+def test_the_image_runs_the_core_compiled_from_its_own_sources():
+    assert "RUN python scripts/compile_core.py" in DOCKERFILE
+    assert f"COPY --from=core /app/{GROUP}__mypyc." in DOCKERFILE
+    build_stage = DOCKERFILE.split("\nFROM python:3.11-slim")[0]
+    assert "requirements-build.txt" in build_stage, "the build tools stay in the build stage"
