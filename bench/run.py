@@ -6,7 +6,8 @@ Against the local real Kafka, in one run:
   (c) the full app, one worker, until its published summary shows all N
   (d) the full app, two workers
   (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
-  (c10k) (c) with 10,000 devices; (c1m) (c) on one long drain (--big, 1,000,000),
+  (c10k) (c) with 10,000 devices, and (e) and (k) on the same readings;
+  (c1m) (c) on one long drain (--big, 1,000,000),
        with its CPU cores and the longest pause in counting (the worker's counter,
        sampled every 0.1 s) and of the published summary
   (k) Kafka Streams with RocksDB state and changelogs (bench/kstreams, Java 17,
@@ -50,6 +51,7 @@ import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
+from humidity import core
 from humidity.core.simulation import Simulator
 from tests.helpers import alarms_file
 from tests.reference import expected_summary, matches
@@ -58,6 +60,7 @@ BIN = Path(sys.executable).parent
 QUIX_PYTHON = ROOT / "bench" / ".venv-quix" / "bin" / "python"
 PARTITIONS = 4
 BENCH_INTERVAL = 0.25  # seconds between summaries while measuring throughput
+FLEET = 10_000  # devices of the fleet-scale workload (c10k), two loggers each
 
 
 def log(*args) -> None:
@@ -657,6 +660,8 @@ def checkout(ref: str, work: Path) -> Path:
     target.mkdir()
     archive = subprocess.run(["git", "archive", ref], cwd=ROOT, check=True, capture_output=True).stdout
     subprocess.run(["tar", "-x", "-C", str(target)], input=archive, check=True)
+    if (target / "scripts" / "compile_core.py").exists():  # as `make` builds it
+        subprocess.run([sys.executable, "scripts/compile_core.py"], cwd=target, check=True)
     return target
 
 
@@ -705,10 +710,15 @@ async def main() -> int:
     t = time.monotonic()
     await produce(args.bootstrap, topic, preloaded(n))
     log(f"bench: preloaded {n} readings into {topic} in {time.monotonic() - t:.1f} s")
+    fleet_topic = f"bench-fleet-{uuid.uuid4().hex[:8]}"  # the peers' copy of the (c10k) readings
+    if not {"quix", "kstreams"} <= skip:
+        await create_topic(args.bootstrap, fleet_topic)
+        await produce(args.bootstrap, fleet_topic, preloaded(n, FLEET))
 
     runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_10k", "app1_lean", "app2", "quix",
-                                                    "kstreams", "app1_base", "app1_1m", "kstreams_1m")}
-    kstreams_cores: dict[str, list[float]] = {"kstreams": [], "kstreams_1m": []}
+                                                    "kstreams", "app1_base", "app1_1m", "kstreams_1m", "quix_10k",
+                                                    "kstreams_10k")}
+    kstreams_cores: dict[str, list[float]] = {"kstreams": [], "kstreams_1m": [], "kstreams_10k": []}
     baseline = checkout(args.baseline, work) if args.baseline else None
     for round_ in range(args.repeat):
         # interleaved, so that a noisy neighbour hits every contender alike
@@ -733,11 +743,16 @@ async def main() -> int:
         if "kstreams" not in skip and (value := run_kstreams(args.bootstrap, topic, n, work)) is not None:
             runs["kstreams"].append(value[0])
             kstreams_cores["kstreams"].append(value[1])
+        if "quix" not in skip and (value := run_quix(args.bootstrap, fleet_topic, n, work)) is not None:
+            runs["quix_10k"].append(value)
+        if "kstreams" not in skip and (value := run_kstreams(args.bootstrap, fleet_topic, n, work)) is not None:
+            runs["kstreams_10k"].append(value[0])
+            kstreams_cores["kstreams_10k"].append(value[1])
         # last in the round: no contender compared with (c) runs while the broker
         # may still be busy with its large changelogs
         if "app1_10k" not in skip:
             runs["app1_10k"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_10k",
-                                                  devices=10_000))
+                                                  devices=FLEET))
         log(f"bench: round {round_ + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}" for k, v in runs.items() if v))
 
     if "app1_1m" not in skip:  # one long drain: sustained speed, pauses, cores
@@ -775,6 +790,11 @@ async def main() -> int:
         "faust_bare_msgs_per_s": med["bare"],
         "app_1_worker_msgs_per_s": med["app1"],
         "app_1_worker_10k_devices_msgs_per_s": med["app1_10k"],
+        "app_1_worker_10k_devices_cpu_cores": cores.get("app1_10k"),
+        "quix_streams_10k_devices_msgs_per_s": med["quix_10k"],
+        "kafka_streams_10k_devices_msgs_per_s": med["kstreams_10k"],
+        "kafka_streams_10k_devices_cpu_cores": cores.get("kstreams_10k"),
+        "core": "compiled" if core.COMPILED else "interpreted",
         "app_1_worker_1m_msgs_per_s": med["app1_1m"],
         "app_1_worker_1m_longest_pause_s": counting_pauses.get("app1_1m", [None])[-1],
         "app_1_worker_1m_longest_summary_pause_s": pauses.get("app1_1m", [None])[-1],
@@ -807,6 +827,8 @@ async def main() -> int:
                    "c_lean_over_b": ratio("app1_lean", "bare"), "c_over_e": ratio("app1", "quix"),
                    "c_over_c0": ratio("app1", "app1_base"),
                    "c10k_over_c": ratio("app1_10k", "app1"), "c1m_over_c": ratio("app1_1m", "app1"),
+                   "c10k_over_e10k": ratio("app1_10k", "quix_10k"),
+                   "c10k_per_core_over_k10k_per_core": per_core_ratio(med, cores, "app1_10k", "kstreams_10k"),
                    "d_per_core_over_c_per_core": per_core_ratio(med, cores, "app2", "app1"),
                    "c1m_per_core_over_k_warm_per_core": per_core_ratio(med, cores, "app1_1m", "kstreams_1m"),
                    "c_history_over_c0": (round(med_history["app1"] / med["app1_base"], 3)
@@ -824,7 +846,8 @@ async def main() -> int:
         ("(a) aiokafka + orjson, dicts", fmt(med["raw"], " msg/s")),
         ("(b) bare Faust agent", fmt(med["bare"], " msg/s")),
         ("(c) full app, 1 worker", fmt(med["app1"], " msg/s") + f", {fmt(cores.get('app1'))} cores"),
-        ("(c10k) (c) with 10,000 devices (20,000 loggers)", fmt(med["app1_10k"], " msg/s")),
+        ("(c10k) (c) with 10,000 devices (20,000 loggers)", fmt(med["app1_10k"], " msg/s")
+         + f", {fmt(cores.get('app1_10k'))} cores"),
         (f"(c1m) (c) draining {args.big:,} readings", fmt(med["app1_1m"], " msg/s")
          + f", {fmt(cores.get('app1_1m'))} cores, longest pause in counting "
          + fmt(result["app_1_worker_1m_longest_pause_s"], " s") + ", of the summary "
@@ -832,7 +855,10 @@ async def main() -> int:
         ("(c') (c) with HUMIDITY_FAUST_METRICS=off", fmt(med["app1_lean"], " msg/s")),
         ("(d) full app, 2 workers", fmt(med["app2"], " msg/s") + f", {fmt(cores.get('app2'))} cores"),
         ("(e) Quix Streams", fmt(med["quix"], " msg/s")),
+        ("(e10k) Quix Streams, 10,000 devices", fmt(med["quix_10k"], " msg/s")),
         (f"(k) Kafka Streams, cold ({n:,})", fmt(med["kstreams"], " msg/s") + f", {fmt(cores.get('kstreams'))} cores"),
+        ("(k10k) Kafka Streams, 10,000 devices", fmt(med["kstreams_10k"], " msg/s")
+         + f", {fmt(cores.get('kstreams_10k'))} cores"),
         (f"(k1m) Kafka Streams, warm ({args.big:,})", fmt(med["kstreams_1m"], " msg/s")
          + f", {fmt(cores.get('kstreams_1m'))} cores"),
         ("(c) until the history counted every reading", fmt(med_history.get("app1"), " msg/s")),
@@ -846,7 +872,12 @@ async def main() -> int:
         ("(c')/(b)", fmt(result["ratios"]["c_lean_over_b"])),
         ("(c)/(a)", fmt(result["ratios"]["c_over_a"])),
         ("(c)/(e)   target >= 1.5", fmt(result["ratios"]["c_over_e"])),
-        ("(c10k)/(c)   target >= 0.8", fmt(result["ratios"]["c10k_over_c"])),
+        ("(c10k)/(c)", fmt(result["ratios"]["c10k_over_c"])),
+        ("(c10k)/(e10k)   target >= 1.5", fmt(result["ratios"]["c10k_over_e10k"])),
+        ("(c10k) per core / (k10k) per core   target >= 1", fmt(result["ratios"]["c10k_per_core_over_k10k_per_core"])),
+        ("(c10k, history complete)/(c10k)   target >= 0.9",
+         fmt(round(med_history["app1_10k"] / med["app1_10k"], 3)
+             if med_history.get("app1_10k") and med.get("app1_10k") else None)),
         ("(c1m)/(c)   target >= 0.9 (and >= 0.85 cores, no pause in counting > 1 interval)",
          fmt(result["ratios"]["c1m_over_c"])),
         ("(d) per core / (c) per core   target >= 0.85", fmt(result["ratios"]["d_per_core_over_c_per_core"])),
