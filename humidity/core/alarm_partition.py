@@ -43,12 +43,12 @@ class AlarmPartition:
     active: dict = field(default_factory=dict)
     recent: list = field(default_factory=list)
     epoch: int = 0
-    ends: Ends = None  # type: ignore[assignment]  # the input partitions' rounds (humidity.core.rounds)
+    ends: Ends = field(default_factory=lambda: Ends(0))  # the input partitions' rounds; Ends(0): not given
     closed_now: int | None = None  # the last round closed by the messages applied since loading
     offline: dict[str, set[str]] = field(default_factory=dict)  # guid -> devices it is OFFLINE on
 
     def __post_init__(self) -> None:
-        if self.ends is None:
+        if not self.ends.partitions:
             self.ends = Ends(self.partitions)
 
     def to_json(self) -> dict:

@@ -58,14 +58,14 @@ class SensorTotals:
     offset: int = -1
     counts: SensorCounts = field(default_factory=SensorCounts)
     open: dict[int, SensorCounts] = field(default_factory=dict)
-    ends: Ends = None  # type: ignore[assignment]
+    ends: Ends = field(default_factory=lambda: Ends(0))  # Ends(0): not given
     epoch: int = 0  # of the owner that wrote it (humidity.core.ownership)
     #: Devices whose count changed since the last write, with the count
     #: before (None: the device was not counted yet); stored with the next header.
     unsaved: dict[str, int | None] = field(default_factory=dict, compare=False)
 
     def __post_init__(self) -> None:
-        if self.ends is None:
+        if not self.ends.partitions:
             self.ends = Ends(self.partitions)
 
     @property

@@ -173,7 +173,9 @@ class Sessions:
     def open(self, user: User, now: float) -> tuple[str, Session]:
         body = f"{user.name}|{int(now + SESSION_LIFETIME)}|{secrets.token_urlsafe(12)}"
         token = f"{body}|{self._sign(body)}"
-        return token, self.get(token, now)  # type: ignore[return-value]
+        session = self.get(token, now)
+        assert session is not None, "a token just signed is valid"
+        return token, session
 
     def get(self, token: str | None, now: float) -> Session | None:
         """The session of a valid, unexpired, open token, else None."""
