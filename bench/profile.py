@@ -4,7 +4,8 @@
 
 Prints the inclusive share of CPU samples for the frames that matter
 (Faust's fetch loop and stream plumbing, the agents, the monitor) and writes
-the raw folded stacks to bench/results/profile.txt. py-spy comes from
+the raw folded stacks to bench/results/profile.txt. The worker runs the core
+as `make compile` built it, unless HUMIDITY_CORE=interpreted. py-spy comes from
 bench/requirements.txt (bench/.venv-quix/bin/py-spy).
 """
 
@@ -83,7 +84,7 @@ async def main() -> int:
     await bench.produce(args.bootstrap, topic, bench.preloaded(args.messages, args.devices))
     app_id = f"profile-{uuid.uuid4().hex[:6]}"
     env = bench.app_env(args.bootstrap, work, app_id, topic, bench.BENCH_INTERVAL, "p")
-    env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST")})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST") or k == "HUMIDITY_CORE"})
     worker = bench.Proc([str(bench.BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / "worker.log")
     try:
         start = worker.wait_log(r"\[\^Worker\]: Ready", 180)
@@ -97,6 +98,9 @@ async def main() -> int:
         worker.stop()
     rate = args.messages / (bench.stamp(summary) - start)
     print(f"one worker drained {args.messages:,} readings at {rate:,.0f} msg/s")
+    if bench.core.COMPILED:  # py-spy sees no frame inside an extension module
+        print("the core is compiled: its functions count in their callers' shares "
+              "(HUMIDITY_CORE=interpreted make profile shows them)")
     print("share of the worker's CPU samples (inclusive):")
     for _key, label, share in summarise(Path(args.output)):
         print(f"  {share:5.1f} %  {label}")

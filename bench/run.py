@@ -247,7 +247,7 @@ def free_port() -> int:
 
 
 def app_env(bootstrap: str, work: Path, app_id: str, topic: str, interval: float, name: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_")}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_") or k == "HUMIDITY_CORE"}
     env.update(HUMIDITY_BROKER=f"kafka://{bootstrap}", HUMIDITY_APP_ID=app_id, HUMIDITY_INPUT_TOPIC=topic,
                HUMIDITY_RESULTS_TOPIC=f"{app_id}-summaries", HUMIDITY_INVALID_TOPIC=f"{app_id}-invalid",
                HUMIDITY_PARTITIONS=str(PARTITIONS), HUMIDITY_INTERVAL=str(interval),

@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from humidity import core
 from humidity.core.alarm_limits import load_config
 from humidity.core.settings import DEFAULT_ALARMS_FILE, SETTINGS, Settings
 from humidity.service import compose
@@ -16,7 +17,7 @@ PAGES = ("alarms", "notifications-and-audit", "api", "architecture", "guarantees
          "testing")
 #: Variables of the tests and tools, not of the service.
 NOT_SETTINGS = {"HUMIDITY_TEST_FAULT", "HUMIDITY_MODEL_EXAMPLES", "HUMIDITY_TEST_KAFKA_PORT",
-                "HUMIDITY_TEST_KAFKA_DATA_DIR"}
+                "HUMIDITY_TEST_KAFKA_DATA_DIR", core.CHOICE}
 
 
 def texts():

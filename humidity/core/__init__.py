@@ -20,6 +20,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 STAMP = HERE / "compiled.json"
 GROUP = "humidity_core"  # mypyc's shared library is the top-level module humidity_core__mypyc
+CHOICE = "HUMIDITY_CORE"  # "interpreted": run the sources even where the build is current
 
 
 def compiled_sources() -> list[Path]:
@@ -44,9 +45,9 @@ def _run_interpreted() -> None:
         sys.path_importer_cache[entry] = FileFinder(entry, (SourceFileLoader, SOURCE_SUFFIXES))
 
 
-COMPILED = os.environ.get("HUMIDITY_CORE", "compiled") != "interpreted" and _build_is_current()
+COMPILED = os.environ.get(CHOICE) != "interpreted" and _build_is_current()
 if not COMPILED:
-    if os.environ.get("HUMIDITY_CORE") != "interpreted" and \
+    if os.environ.get(CHOICE) != "interpreted" and \
             any(HERE.glob(f"*{suffix}") for suffix in EXTENSION_SUFFIXES):
         logging.getLogger(__name__).warning(
             "humidity.core: the compiled build does not match the sources; running interpreted (make compile)")
