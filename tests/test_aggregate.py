@@ -64,6 +64,15 @@ def test_ingest_counts_valid_and_invalid_and_forwards_first_sightings():
     assert [(o, reason) for o, reason, _ in out.dead_letters] == [(1, "not valid JSON")]
 
 
+def test_a_message_without_a_value_is_a_dead_letter_not_a_crash():
+    """A tombstone or an empty record has no value (None): the Kafka records' own type."""
+    totals = IngestTotals()
+    out = ingest(totals, [(0, None), (1, b""), (2, msg("g1", "MRI 1", 50.0))], {}.get)
+    assert (totals.offset, totals.valid, totals.invalid) == (2, 1, 2)
+    assert [(o, reason, raw) for o, reason, raw in out.dead_letters] == [(0, "empty message", None),
+                                                                         (1, "empty message", b"")]
+
+
 def test_redelivered_messages_change_no_count_but_repeat_their_outputs():
     totals = IngestTotals()
     batch = [(0, msg("g1", "MRI 1", 50.0)), (1, b"junk"), (2, msg("g2", "MRI 1", 40.0))]

@@ -148,14 +148,14 @@ class IngestOutcome:
     totals: IngestTotals
     new_sightings: dict[str, int] = field(default_factory=dict)  # sighting key -> offset
     forwards: list[tuple[str, str]] = field(default_factory=list)  # (guid, device)
-    dead_letters: list[tuple[int, str, bytes]] = field(default_factory=list)  # (offset, reason, raw)
+    dead_letters: list[tuple[int, str, bytes | None]] = field(default_factory=list)  # (offset, reason, raw)
     #: (offset, reading) of every valid one, redelivered too (for the alarms and the history)
     readings: list[tuple[int, Reading]] = field(default_factory=list)
 
 
 def ingest(
     totals: IngestTotals,
-    messages: Iterable[tuple[int, bytes]],
+    messages: Iterable[tuple[int, bytes | None]],
     sighting_offset: Callable[[str], int | None],
     through: int | None = None,
 ) -> IngestOutcome:

@@ -183,7 +183,7 @@ def validate(doc: Any) -> Parsed:
 
 
 def dead_letter(
-    reason: str, raw: bytes, *, topic: str, partition: int, offset: int, now: datetime
+    reason: str, raw: bytes | None, *, topic: str, partition: int, offset: int, now: datetime
 ) -> dict:
     """The JSON record written to the dead-letter topic for an invalid message.
 
