@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import math
 import os
 import platform
 import re
@@ -194,10 +195,13 @@ class Proc:
         raise TimeoutError(f"{pattern!r} not seen in {self.log_path}")
 
     def peak_rss_mb(self) -> float:
-        with open(f"/proc/{self.proc.pid}/status") as status:
-            for line in status:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
+        try:
+            with open(f"/proc/{self.proc.pid}/status") as status:
+                for line in status:
+                    if line.startswith("VmHWM:"):
+                        return int(line.split()[1]) / 1024
+        except OSError:  # the process is gone
+            pass
         return float("nan")
 
     def stop(self, timeout: float = 30) -> None:
@@ -439,10 +443,15 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
             log([(round(t - started, 2), m) for t, m in points], cpu_use[label][-1])
         return drain_rate(points, n, started)
     finally:
+        rss = [r for r in (p.peak_rss_mb() for p in procs) if not math.isnan(r)]
+        if rss:
+            peak_rss.setdefault(label, []).append(round(max(rss), 1))
         for p in procs:
             p.stop()
 
 
+#: label -> the peak RSS in MB of the largest worker of each run
+peak_rss: dict[str, list[float]] = {}
 #: label -> readings per second until the history had counted every reading
 history_done: dict[str, list[float]] = {}
 
@@ -682,6 +691,29 @@ def machine() -> dict:
             if kafka else "?", "note": "shared 2-core machine; throughput figures are medians"}
 
 
+async def large_fleet(bootstrap: str, devices: int, output: Path) -> int:
+    """(c) once at ``devices`` devices: msg/s, cores, peak RSS, and the cost per
+    reading against (c10k) of the run in ``output``."""
+    n = devices * 2 * 10
+    work = Path(tempfile.mkdtemp(prefix="humidity-bench-"))
+    log(f"bench: {devices:,} devices, {2 * devices:,} loggers, {n:,} readings")
+    rate = await run_app(bootstrap, n, work, workers=1, label="large", devices=devices)
+    result = json.loads(output.read_text()) if output.exists() else {}
+    cores = cpu_use["large"][-1]["workers"]
+    fleet = {"devices": devices, "loggers": 2 * devices, "readings": n, "msgs_per_s": rate, "cpu_cores": cores,
+             "peak_rss_mb": peak_rss["large"][-1], "history_complete_msgs_per_s": history_done["large"][-1],
+             "when": datetime.now(UTC).isoformat(timespec="seconds")}
+    c10k = result.get("app_1_worker_10k_devices_msgs_per_s")
+    c10k_cores = result.get("app_1_worker_10k_devices_cpu_cores")
+    if c10k and c10k_cores:  # CPU seconds per reading, here over (c10k)'s
+        fleet["cost_per_reading_over_c10k"] = round((cores / rate) / (c10k_cores / c10k), 3)
+    result["large_fleet"] = fleet
+    output.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(fleet, indent=2))
+    shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
 async def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--bootstrap", default=f"127.0.0.1:{os.environ.get('KAFKA_PORT', '9092')}")
@@ -699,8 +731,13 @@ async def main() -> int:
                              "latency,rss,restore,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
+    parser.add_argument("--large-fleet", type=int, default=0, metavar="DEVICES",
+                        help="instead of the rest: (c) once with DEVICES devices (two loggers each, ten "
+                             "readings per logger, as (c10k)), added to --output as large_fleet")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
+    if args.large_fleet:
+        return await large_fleet(args.bootstrap, args.large_fleet, Path(args.output))
     skip = set(filter(None, args.skip.split(",")))
     n = args.messages
     work = Path(tempfile.mkdtemp(prefix="humidity-bench-"))
@@ -821,6 +858,7 @@ async def main() -> int:
         "history_queries": queries,
         "runs": runs,
         "history_complete_runs": history_done,
+        "peak_rss_mb_while_draining": peak_rss,
         "cpu_cores_used_while_draining": cpu_use,
         "ratios": {"c_over_b": ratio("app1", "bare"), "d_over_c": ratio("app2", "app1"),
                    "c_over_a": ratio("app1", "raw"),
