@@ -6,7 +6,8 @@ Against the local real Kafka, in one run:
   (c) the full app, one worker, until its published summary shows all N
   (d) the full app, two workers
   (e) Quix Streams with its own RocksDB state (bench/.venv-quix)
-  (c10k) (c) with 10,000 devices, and (e) and (k) on the same readings;
+  (c10k) (c) with 10,000 devices, on the compiled and on the interpreted core,
+       and (e) and (k) on the same readings;
   (c1m) (c) on one long drain (--big, 1,000,000),
        with its CPU cores and the longest pause in counting (the worker's counter,
        sampled every 0.1 s) and of the published summary
@@ -53,6 +54,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from humidity import core
+from humidity.core.settings import Settings
 from humidity.core.simulation import Simulator
 from tests.helpers import alarms_file
 from tests.reference import expected_summary, matches
@@ -391,7 +393,8 @@ class CountingSampler:
 
 
 async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=None, label: str = "",
-                  code: Path = ROOT, devices: int = 50, sample_counting: bool = False) -> float:
+                  code: Path = ROOT, devices: int = 50, sample_counting: bool = False,
+                  interval: float = BENCH_INTERVAL) -> float:
     """(c)/(d) the full app. The workers start on an empty fresh topic; once
     their group is Stable (no rebalance left to happen mid-drain) and they
     publish, the N readings are written (in ~0.2 s) and drained, until a
@@ -403,7 +406,7 @@ async def run_app(bootstrap: str, n: int, work: Path, workers: int, extra_env=No
     procs = []
     try:
         for i in range(workers):
-            env = app_env(bootstrap, work, app_id, topic, interval=BENCH_INTERVAL, name=f"{app_id}-{i}")
+            env = app_env(bootstrap, work, app_id, topic, interval=interval, name=f"{app_id}-{i}")
             env.update(extra_env or {}, PYTHONPATH=str(code))
             procs.append(Proc([str(BIN / "faust"), "-A", "app", "worker", "-l", "info"], env,
                               work / f"{app_id}-{i}.log", cwd=code))
@@ -694,13 +697,17 @@ def machine() -> dict:
 async def large_fleet(bootstrap: str, devices: int, output: Path) -> int:
     """(c) once at ``devices`` devices: msg/s, cores, peak RSS, and the cost per
     reading against (c10k) of the run in ``output``."""
-    n = devices * 2 * 10
+    n = devices * 2 * 2
     work = Path(tempfile.mkdtemp(prefix="humidity-bench-"))
     log(f"bench: {devices:,} devices, {2 * devices:,} loggers, {n:,} readings")
-    rate = await run_app(bootstrap, n, work, workers=1, label="large", devices=devices)
+    # at the service's own interval: a summary lists every device, and one
+    # every BENCH_INTERVAL at this size would measure the summaries, not the flow
+    rate = await run_app(bootstrap, n, work, workers=1, label="large", devices=devices,
+                         interval=Settings().interval)
     result = json.loads(output.read_text()) if output.exists() else {}
     cores = cpu_use["large"][-1]["workers"]
-    fleet = {"devices": devices, "loggers": 2 * devices, "readings": n, "msgs_per_s": rate, "cpu_cores": cores,
+    fleet = {"interval_s": Settings().interval, "devices": devices, "loggers": 2 * devices, "readings": n,
+             "msgs_per_s": rate, "cpu_cores": cores,
              "peak_rss_mb": peak_rss["large"][-1], "history_complete_msgs_per_s": history_done["large"][-1],
              "when": datetime.now(UTC).isoformat(timespec="seconds")}
     c10k = result.get("app_1_worker_10k_devices_msgs_per_s")
@@ -727,13 +734,14 @@ async def main() -> int:
     parser.add_argument("--big", type=int, default=1_000_000, help="readings of the one long drain (app1_1m)")
     parser.add_argument("--history-queries", type=int, default=200, help="history API queries of each kind")
     parser.add_argument("--skip", default="",
-                        help="comma-separated: raw,bare,app1,app1_10k,app1_lean,app2,quix,kstreams,app1_1m,"
+                        help="comma-separated: raw,bare,app1,app1_10k,app1_10k_interpreted,app1_lean,app2,quix,"
+                             "kstreams,app1_1m,"
                              "latency,rss,restore,history")
     parser.add_argument("--baseline", default=None, metavar="REF",
                         help="also run (c) for the app at this git ref (before/after in one run)")
     parser.add_argument("--large-fleet", type=int, default=0, metavar="DEVICES",
-                        help="instead of the rest: (c) once with DEVICES devices (two loggers each, ten "
-                             "readings per logger, as (c10k)), added to --output as large_fleet")
+                        help="instead of the rest: (c) once with DEVICES devices (two loggers each, two "
+                             "readings per logger), added to --output as large_fleet")
     parser.add_argument("--output", default=str(ROOT / "bench" / "results" / "latest.json"))
     args = parser.parse_args()
     if args.large_fleet:
@@ -754,7 +762,7 @@ async def main() -> int:
 
     runs: dict[str, list[float]] = {k: [] for k in ("raw", "bare", "app1", "app1_10k", "app1_lean", "app2", "quix",
                                                     "kstreams", "app1_base", "app1_1m", "kstreams_1m", "quix_10k",
-                                                    "kstreams_10k")}
+                                                    "kstreams_10k", "app1_10k_interpreted")}
     kstreams_cores: dict[str, list[float]] = {"kstreams": [], "kstreams_1m": [], "kstreams_10k": []}
     baseline = checkout(args.baseline, work) if args.baseline else None
     for round_ in range(args.repeat):
@@ -790,6 +798,10 @@ async def main() -> int:
         if "app1_10k" not in skip:
             runs["app1_10k"].append(await run_app(args.bootstrap, n, work, workers=1, label="app1_10k",
                                                   devices=FLEET))
+        if "app1_10k_interpreted" not in skip:  # what compiling the core gains at fleet scale
+            runs["app1_10k_interpreted"].append(await run_app(args.bootstrap, n, work, workers=1,
+                                                              label="app1_10k_interpreted", devices=FLEET,
+                                                              extra_env={core.CHOICE: "interpreted"}))
         log(f"bench: round {round_ + 1}: " + ", ".join(f"{k}={v[-1]:,.0f}" for k, v in runs.items() if v))
 
     if "app1_1m" not in skip:  # one long drain: sustained speed, pauses, cores
@@ -828,6 +840,7 @@ async def main() -> int:
         "app_1_worker_msgs_per_s": med["app1"],
         "app_1_worker_10k_devices_msgs_per_s": med["app1_10k"],
         "app_1_worker_10k_devices_cpu_cores": cores.get("app1_10k"),
+        "app_1_worker_10k_devices_interpreted_msgs_per_s": med["app1_10k_interpreted"],
         "quix_streams_10k_devices_msgs_per_s": med["quix_10k"],
         "kafka_streams_10k_devices_msgs_per_s": med["kstreams_10k"],
         "kafka_streams_10k_devices_cpu_cores": cores.get("kstreams_10k"),
@@ -866,6 +879,7 @@ async def main() -> int:
                    "c_over_c0": ratio("app1", "app1_base"),
                    "c10k_over_c": ratio("app1_10k", "app1"), "c1m_over_c": ratio("app1_1m", "app1"),
                    "c10k_over_e10k": ratio("app1_10k", "quix_10k"),
+                   "c10k_over_c10k_interpreted": ratio("app1_10k", "app1_10k_interpreted"),
                    "c10k_per_core_over_k10k_per_core": per_core_ratio(med, cores, "app1_10k", "kstreams_10k"),
                    "d_per_core_over_c_per_core": per_core_ratio(med, cores, "app2", "app1"),
                    "c1m_per_core_over_k_warm_per_core": per_core_ratio(med, cores, "app1_1m", "kstreams_1m"),
@@ -874,8 +888,11 @@ async def main() -> int:
         "machine": machine(),
         "when": datetime.now(UTC).isoformat(timespec="seconds"),
     }
-    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.output).write_text(json.dumps(result, indent=2) + "\n")
+    output = Path(args.output)
+    if output.exists():  # the one large-fleet run (--large-fleet) stays until it is run again
+        result["large_fleet"] = json.loads(output.read_text()).get("large_fleet")
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(result, indent=2) + "\n")
 
     def fmt(v, unit=""):
         return "-" if v is None else (f"{v:,.0f}{unit}" if isinstance(v, float) and v > 100 else f"{v:.3g}{unit}")
@@ -886,6 +903,7 @@ async def main() -> int:
         ("(c) full app, 1 worker", fmt(med["app1"], " msg/s") + f", {fmt(cores.get('app1'))} cores"),
         ("(c10k) (c) with 10,000 devices (20,000 loggers)", fmt(med["app1_10k"], " msg/s")
          + f", {fmt(cores.get('app1_10k'))} cores"),
+        ("(c10k) on the interpreted core", fmt(med["app1_10k_interpreted"], " msg/s")),
         (f"(c1m) (c) draining {args.big:,} readings", fmt(med["app1_1m"], " msg/s")
          + f", {fmt(cores.get('app1_1m'))} cores, longest pause in counting "
          + fmt(result["app_1_worker_1m_longest_pause_s"], " s") + ", of the summary "
@@ -911,6 +929,7 @@ async def main() -> int:
         ("(c)/(a)", fmt(result["ratios"]["c_over_a"])),
         ("(c)/(e)   target >= 1.5", fmt(result["ratios"]["c_over_e"])),
         ("(c10k)/(c)", fmt(result["ratios"]["c10k_over_c"])),
+        ("(c10k)/(c10k, interpreted core)", fmt(result["ratios"]["c10k_over_c10k_interpreted"])),
         ("(c10k)/(e10k)   target >= 1.5", fmt(result["ratios"]["c10k_over_e10k"])),
         ("(c10k) per core / (k10k) per core   target >= 1", fmt(result["ratios"]["c10k_per_core_over_k10k_per_core"])),
         ("(c10k, history complete)/(c10k)   target >= 0.9",
