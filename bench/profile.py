@@ -84,7 +84,7 @@ async def main() -> int:
     await bench.produce(args.bootstrap, topic, bench.preloaded(args.messages, args.devices))
     app_id = f"profile-{uuid.uuid4().hex[:6]}"
     env = bench.app_env(args.bootstrap, work, app_id, topic, bench.BENCH_INTERVAL, "p")
-    env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST") or k == "HUMIDITY_CORE"})
+    env.update({k: v for k, v in os.environ.items() if k.startswith("HUMIDITY_FAUST")})
     worker = bench.Proc([str(bench.BIN / "faust"), "-A", "app", "worker", "-l", "info"], env, work / "worker.log")
     try:
         start = worker.wait_log(r"\[\^Worker\]: Ready", 180)

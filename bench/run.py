@@ -253,7 +253,7 @@ def free_port() -> int:
 
 
 def app_env(bootstrap: str, work: Path, app_id: str, topic: str, interval: float, name: str) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_") or k == "HUMIDITY_CORE"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HUMIDITY_") or k == core.CHOICE}
     env.update(HUMIDITY_BROKER=f"kafka://{bootstrap}", HUMIDITY_APP_ID=app_id, HUMIDITY_INPUT_TOPIC=topic,
                HUMIDITY_RESULTS_TOPIC=f"{app_id}-summaries", HUMIDITY_INVALID_TOPIC=f"{app_id}-invalid",
                HUMIDITY_PARTITIONS=str(PARTITIONS), HUMIDITY_INTERVAL=str(interval),
@@ -702,11 +702,11 @@ async def large_fleet(bootstrap: str, devices: int, output: Path) -> int:
     log(f"bench: {devices:,} devices, {2 * devices:,} loggers, {n:,} readings")
     # at the service's own interval: a summary lists every device, and one
     # every BENCH_INTERVAL at this size would measure the summaries, not the flow
-    rate = await run_app(bootstrap, n, work, workers=1, label="large", devices=devices,
-                         interval=Settings().interval)
+    interval = Settings().interval
+    rate = await run_app(bootstrap, n, work, workers=1, label="large", devices=devices, interval=interval)
     result = json.loads(output.read_text()) if output.exists() else {}
     cores = cpu_use["large"][-1]["workers"]
-    fleet = {"interval_s": Settings().interval, "devices": devices, "loggers": 2 * devices, "readings": n,
+    fleet = {"interval_s": interval, "devices": devices, "loggers": 2 * devices, "readings": n,
              "msgs_per_s": rate, "cpu_cores": cores,
              "peak_rss_mb": peak_rss["large"][-1], "history_complete_msgs_per_s": history_done["large"][-1],
              "when": datetime.now(UTC).isoformat(timespec="seconds")}

@@ -16,7 +16,7 @@ import humidity.core as core
 from humidity.core import history
 from tests import helpers
 
-INTERPRETED = os.environ.get("HUMIDITY_CORE") == "interpreted"
+INTERPRETED = os.environ.get(core.CHOICE) == "interpreted"
 PROBE = "import humidity.core as c, humidity.core.history as h; print(c.COMPILED, Path(h.__file__).suffix)"
 
 
@@ -39,12 +39,12 @@ def test_a_source_edited_after_the_build_runs_interpreted(tmp_path):
     shutil.copytree(helpers.ROOT / "humidity", copy / "humidity", ignore=shutil.ignore_patterns("__pycache__"))
     for lib in helpers.ROOT.glob(f"{core.GROUP}__mypyc*.so"):
         shutil.copy(lib, copy / lib.name)
-    clean = {"PYTHONPATH": str(copy), "HUMIDITY_CORE": "compiled"}
+    clean = {"PYTHONPATH": str(copy), core.CHOICE: "compiled"}
 
     as_built = _probe(copy, clean)
     assert as_built.stdout.split() == ["True", ".so"], as_built.stderr
 
-    assert _probe(copy, {**clean, "HUMIDITY_CORE": "interpreted"}).stdout.split() == ["False", ".py"]
+    assert _probe(copy, {**clean, core.CHOICE: "interpreted"}).stdout.split() == ["False", ".py"]
 
     edited = copy / "humidity" / "core" / "aggregate.py"
     edited.write_text(edited.read_text() + "\n# edited after the build\n")

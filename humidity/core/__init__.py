@@ -45,10 +45,10 @@ def _run_interpreted() -> None:
         sys.path_importer_cache[entry] = FileFinder(entry, (SourceFileLoader, SOURCE_SUFFIXES))
 
 
-COMPILED = os.environ.get(CHOICE) != "interpreted" and _build_is_current()
+_ASKED_INTERPRETED = os.environ.get(CHOICE) == "interpreted"
+COMPILED = not _ASKED_INTERPRETED and _build_is_current()
 if not COMPILED:
-    if os.environ.get(CHOICE) != "interpreted" and \
-            any(HERE.glob(f"*{suffix}") for suffix in EXTENSION_SUFFIXES):
+    if not _ASKED_INTERPRETED and any(HERE.glob(f"*{suffix}") for suffix in EXTENSION_SUFFIXES):
         logging.getLogger(__name__).warning(
             "humidity.core: the compiled build does not match the sources; running interpreted (make compile)")
     _run_interpreted()
