@@ -27,6 +27,7 @@ from humidity.flow.alarms import AlarmsFlow
 from humidity.flow.audit import AuditFlow
 from humidity.flow.behind import CutBehind
 from humidity.flow.history import HistoryFlow
+from humidity.flow.limits import AlarmLimits
 from humidity.flow.ingest import IngestFlow
 from humidity.flow.notifications import Notifier
 from humidity.flow.publisher import Publisher
@@ -69,6 +70,9 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
     publisher = Publisher(app, topics, metrics, behind)
     acks = AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms"))
     notifier = Notifier(app, topics, metrics)
+    limits = AlarmLimits(app, alarm_config, topics, metrics, lambda: [
+        row["device"] for row in (publisher.latest.summary or {}).get("sensors_by_device", ())]
+        if publisher.latest.summary else None)
 
     async def other_readers():
         """The readers beside the agents, for the stall watch."""
@@ -78,7 +82,7 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),
         sensors=SensorsFlow(app, topics, tables),
-        alarms=AlarmsFlow(app, alarm_config, topics, tables),
+        alarms=AlarmsFlow(app, limits, topics, tables),
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
         behind=behind,
@@ -88,6 +92,6 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         notifier=notifier,
     )
     views.register(app, publisher, metrics, service.stalls, service.acks, Access(settings))
-    history_api.register(app, history_api.HistoryApi(app, service.history, publisher, alarm_config))
+    history_api.register(app, history_api.HistoryApi(app, service.history, publisher, limits))
     commands.register(app, topics)
     return service

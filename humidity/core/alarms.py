@@ -2,12 +2,14 @@
 
 Kinds, per (device, guid):
 
-* HIGH / LOW: readings outside the type's limits continuously for at least the
-  activation delay of *event time*; cleared only once back inside by the
-  hysteresis margin (an MRI HIGH at 60 % clears at 58 % or below).
+* HIGH / LOW: readings outside the device's limits (its own section of the
+  alarms file, else its type's) continuously for at least the activation
+  delay of *event time*; cleared only once back inside by the hysteresis
+  margin (an MRI HIGH at 60 % clears at 58 % or below). Limits read again
+  apply from the next reading on: an active alarm is judged against them then.
 * RATE: the trend over the sliding hour of event time (least-squares slope of
-  the readings, in % RH per hour) is steeper than the type's maximum change
-  per hour (only types that have one). Judged only once the hour's readings
+  the readings, in % RH per hour) is steeper than the device's maximum change
+  per hour (only devices whose limits have one). Judged only once the hour's readings
   span at least ``rate_min_span_seconds`` (default 15 min), so a short spike
   or sensor noise does not raise it. Cleared once back at or below the limit
   minus the hysteresis.
@@ -122,7 +124,7 @@ def clear_event(state, kind, at, value, wall) -> dict:
     return _event(state, kind, "cleared", at, value, raised["limit"], since, wall)
 
 
-def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: float, limit: float,
+def _threshold(state: LoggerState, delay: float, kind: str, t: float, v: float, limit: float,
                outside: bool, back_inside: bool, wall: float) -> list[dict]:
     events = []
     if kind in state.active:
@@ -132,7 +134,7 @@ def _threshold(state: LoggerState, config: AlarmConfig, kind: str, t: float, v: 
         return events
     if outside:
         since = state.breach.setdefault(kind, t)
-        if t - since >= config.activation_delay:
+        if t - since >= delay:
             events.append(_raise(state, kind, t, v, limit, since, wall))
     else:
         state.breach.pop(kind, None)  # the breach was not continuous: start again
@@ -200,6 +202,7 @@ def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: floa
     events = []
     state.seen_wall = wall if state.seen_wall is None else max(state.seen_wall, wall)
     limits = config.limits_for(state.device)
+    delay = config.delay_for(limits)
     h = config.hysteresis
     newest = None
     for t, v in readings:
@@ -208,8 +211,8 @@ def apply_readings(state: LoggerState, config: AlarmConfig, readings, wall: floa
         if state.last_time is not None and t <= state.last_time:
             continue  # out of event-time order (or redelivered): no say in HIGH/LOW/RATE
         state.last_time, state.last_value = t, v
-        events += _threshold(state, config, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h, wall)
-        events += _threshold(state, config, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h, wall)
+        events += _threshold(state, delay, HIGH, t, v, limits.high, v > limits.high, v <= limits.high - h, wall)
+        events += _threshold(state, delay, LOW, t, v, limits.low, v < limits.low, v >= limits.low + h, wall)
         if limits.max_change_per_hour is not None:
             _add_to_trend(state, config, t, v)
             newest = (t, v)

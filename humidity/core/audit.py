@@ -1,7 +1,7 @@
 """The audit trail: a hash chain of what happened to alarms (pure).
 
 Every record names what happened (``type``: raised, cleared, escalated,
-notified, acknowledged), has its own ``id`` (the same if it is reported
+notified, acknowledged, limits-changed), has its own ``id`` (the same if it is reported
 twice, so a duplicate is dropped), and is chained: ``seq`` counts from 1,
 ``prev`` is the previous record's ``hash`` (:data:`GENESIS` for the first)
 and ``hash`` is the SHA-256 of the record's canonical JSON (keys sorted, no
@@ -46,6 +46,14 @@ def notified(event: dict, channel: str, target: str, outcome: str, attempts: int
             "alarm_id": event["alarm_id"], "device": event["device"], "guid": event["guid"], "kind": event["kind"],
             "event": event["id"], "channel": channel, "target": target, "outcome": outcome, "attempts": attempts,
             "detail": detail}
+
+
+def limits_changed(sha256: str, previous: str, changes: list[str], at: str, file_stamp: str) -> dict:
+    """The audit entry of an alarms file read again with new limits. Every
+    worker reads the file: the id is the same for all that read the same
+    change of one file (``file_stamp``: its modification time), so it is recorded once."""
+    return {"type": "limits-changed", "id": f"limits-changed.{sha256[:16]}.{file_stamp}", "time": at,
+            "sha256": sha256, "previous_sha256": previous, "detail": "; ".join(changes)}
 
 
 def digest(record: dict) -> str:

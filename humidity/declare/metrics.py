@@ -83,6 +83,10 @@ class Metrics:
             "humidity_notifications_total", "Notification attempts this worker made, by channel (webhook, email, "
             "escalation-webhook, escalation-email) and outcome (delivered, failed).", ["channel", "outcome"],
             registry=self.registry)
+        self.limits_reloads = Counter(
+            "humidity_limits_reload_total", "Times this worker read a changed alarms file, by outcome (applied: "
+            "its limits are in force; refused: invalid, the limits before it stay).", ["outcome"],
+            registry=self.registry)
         self.active_alarms = Gauge(
             "humidity_active_alarms", "Active alarms in the latest summary, by kind.", ["kind"],
             registry=self.registry)

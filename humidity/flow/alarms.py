@@ -16,12 +16,12 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms, audit, formats, messages
-from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarm_partition import AlarmPartition, active_of, offline_of
 from humidity.core.partials import ALARMS, partial_key
 from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
 from humidity.declare.topics import Topics
+from humidity.flow.limits import AlarmLimits
 from humidity.plumbing.assignment import owned_partitions
 from humidity.plumbing.record_batches import batched
 from humidity.plumbing.stream import (
@@ -43,10 +43,10 @@ INDEX_STEP = 1_000
 
 
 class AlarmsFlow:
-    def __init__(self, app: HumidityApp, config: AlarmConfig, topics: Topics, tables: Tables) -> None:
-        self.app, self.config, self.topics, self.tables = app, config, topics, tables
+    def __init__(self, app: HumidityApp, limits: AlarmLimits, topics: Topics, tables: Tables) -> None:
+        self.app, self.limits, self.topics, self.tables = app, limits, topics, tables
         #: Seconds between OFFLINE checks, and the time slots of the silence index.
-        self.tick_seconds = max(1.0, min(5.0, config.offline_timeout / 4))
+        self.tick_seconds = max(1.0, min(5.0, limits.config.offline_timeout / 4))
         #: Per partition, read from its loggers' states once per generation:
         #: ``silence``, the loggers not known to be OFFLINE by when they were
         #: last heard (the OFFLINE ones come back with a reading), and
@@ -101,7 +101,7 @@ class AlarmsFlow:
         active.update(active_of(states))
 
     def alarm_partition(self, work: PartitionWork) -> None:
-        wall, running = time.time(), time.monotonic()
+        wall, running, config = time.time(), time.monotonic(), self.limits.config  # one file's limits a batch
         self.pauses.note(running)
         woke_recently = self.pauses.woke_recently(running)
         states = self.tables.alarm_states
@@ -135,10 +135,10 @@ class AlarmsFlow:
                 if woke_recently:
                     return []  # the states may be stale: their new owner judges them
                 gone = []
-                for key in silence.due(wall, self.config.offline_timeout):
+                for key in silence.due(wall, config.offline_timeout):
                     unfiled.add(key)  # taken out: filed again below unless it goes OFFLINE
                     state = state_of(key)
-                    if alarms.is_silent(state, self.config, wall):
+                    if alarms.is_silent(state, config, wall):
                         changed.add(key)
                         gone.append(state)
                 return gone
@@ -147,7 +147,7 @@ class AlarmsFlow:
             out: list[dict] = []
             for offset, _key, value in rows:
                 message = formats.loads(value, "the alarm-readings topic")
-                out += bookkeeping.apply(offset, message, bundled, silent, self.config, wall, whereabouts)
+                out += bookkeeping.apply(offset, message, bundled, silent, config, wall, whereabouts)
             epoch = work.epoch(bookkeeping.epoch)
             bookkeeping.finish_batch(work.through, [loaded[key] for key in changed], epoch)
             for key in changed:

@@ -30,10 +30,10 @@ import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import history
-from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.history_query import QueryError, Range, merge_points
 from humidity.core.listing import Listing, ListingError
 from humidity.flow.history import HistoryFlow
+from humidity.flow.limits import AlarmLimits
 from humidity.flow.publisher import Publisher
 from humidity.plumbing.kafka_admin import key_partition
 from humidity.web.responses import API_HEADERS, error
@@ -57,8 +57,8 @@ class Incomplete(Exception):
 
 
 class HistoryApi:
-    def __init__(self, app: HumidityApp, flow: HistoryFlow, publisher: Publisher, config: AlarmConfig) -> None:
-        self.app, self.flow, self.publisher, self.config = app, flow, publisher, config
+    def __init__(self, app: HumidityApp, flow: HistoryFlow, publisher: Publisher, limits: AlarmLimits) -> None:
+        self.app, self.flow, self.publisher, self.limits = app, flow, publisher, limits
         self.partitions = app.settings.partitions
         self._session: aiohttp.ClientSession | None = None
 
@@ -132,13 +132,13 @@ class HistoryApi:
         return [self._device(device, entry, alarms) for device, entry in sorted(merged.items())]
 
     def _device(self, device: str, entry: dict, alarms: dict[str, int]) -> dict:
-        limits = self.config.limits_for(device)
+        config = self.limits.config
         newest = entry["newest"]
         window = entry["last_minute"]
         described = {
             "device": device,
-            "type": self.config.type_of(device),
-            "limits": {"low": limits.low, "high": limits.high},
+            "type": config.type_of(device),
+            "limits": config.shown(device),
             "loggers": len(entry["loggers"]),
             "latest": None if newest is None else {
                 "humidity": newest[1], "event_time": history.iso(newest[0]), "guid": newest[2]},
