@@ -7,8 +7,8 @@ with explicit settings. Each layer only imports the ones below it:
     plumbing   humidity/plumbing/   record batches, commits, the agent loop, Kafka admin, tables
     app        humidity/application.py   the faust.App built from settings
     declare    humidity/declare/, tables/   topics, tables, metrics
-    flows      humidity/flow/       ingest, sensors, alarms, history, publisher, behind, stalls, acks,
-                                    audit, notifications
+    flows      humidity/flow/       ingest, sensors, alarms, limits, history, publisher, behind, stalls,
+                                    acks, silences, audit, notifications
     edge       humidity/web/, humidity/cli/   web views, commands
 """
 
@@ -27,11 +27,12 @@ from humidity.flow.alarms import AlarmsFlow
 from humidity.flow.audit import AuditFlow
 from humidity.flow.behind import CutBehind
 from humidity.flow.history import HistoryFlow
-from humidity.flow.limits import AlarmLimits
 from humidity.flow.ingest import IngestFlow
+from humidity.flow.limits import AlarmLimits
 from humidity.flow.notifications import Notifier
 from humidity.flow.publisher import Publisher
 from humidity.flow.sensors import SensorsFlow
+from humidity.flow.silences import SilencesFlow
 from humidity.flow.stalls import StallMonitor
 from humidity.plumbing.kafka_admin import KafkaOffsets, client_security
 from humidity.web import history as history_api
@@ -54,6 +55,8 @@ class Service:
     behind: CutBehind
     stalls: StallMonitor
     acks: AcksFlow
+    silences: SilencesFlow
+    limits: AlarmLimits
     audit: AuditFlow
     notifier: Notifier
 
@@ -70,28 +73,32 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
     publisher = Publisher(app, topics, metrics, behind)
     acks = AcksFlow(app, topics, tables, lambda: (publisher.latest.summary or {}).get("active_alarms"))
     notifier = Notifier(app, topics, metrics)
+    silences = SilencesFlow(app, topics, tables)
     limits = AlarmLimits(app, alarm_config, topics, metrics, lambda: [
         row["device"] for row in (publisher.latest.summary or {}).get("sensors_by_device", ())]
         if publisher.latest.summary else None)
 
     async def other_readers():
         """The readers beside the agents, for the stall watch."""
-        return [await publisher.reader.reader(), await acks.reader.reader(), *notifier.readers()]
+        return [await publisher.reader.reader(), await acks.reader.reader(), await silences.reader.reader(),
+                *notifier.readers()]
 
     service = Service(
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),
         sensors=SensorsFlow(app, topics, tables),
-        alarms=AlarmsFlow(app, limits, topics, tables),
+        alarms=AlarmsFlow(app, limits, topics, tables, silences.known),
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
         behind=behind,
         stalls=StallMonitor(app, metrics, offsets, other_readers),
         acks=acks,
+        silences=silences,
+        limits=limits,
         audit=AuditFlow(app, topics),
         notifier=notifier,
     )
-    views.register(app, publisher, metrics, service.stalls, service.acks, Access(settings))
+    views.register(app, publisher, metrics, service.stalls, acks, silences, Access(settings))
     history_api.register(app, history_api.HistoryApi(app, service.history, publisher, limits))
     commands.register(app, topics)
     return service

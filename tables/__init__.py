@@ -68,6 +68,13 @@ class Tables:
     #: comment; when it was escalated). Written by agent ``alarm_acks``.
     #: Every worker reads its changelog for ``/api/alarms``.
     alarm_acks: TableT
+    #: key: silences partition number; value: JSON ``{"offset", "epoch"}``;
+    #: key ``silence/<id>``: JSON of the silence
+    #: (:class:`humidity.core.maintenance.Silence`: what it covers, until
+    #: when, why, who set it, what ended it). Written by agent ``silences``.
+    #: Every worker reads its changelog: the alarm flow marks what a silence
+    #: covers, and ``/api/silences`` lists them.
+    silences: TableT
 
 
 def declare_tables(app: HumidityApp) -> Tables:
@@ -85,4 +92,5 @@ def declare_tables(app: HumidityApp) -> Tables:
         history_windows=raw_table(app, "history",
                                   help="Per device and datalogger: windows over time, newest readings."),
         alarm_acks=raw_table(app, "alarm-acks", help="Per alarm: who acknowledged it, when it was escalated."),
+        silences=raw_table(app, "silences", help="Per maintenance silence: what it covers, until when, why."),
     )

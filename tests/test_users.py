@@ -12,8 +12,8 @@ def test_users_are_written_with_argon2_hashes_and_read_back():
     assert "correct horse battery" not in text and text.count("$argon2id$") == 2
     read = users.parse_users(text)
     assert {n: u.role for n, u in read.items()} == {"olivia": "operator", "victor": "viewer"}
-    assert users.authenticate(read, "olivia", "correct horse battery").may_acknowledge
-    assert not users.authenticate(read, "victor", "viewer-pass-123").may_acknowledge
+    assert users.authenticate(read, "olivia", "correct horse battery").is_operator
+    assert not users.authenticate(read, "victor", "viewer-pass-123").is_operator
     assert users.authenticate(read, "olivia", "wrong") is None
     assert users.authenticate(read, "nobody", "correct horse battery") is None
     assert "correct horse" not in repr(read["olivia"]) and "argon2" not in repr(read["olivia"])

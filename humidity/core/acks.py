@@ -92,14 +92,16 @@ def apply(entry: dict | None, command: dict, offset: int) -> tuple[dict | None, 
 
 def due_for_escalation(active: list[dict], entries: dict[str, dict], now: float, after: float,
                        asked: set[str]) -> list[dict]:
-    """The active alarms raised at least ``after`` seconds ago (wall clock)
-    that nobody has acknowledged, not escalated yet nor asked for."""
+    """The active alarms notified at least ``after`` seconds ago (wall clock:
+    raised, or notified when a silence over them ended) that nobody has
+    acknowledged, not escalated yet nor asked for, and not silenced now."""
     due = []
     for alarm in active:
         entry = entries.get(alarm["id"], {})
-        if alarm["id"] in asked or entry.get("acknowledged_by") or entry.get("escalated_at"):
+        if alarm["id"] in asked or entry.get("acknowledged_by") or entry.get("escalated_at") or alarm.get("silenced"):
             continue
-        raised = datetime.fromisoformat(alarm.get("wall_time") or alarm["time"]).timestamp()
+        notified = alarm.get("notified_at") or alarm.get("wall_time") or alarm["time"]
+        raised = datetime.fromisoformat(notified).timestamp()
         if now - raised >= after:
             due.append(alarm)
     return due

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
-from humidity.core import formats, messages
+from humidity.core import formats, maintenance, messages
 from humidity.core.alarm_limits import AlarmConfig
 from humidity.core.alarms import (
     KINDS,
@@ -46,6 +46,9 @@ class AlarmPartition:
     ends: Ends = field(default_factory=lambda: Ends(0))  # the input partitions' rounds; Ends(0): not given
     closed_now: int | None = None  # the last round closed by the messages applied since loading
     offline: dict[str, set[str]] = field(default_factory=dict)  # guid -> devices it is OFFLINE on
+    #: The maintenance silences as this worker knows them (not stored: every
+    #: worker reads them, :mod:`humidity.core.maintenance`).
+    silences: list[maintenance.Silence] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.ends.partitions:
@@ -56,16 +59,19 @@ class AlarmPartition:
 
     @classmethod
     def from_json(cls, doc: dict | None, partitions: int, active: dict | None = None,
-                  offline: dict[str, set[str]] | None = None) -> AlarmPartition:
+                  offline: dict[str, set[str]] | None = None,
+                  silences: list[maintenance.Silence] | None = None) -> AlarmPartition:
         """The stored bookkeeping, with ``active`` and ``offline`` (the flow's,
-        from the loggers' states: :func:`active_of`, :func:`offline_of`)."""
+        from the loggers' states: :func:`active_of`, :func:`offline_of`) and
+        the ``silences`` known now."""
         active = active if active is not None else {}
         offline = offline if offline is not None else offline_of(active)
+        silences = silences if silences is not None else []
         if not doc:
-            return cls(partitions, active=active, offline=offline)
+            return cls(partitions, active=active, offline=offline, silences=silences)
         return cls(partitions, int(doc["offset"]), active, list(doc["recent"]), int(doc.get("epoch", 0)),
                    Ends.from_json(partitions, doc if "ends" in doc or formats.version_of(doc) else None),
-                   offline=offline)
+                   offline=offline, silences=silences)
 
     def apply(self, offset: int, message: dict, logger: Callable[[str, str], LoggerState],
               silent: Callable[[], Iterable[LoggerState]], config: AlarmConfig, wall: float,
@@ -98,6 +104,7 @@ class AlarmPartition:
                     produced += check_offline(state, config, wall)
                     self._track(state)
                     state.offset = offset
+                produced += self._review_silences(logger, wall)
         else:
             per_logger: dict[tuple[str, str], list] = {}
             last: dict[str, str] = {}  # guid -> the device of its last reading here
@@ -118,9 +125,34 @@ class AlarmPartition:
                     produced += events
                 state.offset = offset
         if not replay:
+            for event in produced:
+                if "after_silence" not in event:
+                    maintenance.mark(event, self.silences, wall)
             self.recent += [[offset, event] for event in produced]
             out += produced
         return out
+
+    def _review_silences(self, logger: Callable[[str, str], LoggerState], wall: float) -> list[dict]:
+        """On a tick: the active alarms a silence covers now carry its mark; one
+        whose silence has ended is notified again, once (the events to send)."""
+        events = []
+        for raised in list(self.active.values()):
+            was = raised.get("silenced")
+            now = maintenance.covering(self.silences, raised["device"], raised["guid"], raised["kind"], wall)
+            if (was and was["id"]) == (now and now.id):
+                continue
+            state = logger(raised["device"], raised["guid"])
+            stored = state.active.get(raised["kind"])
+            if stored is None:
+                continue
+            if now is not None:
+                stored["silenced"] = now.mark()
+            else:
+                event = maintenance.unsilenced_event(stored, was["id"], wall)
+                stored.pop("silenced", None)
+                stored["notified_at"] = event["wall_time"]  # escalation counts from here
+                events.append(event)
+        return events
 
     def _locate(self, state: LoggerState, logger: Callable[[str, str], LoggerState], whereabouts: Whereabouts,
                 value: float, wall: float) -> list[dict]:

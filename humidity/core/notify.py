@@ -121,8 +121,9 @@ def email_message(event: dict, sender: str, recipients: tuple[str, ...], public_
         f"Event id:  {event['id']}",
     ]
     if state == "escalated":
-        lines.insert(2, "Nobody has acknowledged this alarm; it is sent to the escalation list.")
-        lines.insert(3, "")
+        lines[2:2] = ["Nobody has acknowledged this alarm; it is sent to the escalation list.", ""]
+    elif event.get("after_silence"):
+        lines[2:2] = ["The maintenance silence over this alarm has ended, and the alarm is still active.", ""]
     if public_url:
         lines.append(f"View:      {device_link(public_url, event['device'])}")
     message = EmailMessage()

@@ -303,6 +303,11 @@ class Settings:
         return f"{self.app_id}-alarm-acks"
 
     @property
+    def silences_topic(self) -> str:
+        """Internal: commands that create and end maintenance silences, keyed by silence id."""
+        return f"{self.app_id}-silences"
+
+    @property
     def audit_intake_topic(self) -> str:
         """Internal: what the audit trail is to record, in arrival order (its partition 0)."""
         return f"{self.app_id}-audit-intake"

@@ -56,7 +56,7 @@ class User:
     password_hash: str = field(repr=False)
 
     @property
-    def may_acknowledge(self) -> bool:
+    def is_operator(self) -> bool:
         return self.role == OPERATOR
 
 

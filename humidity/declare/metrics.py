@@ -81,7 +81,8 @@ class Metrics:
             registry=self.registry)
         self.notifications = Counter(
             "humidity_notifications_total", "Notification attempts this worker made, by channel (webhook, email, "
-            "escalation-webhook, escalation-email) and outcome (delivered, failed).", ["channel", "outcome"],
+            "escalation-webhook, escalation-email) and outcome (delivered, failed; held: a maintenance silence covers "
+            "the alarm).", ["channel", "outcome"],
             registry=self.registry)
         self.limits_reloads = Counter(
             "humidity_limits_reload_total", "Times this worker read a changed alarms file, by outcome (applied: "

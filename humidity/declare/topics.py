@@ -56,6 +56,9 @@ class Topics:
     #: Commands to acknowledge or escalate an alarm, keyed by alarm id
     #: (:mod:`humidity.core.acks`), read by agent ``alarm_acks``.
     acks: TopicT
+    #: Commands to create or end a maintenance silence, keyed by silence id
+    #: (:mod:`humidity.core.maintenance`), read by agent ``silences``.
+    silences: TopicT
     #: What the audit trail is to record, all on partition 0, in the order it
     #: arrives (:mod:`humidity.core.audit` entries), read by agent ``audit_chain``.
     audit_intake: TopicT
@@ -82,6 +85,7 @@ def declare_topics(app: HumidityApp) -> Topics:
         history_readings=app.declare_topic(settings.history_topic, batched=True),
         alerts=app.declare_topic(settings.alerts_topic),
         acks=app.declare_topic(settings.acks_topic, batched=True),
+        silences=app.declare_topic(settings.silences_topic, batched=True),
         audit_intake=app.declare_topic(settings.audit_intake_topic, batched=True),
         audit=app.declare_topic(settings.audit_topic, partitions=1, config=AUDIT_CONFIG),
         partials=app.declare_topic(settings.partials_topic, config=PARTIALS_CONFIG),

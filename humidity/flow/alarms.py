@@ -3,7 +3,8 @@
 Agent ``evaluate_alarms`` applies the pure rules of :mod:`humidity.core.alarms`
 to the bundles that ``ingest`` sends per alarm partition, keeps each
 datalogger's state in RocksDB and sends the events to the alerts topic and
-the audit trail's intake. A timer drops OFFLINE ticks into each owned
+the audit trail's intake; an event a maintenance silence covers carries its
+mark, and an alarm whose silence ended is notified again (on a tick). A timer drops OFFLINE ticks into each owned
 partition, because only the agent, with a current event, may write the tables. When every input partition has
 ended a round here, the active alarms go to the partials topic as of it.
 """
@@ -11,12 +12,14 @@ ended a round here, the active alarms go to the partials topic as of it.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import orjson
 
 from humidity.application import HumidityApp
 from humidity.core import aggregate, alarms, audit, formats, messages
 from humidity.core.alarm_partition import AlarmPartition, active_of, offline_of
+from humidity.core.maintenance import Silence
 from humidity.core.partials import ALARMS, partial_key
 from humidity.core.pauses import PauseWatch
 from humidity.core.silence import SilenceIndex
@@ -43,8 +46,11 @@ INDEX_STEP = 1_000
 
 
 class AlarmsFlow:
-    def __init__(self, app: HumidityApp, limits: AlarmLimits, topics: Topics, tables: Tables) -> None:
+    def __init__(self, app: HumidityApp, limits: AlarmLimits, topics: Topics, tables: Tables,
+                 silences: Callable[[], list[Silence]]) -> None:
         self.app, self.limits, self.topics, self.tables = app, limits, topics, tables
+        #: The maintenance silences this worker knows (humidity.flow.silences).
+        self.silences = silences
         #: Seconds between OFFLINE checks, and the time slots of the silence index.
         self.tick_seconds = max(1.0, min(5.0, limits.config.offline_timeout / 4))
         #: Per partition, read from its loggers' states once per generation:
@@ -113,7 +119,7 @@ class AlarmsFlow:
             silence: SilenceIndex = index["silence"]
             bookkeeping = AlarmPartition.from_json(
                 load_json(self.tables.alarm_totals.get(str(work.partition))), self.app.settings.partitions,
-                active=index["active"], offline=index["offline"])
+                active=index["active"], offline=index["offline"], silences=self.silences())
             rows = work.follow(bookkeeping.offset)
             if rows is None:
                 return

@@ -9,8 +9,10 @@ its offset committed: a worker that dies before that leaves the event to the
 next owner of the partition, which sends it again with the same ``id``
 (at least once). A channel's group that has no committed offset yet starts
 at the events of the last :data:`START_BACK` seconds, not at the topic's
-whole history. Every outcome is counted in ``/metrics`` and reported to the
-audit trail (``delivered``; ``failing`` at the first failed attempt), and a
+whole history. An event that a maintenance silence covers (it carries
+``silenced``) is held back, not sent (:mod:`humidity.core.maintenance`).
+Every outcome is counted in ``/metrics`` and reported to the audit trail
+(``delivered``; ``failing`` at the first failed attempt; ``held``), and a
 failing channel is logged at most once per :data:`LOG_FAILURES_EVERY` seconds.
 """
 
@@ -140,6 +142,9 @@ class Notifier:
                     for record in records:
                         event = self._event(record.value)
                         if event is not None and channel.takes(event):
+                            if event.get("silenced"):
+                                self.hold(channel, event)
+                                continue
                             await self.deliver(channel, event)
                             if not await self._commit(consumer, channel, tp, record.offset + 1):
                                 break
@@ -166,6 +171,13 @@ class Notifier:
         except (orjson.JSONDecodeError, KeyError, TypeError):
             log.warning("Notifications: an alerts record is not an alarm event; skipped")
             return None
+
+    def hold(self, channel: notify.Channel, event: dict) -> None:
+        """A maintenance silence covers the event's alarm: it is not sent, and
+        the audit trail says so (the alarm is notified when the silence ends)."""
+        self.metrics.notifications.labels(channel=channel.name, outcome="held").inc()
+        silenced = event["silenced"]
+        self._report(event, channel, "held", 0, f"silence {silenced['id']} until {silenced['until']}")
 
     async def deliver(self, channel: notify.Channel, event: dict) -> None:
         """Send ``event`` until the receiver accepts it."""

@@ -27,7 +27,6 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-import orjson
 from faust.web import View
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
@@ -40,8 +39,11 @@ from humidity.core.readings import now_iso
 from humidity.declare.metrics import Metrics
 from humidity.flow.acks import AcksFlow
 from humidity.flow.publisher import Publisher
+from humidity.flow.silences import SilencesFlow
 from humidity.flow.stalls import StallMonitor
+from humidity.web import silences
 from humidity.web.access import COOKIE, CSRF_HEADER, Access, Denied, check_same_origin
+from humidity.web.responses import API_HEADERS, denied, json_body
 
 STATIC_DIR = Path(__file__).parent / "static"
 INDEX_HTML = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
@@ -56,7 +58,6 @@ PAGE_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cache-Control": "no-cache",
 }
-API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 
 class SummaryRows:
@@ -78,29 +79,13 @@ class SummaryRows:
         return True
 
 
-def denied(view, exc: Denied):
-    headers = dict(API_HEADERS)
-    if exc.retry_after:
-        headers["Retry-After"] = str(max(1, round(exc.retry_after)))
-    return view.json({"error": exc.message}, status=exc.status, headers=headers)
-
-
-async def json_body(request) -> dict:
-    try:
-        body = orjson.loads(await request.read())
-    except orjson.JSONDecodeError:
-        raise Denied(400, "the body is not JSON") from None
-    if not isinstance(body, dict):
-        raise Denied(400, "the body must be a JSON object")
-    return body
-
-
 def register(app: HumidityApp, publisher: Publisher, metrics: Metrics, stalls: StallMonitor, acks_flow: AcksFlow,
-             access: Access) -> None:
+             silences_flow: SilencesFlow, access: Access) -> None:
     """Every route of the page and the API, by what it serves."""
     app.static_routes.append(("/static", STATIC_DIR))
     summary_routes(app, publisher)
     alarm_routes(app, publisher, acks_flow, access)
+    silences.routes(app, silences_flow, access)
     session_routes(app, access)
     operations_routes(app, publisher, metrics, stalls)
 
@@ -178,7 +163,7 @@ def alarm_routes(app: HumidityApp, publisher: Publisher, acks_flow: AcksFlow, ac
             """An operator acknowledges an active alarm, with a comment: 202 once it is on its way."""
             try:
                 user = await access.writer(request)
-                if not user.may_acknowledge:
+                if not user.is_operator:
                     raise Denied(403, f"{user.name} is a {user.role}: only an operator may acknowledge")
                 comment = acks.clean_comment((await json_body(request)).get("comment"))
                 summary = publisher.latest.summary or {}

@@ -38,7 +38,13 @@
     showSession();
   }
 
+  function silencedText(a) {
+    const silence = (window.humiditySilences.byId || {})[a.silenced.id];
+    return "silenced until " + new Date(a.silenced.until).toLocaleString() + (silence ? ": " + silence.reason : "");
+  }
+
   function ackText(a) {
+    if (a.silenced) return silencedText(a);
     if (!a.acknowledged_by) return a.escalated_at ? "not yet (escalated " + new Date(a.escalated_at).toLocaleString() + ")" : "not yet";
     return "by " + a.acknowledged_by + " at " + new Date(a.acknowledged_at).toLocaleString() + (a.comment ? ": " + a.comment : "");
   }
@@ -55,12 +61,13 @@
     for (const a of alarms) {
       const tr = document.createElement("tr");
       tr.dataset.alarm = a.id;
+      if (a.silenced) tr.className = "silenced";
       const cells = [
         [a.kind, "kind"], [a.device], [a.guid],
         [a.value === null || a.value === undefined ? "–" : String(a.value) + (a.kind === "OFFLINE" ? " % RH" : UNITS[a.kind]), "num"],
         [String(a.limit) + UNITS[a.kind], "num"],
         [new Date(a.since).toLocaleString() + " (" + a.since + ")"],
-        [ackText(a), a.acknowledged_by ? "acked" : ""],
+        [ackText(a), a.acknowledged_by || a.silenced ? "acked" : ""],
       ];
       for (const [text, cls] of cells) {
         const td = document.createElement("td");

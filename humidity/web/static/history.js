@@ -152,7 +152,8 @@
     $("view-minute").textContent = d.last_minute
       ? fixed(d.last_minute.average) + " % RH (" + fixed(d.last_minute.min) + "–" + fixed(d.last_minute.max) + ")" : "–";
     $("view-alarms").textContent = d.active_alarms ? d.active_alarms + " active alarm(s)" : "no active alarm";
-    $("view-limits").textContent = d.limits.low + " and " + d.limits.high + " % RH";
+    $("view-limits").textContent = d.limits.low + " and " + d.limits.high + " % RH"
+      + (d.limits.source === "device" ? " (its own)" : " (its type's)");
     const rows = d.logger_readings || [];
     const fragment = document.createDocumentFragment();
     for (const r of rows) {

@@ -1,0 +1,127 @@
+/* Maintenance silences: the active ones (/api/silences) with an End button
+ * for operators, and the "Silence…" action of the device view, which asks
+ * for the end and the reason. Writes carry the session's CSRF token (the
+ * session is alarms.js's); device names, logger ids and reasons are set with
+ * textContent, never parsed as HTML. */
+"use strict";
+(function () {
+  const $ = (id) => document.getElementById(id);
+  const REFRESH_MS = 3000;
+  const HOURS_DEFAULT = 4;
+  let shown = "";  // the silences on screen, as JSON, with the role: redrawn only when they change
+  window.humiditySilences = { byId: {} };
+
+  const session = () => (window.humidityAlarms ? window.humidityAlarms.session() : { role: null, csrf: null });
+  const viewedDevice = () => {
+    const match = /^#\/device\/(.+)$/.exec(location.hash);
+    return match ? decodeURIComponent(match[1]) : null;
+  };
+
+  async function sendJson(method, url, body) {
+    const headers = { "Content-Type": "application/json" };
+    if (session().csrf) headers["X-CSRF-Token"] = session().csrf;
+    const response = await fetch(url, { method, headers, body: JSON.stringify(body), credentials: "same-origin" });
+    let answer = {};
+    try { answer = await response.json(); } catch (err) { /* no JSON body */ }
+    return { ok: response.ok, status: response.status, answer };
+  }
+
+  function render(silences) {
+    $("silences").hidden = silences.length === 0;
+    const operator = session().role === "operator";
+    const fragment = document.createDocumentFragment();
+    for (const s of silences) {
+      const tr = document.createElement("tr");
+      tr.dataset.silence = s.id;
+      const cells = [s.device || "any", s.guid || "any", s.kinds.length ? s.kinds.join(", ") : "all",
+        new Date(s.until).toLocaleString() + " (" + s.until + ")", s.reason, s.created_by];
+      for (const text of cells) {
+        const td = document.createElement("td");
+        td.textContent = text;
+        tr.appendChild(td);
+      }
+      const action = document.createElement("td");
+      if (operator) {
+        const button = document.createElement("button");
+        button.type = "button";
+        button.textContent = "End now";
+        button.addEventListener("click", () => end(s));
+        action.appendChild(button);
+      }
+      tr.appendChild(action);
+      fragment.appendChild(tr);
+    }
+    document.querySelector("#silence-table tbody").replaceChildren(fragment);
+  }
+
+  async function load() {
+    $("silence-actions").hidden = !(session().role === "operator" && viewedDevice() !== null);
+    try {
+      const response = await fetch("/api/silences", { cache: "no-store" });
+      if (!response.ok) return;
+      const silences = (await response.json()).silences;
+      window.humiditySilences.byId = Object.fromEntries(silences.map((s) => [s.id, s]));
+      const text = JSON.stringify([session().role, silences]);
+      if (text !== shown) {
+        shown = text;
+        render(silences);
+      }
+    } catch (err) { /* the summary poll reports an unreachable worker */ }
+  }
+
+  async function poll() {
+    await load();
+    setTimeout(poll, REFRESH_MS);
+  }
+
+  async function end(silence) {
+    const result = await sendJson("DELETE", "/api/silences/" + encodeURIComponent(silence.id), {});
+    $("silences-error").textContent = result.ok ? "" : result.answer.error || "HTTP " + result.status;
+    await load();
+  }
+
+  function localInput(ms) {
+    const d = new Date(ms - new Date(ms).getTimezoneOffset() * 60000);
+    return d.toISOString().slice(0, 16);
+  }
+
+  function openForm() {
+    $("silence-what").textContent = viewedDevice();
+    $("silence-until").value = localInput(Date.now() + HOURS_DEFAULT * 3600000);
+    $("silence-error").textContent = "";
+    $("silence-form").hidden = false;
+    $("silence-reason").focus();
+  }
+
+  function closeForm() {
+    $("silence-form").hidden = true;
+    $("silence-reason").value = "";
+  }
+
+  $("silence-open").addEventListener("click", openForm);
+  $("silence-cancel").addEventListener("click", closeForm);
+  $("silence-form").addEventListener("submit", async (e) => {
+    e.preventDefault();
+    const until = new Date($("silence-until").value);  // the browser's local time
+    if (isNaN(until.getTime())) {
+      $("silence-error").textContent = "give the end as a date and time";
+      return;
+    }
+    const result = await sendJson("POST", "/api/silences",
+      { device: viewedDevice(), until: until.toISOString(), reason: $("silence-reason").value });
+    if (!result.ok) {
+      $("silence-error").textContent = result.answer.error || "HTTP " + result.status;
+      return;
+    }
+    closeForm();
+    // The silence shows once this worker has read it: ask again until it does.
+    for (let i = 0; i < 20 && !window.humiditySilences.byId[result.answer.id]; i++) {
+      await new Promise((resolve) => setTimeout(resolve, 500));
+      await load();
+    }
+  });
+
+  window.addEventListener("hashchange", () => { closeForm(); load(); });
+  window.humiditySilences.load = load;
+  poll();
+})();
