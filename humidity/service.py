@@ -87,7 +87,7 @@ def compose(settings: Settings, alarm_config: AlarmConfig) -> Service:
         app=app, topics=topics, tables=tables, metrics=metrics,
         ingest=IngestFlow(app, topics, tables, metrics),
         sensors=SensorsFlow(app, topics, tables),
-        alarms=AlarmsFlow(app, limits, topics, tables, silences.known),
+        alarms=AlarmsFlow(app, limits, topics, tables, silences.not_ended),
         history=HistoryFlow(app, topics, tables, metrics),
         publisher=publisher,
         behind=behind,

@@ -337,7 +337,8 @@ def iso(t: float) -> str:
     return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
 
 
-def test_an_operator_logs_in_acknowledges_with_a_comment_and_sees_the_name(kafka, tmp_path, workers):
+def test_an_operator_logs_in_acknowledges_silences_the_device_and_sees_names_and_reasons_as_text(
+        kafka, tmp_path, workers):
     from tests.test_acks_kafka import OPERATOR_PASSWORD, VIEWER_PASSWORD, add_users
 
     env = add_users(helpers.service_env(tmp_path), tmp_path / "users.toml")
@@ -387,5 +388,27 @@ def test_an_operator_logs_in_acknowledges_with_a_comment_and_sees_the_name(kafka
             headers: {'Content-Type': 'application/json'}, body: '{"comment": "x"}'})).status""",
                                page.evaluate("() => window.humidityAlarms.alarms[0].id"))
         assert status == 403
+
+        # the operator silences the device from its view, with a reason that holds HTML: shown as text
+        reason = "Vendor service </td><script>window.injected=1</script>" + HOSTILE
+        page.goto(helpers.web_url(env, "/#/device/" + urllib.parse.quote(HOSTILE, safe="")))
+        page.click("#silence-open", timeout=20000)
+        assert page.inner_text("#silence-what") == HOSTILE
+        page.fill("#silence-reason", reason)
+        page.click("#silence-submit")
+        page.wait_for_selector("#silence-table tbody tr", timeout=30000)
+        row = page.evaluate("() => [...document.querySelector('#silence-table tbody tr').cells]"
+                            ".map(c => c.textContent)")
+        assert (row[0], row[1], row[2], row[4], row[5]) == (HOSTILE, "any", "all", reason, "olivia"), row
+        page.goto(helpers.web_url(env, "/"))
+        page.wait_for_function(  # the alarm is still shown, now as silenced, with the reason
+            "(reason) => [...document.querySelectorAll('#alarm-table tbody tr.silenced')].some(tr => "
+            "tr.cells[6].textContent.startsWith('silenced until ') && tr.cells[6].textContent.endsWith(reason))",
+            arg=reason, timeout=30000)
+        assert page.evaluate("() => document.querySelectorAll('img, #silence-table script').length") == 0
+        assert page.evaluate("() => window.injected") is None and dialogs == []
+        page.screenshot(path=str(helpers.ARTIFACTS / "dashboard-silenced.png"), full_page=True)
     alarm = orjson.loads(helpers.http_get(helpers.web_url(env, "/api/alarms"))[2])["active_alarms"][0]
     assert (alarm["acknowledged_by"], alarm["comment"]) == ("olivia", comment)
+    assert alarm["silenced"]["id"] == orjson.loads(helpers.http_get(helpers.web_url(env, "/api/silences"))[2])[
+        "silences"][0]["id"]

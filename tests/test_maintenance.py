@@ -56,6 +56,13 @@ def test_a_bad_request_is_refused_with_one_line(body, message):
         maintenance.from_request(body, "olivia", T0, "abc")
 
 
+def test_device_and_logger_names_are_kept_exactly_as_the_readings_spell_them():
+    odd = " MRI\t12 \n<b>"
+    body = {"device": odd, "guid": "\x00g", "until": iso(T0 + 60), "reason": "r"}
+    made = maintenance.from_request(body, "o", T0, "a")
+    assert (made.device, made.guid) == (odd, "\x00g") and made.matches(odd, "\x00g", "HIGH")
+
+
 def test_seven_days_ahead_exactly_is_accepted():
     assert maintenance.from_request({"guid": "g1", "until": iso(T0 + 7 * 86400), "reason": "r"}, "o", T0, "a")
 

@@ -101,3 +101,14 @@ def test_sasl_needs_user_and_password_and_never_echoes_the_password(tmp_path):
 def test_bad_security_settings_name_the_variable(variable, value):
     with pytest.raises(ConfigError, match=variable):
         from_environ({variable: value})
+
+
+def test_worker_stops_at_start_with_one_line_naming_a_bad_device_section(tmp_path):
+    alarms = tmp_path / "alarms.toml"
+    alarms.write_text('[devices."MRI 12"]\nhihg = 55\n')
+    env = {"PATH": "/usr/bin:/bin", "HUMIDITY_ALARMS_FILE": str(alarms)}
+    proc = subprocess.run([helpers.FAUST, "-A", "app", "worker", "-l", "info"], cwd=helpers.ROOT, env=env,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode != 0
+    lines = [line for line in (proc.stdout + proc.stderr).splitlines() if line.strip()]
+    assert len(lines) == 1 and '[devices."MRI 12"] hihg: unknown key' in lines[0], lines

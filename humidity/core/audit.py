@@ -26,7 +26,8 @@ GENESIS = "0" * 64
 RECENT_IDS = 5000
 #: Columns of :func:`export_csv`, in order.
 COLUMNS = ("seq", "time", "type", "id", "alarm_id", "device", "guid", "kind", "value", "limit", "since",
-           "channel", "target", "outcome", "detail", "attempts", "user", "comment", "prev", "hash")
+           "channel", "target", "outcome", "detail", "attempts", "user", "comment", "silence", "sha256", "prev",
+           "hash")
 #: Columns whose text comes from outside (device names, comments): a leading
 #: character a spreadsheet reads as a formula is escaped.
 _UNTRUSTED = ("device", "guid", "user", "comment", "detail", "target")

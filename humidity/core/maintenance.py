@@ -94,20 +94,29 @@ def _epoch(text: str) -> float:
     return datetime.fromisoformat(text).timestamp()
 
 
-def _text(body: dict, key: str, limit: int, required: bool = False) -> str | None:
+def _name(body: dict, key: str) -> str | None:
+    """A device or datalogger name, exactly as the readings spell it (any string)."""
     value = body.get(key)
     if value is None or value == "":
-        if required:
-            raise SilenceError(f"{key} is required")
         return None
     if not isinstance(value, str):
         raise SilenceError(f"{key} must be a string")
-    value = "".join(c if c.isprintable() or c in "\n\t" else " " for c in value).strip()
-    if not value and required:
-        raise SilenceError(f"{key} is required")
-    if len(value) > limit:
-        raise SilenceError(f"{key} is longer than {limit} characters")
-    return value or None
+    if len(value) > NAME_MAX:
+        raise SilenceError(f"{key} is longer than {NAME_MAX} characters")
+    return value
+
+
+def _reason(body: dict) -> str:
+    """Why: required, printable (other characters become spaces), trimmed."""
+    value = body.get("reason")
+    if value is not None and not isinstance(value, str):
+        raise SilenceError("reason must be a string")
+    value = "".join(c if c.isprintable() or c in "\n\t" else " " for c in value or "").strip()
+    if not value:
+        raise SilenceError("reason is required")
+    if len(value) > REASON_MAX:
+        raise SilenceError(f"reason is longer than {REASON_MAX} characters")
+    return value
 
 
 def _kinds(body: dict) -> tuple[str, ...]:
@@ -139,14 +148,10 @@ def _until(body: dict, now: float) -> float:
 
 def from_request(body: dict, user: str, now: float, silence_id: str) -> Silence:
     """The silence an operator asks for with ``{"device", "guid", "kinds", "until", "reason"}``."""
-    device = _text(body, "device", NAME_MAX)
-    guid = _text(body, "guid", NAME_MAX)
+    device, guid = _name(body, "device"), _name(body, "guid")
     if device is None and guid is None:
         raise SilenceError("device or guid is required")
-    kinds = _kinds(body)
-    until = _until(body, now)
-    reason = _text(body, "reason", REASON_MAX, required=True) or ""
-    return Silence(silence_id, device, guid, kinds, now, until, reason, user)
+    return Silence(silence_id, device, guid, _kinds(body), now, _until(body, now), _reason(body), user)
 
 
 def covering(silences: Iterable[Silence], device: str, guid: str, kind: str, wall: float) -> Silence | None:

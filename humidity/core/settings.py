@@ -212,7 +212,8 @@ class Settings:
     web_port: int = setting("HUMIDITY_WEB_PORT", 6066, _int_between(1, 65535), "Faust web server port")
     web_bind: str = setting("HUMIDITY_WEB_BIND", "127.0.0.1", _bind, "Faust web server bind address")
     alarms_file: Path = setting("HUMIDITY_ALARMS_FILE", DEFAULT_ALARMS_FILE, lambda text: Path(_readable_file(text)),
-                                "alarm limits per device type (TOML)", shown="humidity/core/alarms.toml")
+                                "alarm limits per device type and per device (TOML), read again when it changes",
+                                shown="humidity/core/alarms.toml")
     log_format: str = setting("HUMIDITY_LOG_FORMAT", "blocks", _log_format,
                               "`blocks`: each summary in the log as four titled blocks (like the old job); "
                               "`line`: one line per event (used in containers)")

@@ -34,6 +34,7 @@ class SilencesFlow:
     def __init__(self, app: HumidityApp, topics: Topics, tables: Tables) -> None:
         self.app, self.settings, self.topics, self.tables = app, app.settings, topics, tables
         self.entries: dict[str, Silence] = {}  # silence id -> silence, from the changelog
+        self._not_ended: list[Silence] | None = None  # of the entries, made again when they change
         self.asked: set[str] = set()  # expiries this leader asked for
         batched(app).resume_at[topics.silences.get_topic_name()] = resume_from(tables.silences)
         self.agent = app.agent(topics.silences, name="silences")(self.run)
@@ -45,15 +46,19 @@ class SilencesFlow:
     def _on_record(self, _topic, key: bytes | None, value: bytes | None, _headers) -> None:
         name = (key or b"").decode()
         if name.startswith(ENTRY_PREFIX):
+            self._not_ended = None
             if value is None:
                 self.entries.pop(name[len(ENTRY_PREFIX):], None)
             else:
                 silence = Silence.from_json(formats.loads(value, SILENCES_TABLE))
                 self.entries[silence.id] = silence
 
-    def known(self) -> list[Silence]:
-        """Every silence this worker has read, active or not (the alarm flow judges which are active)."""
-        return list(self.entries.values())
+    def not_ended(self) -> list[Silence]:
+        """The silences this worker has read whose end is not recorded (the
+        alarm flow judges which are active when): ended ones cover nothing."""
+        if self._not_ended is None:
+            self._not_ended = [s for s in self.entries.values() if s.ended_at is None]
+        return self._not_ended
 
     def active(self, wall: float) -> list[Silence]:
         """The silences active at ``wall``, the soonest to end first."""

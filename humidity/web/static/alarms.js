@@ -157,6 +157,7 @@
     showSession();
   });
 
-  window.humidityAlarms = { load, alarms: null, session: () => session };
+  // silences.js calls refresh() when the silences change: an alarm's row shows its silence's reason
+  window.humidityAlarms = { load, refresh: () => { shown = ""; load(); }, alarms: null, session: () => session };
   loadSession();
 })();

@@ -65,6 +65,7 @@
       if (text !== shown) {
         shown = text;
         render(silences);
+        if (window.humidityAlarms) window.humidityAlarms.refresh();
       }
     } catch (err) { /* the summary poll reports an unreachable worker */ }
   }
