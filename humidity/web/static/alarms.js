@@ -11,13 +11,27 @@
   let shown = "";       // the alarms on screen, as JSON: the table is redrawn only when they change
   let acking = null;    // the alarm the form is open for
 
-  async function postJson(url, body) {
+  async function sendJson(method, url, body) {
     const headers = { "Content-Type": "application/json" };
     if (session.csrf) headers["X-CSRF-Token"] = session.csrf;
-    const response = await fetch(url, { method: "POST", headers, body: JSON.stringify(body), credentials: "same-origin" });
+    const response = await fetch(url, { method, headers, body: JSON.stringify(body), credentials: "same-origin" });
     let answer = {};
     try { answer = await response.json(); } catch (err) { /* no JSON body */ }
     return { ok: response.ok, status: response.status, answer };
+  }
+  const postJson = (url, body) => sendJson("POST", url, body);
+
+  function actionCell(label, className, onClick) {  // a table cell with one button, or empty without onClick
+    const td = document.createElement("td");
+    if (onClick) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = className;
+      button.textContent = label;
+      button.addEventListener("click", onClick);
+      td.appendChild(button);
+    }
+    return td;
   }
 
   function showSession() {
@@ -75,16 +89,7 @@
         if (cls) td.className = cls;
         tr.appendChild(td);
       }
-      const action = document.createElement("td");
-      if (operator && !a.acknowledged_by) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.className = "ack";
-        button.textContent = "Acknowledge";
-        button.addEventListener("click", () => openForm(a));
-        action.appendChild(button);
-      }
-      tr.appendChild(action);
+      tr.appendChild(actionCell("Acknowledge", "ack", operator && !a.acknowledged_by ? () => openForm(a) : null));
       fragment.appendChild(tr);
     }
     document.querySelector("#alarm-table tbody").replaceChildren(fragment);
@@ -158,6 +163,7 @@
   });
 
   // silences.js calls refresh() when the silences change: an alarm's row shows its silence's reason
-  window.humidityAlarms = { load, refresh: () => { shown = ""; load(); }, alarms: null, session: () => session };
+  window.humidityAlarms = { load, refresh: () => { shown = ""; load(); }, alarms: null, session: () => session,
+    sendJson, actionCell };
   loadSession();
 })();

@@ -1,8 +1,8 @@
 /* Maintenance silences: the active ones (/api/silences) with an End button
  * for operators, and the "Silence…" action of the device view, which asks
  * for the end and the reason. Writes carry the session's CSRF token (the
- * session is alarms.js's); device names, logger ids and reasons are set with
- * textContent, never parsed as HTML. */
+ * session and the helper that writes are alarms.js's); device names,
+ * logger ids and reasons are set with textContent, never parsed as HTML. */
 "use strict";
 (function () {
   const $ = (id) => document.getElementById(id);
@@ -11,20 +11,12 @@
   let shown = "";  // the silences on screen, as JSON, with the role: redrawn only when they change
   window.humiditySilences = { byId: {} };
 
-  const session = () => (window.humidityAlarms ? window.humidityAlarms.session() : { role: null, csrf: null });
+  const alarms = window.humidityAlarms;  // the session, writes with its CSRF token, table buttons
+  const session = alarms.session;
   const viewedDevice = () => {
     const match = /^#\/device\/(.+)$/.exec(location.hash);
     return match ? decodeURIComponent(match[1]) : null;
   };
-
-  async function sendJson(method, url, body) {
-    const headers = { "Content-Type": "application/json" };
-    if (session().csrf) headers["X-CSRF-Token"] = session().csrf;
-    const response = await fetch(url, { method, headers, body: JSON.stringify(body), credentials: "same-origin" });
-    let answer = {};
-    try { answer = await response.json(); } catch (err) { /* no JSON body */ }
-    return { ok: response.ok, status: response.status, answer };
-  }
 
   function render(silences) {
     $("silences").hidden = silences.length === 0;
@@ -40,15 +32,7 @@
         td.textContent = text;
         tr.appendChild(td);
       }
-      const action = document.createElement("td");
-      if (operator) {
-        const button = document.createElement("button");
-        button.type = "button";
-        button.textContent = "End now";
-        button.addEventListener("click", () => end(s));
-        action.appendChild(button);
-      }
-      tr.appendChild(action);
+      tr.appendChild(alarms.actionCell("End now", "end", operator ? () => end(s) : null));
       fragment.appendChild(tr);
     }
     document.querySelector("#silence-table tbody").replaceChildren(fragment);
@@ -65,7 +49,7 @@
       if (text !== shown) {
         shown = text;
         render(silences);
-        if (window.humidityAlarms) window.humidityAlarms.refresh();
+        alarms.refresh();
       }
     } catch (err) { /* the summary poll reports an unreachable worker */ }
   }
@@ -76,7 +60,7 @@
   }
 
   async function end(silence) {
-    const result = await sendJson("DELETE", "/api/silences/" + encodeURIComponent(silence.id), {});
+    const result = await alarms.sendJson("DELETE", "/api/silences/" + encodeURIComponent(silence.id), {});
     $("silences-error").textContent = result.ok ? "" : result.answer.error || "HTTP " + result.status;
     await load();
   }
@@ -108,7 +92,7 @@
       $("silence-error").textContent = "give the end as a date and time";
       return;
     }
-    const result = await sendJson("POST", "/api/silences",
+    const result = await alarms.sendJson("POST", "/api/silences",
       { device: viewedDevice(), until: until.toISOString(), reason: $("silence-reason").value });
     if (!result.ok) {
       $("silence-error").textContent = result.answer.error || "HTTP " + result.status;
