@@ -4,9 +4,11 @@ Agent ``evaluate_alarms`` applies the pure rules of :mod:`humidity.core.alarms`
 to the bundles that ``ingest`` sends per alarm partition, keeps each
 datalogger's state in RocksDB and sends the events to the alerts topic and
 the audit trail's intake; an event a maintenance silence covers carries its
-mark, and an alarm whose silence ended is notified again (on a tick). A timer drops OFFLINE ticks into each owned
-partition, because only the agent, with a current event, may write the tables. When every input partition has
-ended a round here, the active alarms go to the partials topic as of it.
+mark, and an alarm whose silence ended is notified again. A timer drops
+ticks into each owned partition for the OFFLINE check and the silences'
+ends, because only the agent, with a current event, may write the tables.
+When every input partition has ended a round here, the active alarms go to
+the partials topic as of it.
 """
 
 from __future__ import annotations

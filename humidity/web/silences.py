@@ -54,7 +54,7 @@ def routes(app: HumidityApp, flow: SilencesFlow, access: Access) -> None:
             return self.json(silence.to_json(), status=201, headers=dict(API_HEADERS))
 
     @app.page("/api/silences/{silence_id}")
-    class Silence(View):
+    class OneSilence(View):
         async def delete(self, request, silence_id: str):
             """An operator ends an active silence early."""
             try:
