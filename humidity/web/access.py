@@ -107,6 +107,13 @@ class Access:
             raise Denied(403, f"missing or wrong {CSRF_HEADER}")
         return user
 
+    async def operator(self, request, what: str) -> users_core.User:
+        """The operator behind a request that writes ``what``, or :class:`Denied` (403 for a viewer)."""
+        user = await self.writer(request)
+        if not user.is_operator:
+            raise Denied(403, f"{user.name} is a {user.role}: only an operator may {what}")
+        return user
+
 
 def check_same_origin(request) -> None:
     """Writes are JSON from this origin (a form or another site's page cannot send them)."""

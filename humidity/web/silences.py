@@ -19,17 +19,9 @@ from faust.web import View
 
 from humidity.application import HumidityApp
 from humidity.core import maintenance
-from humidity.core.users import User
 from humidity.flow.silences import SilencesFlow
 from humidity.web.access import Access, Denied
 from humidity.web.responses import API_HEADERS, denied, json_body
-
-
-async def operator(access: Access, request, what: str) -> User:
-    user = await access.writer(request)
-    if not user.is_operator:
-        raise Denied(403, f"{user.name} is a {user.role}: only an operator may {what}")
-    return user
 
 
 def routes(app: HumidityApp, flow: SilencesFlow, access: Access) -> None:
@@ -43,7 +35,7 @@ def routes(app: HumidityApp, flow: SilencesFlow, access: Access) -> None:
         async def post(self, request):
             """An operator silences a device, a datalogger, or both, until a time, with a reason."""
             try:
-                user = await operator(access, request, "silence alarms")
+                user = await access.operator(request, "silence alarms")
                 body = await json_body(request)
                 silence = maintenance.from_request(body, user.name, time.time(), uuid.uuid4().hex[:16])
             except maintenance.SilenceError as exc:
@@ -58,7 +50,7 @@ def routes(app: HumidityApp, flow: SilencesFlow, access: Access) -> None:
         async def delete(self, request, silence_id: str):
             """An operator ends an active silence early."""
             try:
-                user = await operator(access, request, "end a silence")
+                user = await access.operator(request, "end a silence")
                 now = time.time()
                 silence = flow.entries.get(silence_id)
                 if silence is None or not silence.active_at(now):

@@ -162,9 +162,7 @@ def alarm_routes(app: HumidityApp, publisher: Publisher, acks_flow: AcksFlow, ac
         async def post(self, request, alarm_id: str):
             """An operator acknowledges an active alarm, with a comment: 202 once it is on its way."""
             try:
-                user = await access.writer(request)
-                if not user.is_operator:
-                    raise Denied(403, f"{user.name} is a {user.role}: only an operator may acknowledge")
+                user = await access.operator(request, "acknowledge")
                 comment = acks.clean_comment((await json_body(request)).get("comment"))
                 summary = publisher.latest.summary or {}
                 alarm = next((a for a in summary.get("active_alarms", []) if a.get("id") == alarm_id), None)
