@@ -3,6 +3,7 @@ real HTTP receiver and a real SMTP server, two workers."""
 
 import base64
 import hashlib
+import re
 import time
 import urllib.error
 import urllib.parse
@@ -21,7 +22,8 @@ from tests.test_notify_kafka import audit_records, breach, faust
 pytestmark = pytest.mark.kafka
 
 SHIPPED = (helpers.ROOT / "humidity" / "core" / "alarms.toml").read_text()
-OVERRIDE = '[devices."MRI 12"]\nhigh = 55\n'
+OVERRIDE = '[devices."MRI 12"]\nhigh = 55\n[devices."Ghost 1"]\nlow = 35\n'
+GHOST = r'Alarms file: \[devices."Ghost 1"\] names a device that has not reported'
 #: Seconds the spare logger's silence lasts before it runs out by itself.
 SHORT_SECONDS = 8
 
@@ -165,6 +167,7 @@ def test_device_limits_silences_on_two_workers_notified_once_at_their_end_and_li
             assert 'humidity_limits_reload_total{outcome="refused"} 1.0' in metrics
             assert get(e, "/api/devices/" + urllib.parse.quote("MRI 13"))[1]["limits"]["high"] == 50.0
             assert helpers.http_get(helpers.web_url(e, "/health"))[0] == 200
+            assert len(re.findall(GHOST, worker.log())) == 1, "a section for a device never seen: logged once"
     finally:
         hook.stop()
         escalation.stop()
