@@ -65,7 +65,7 @@ def count(hook, event) -> int:
     return hook.events().count(event)
 
 
-def test_device_limits_silences_on_two_workers_notified_once_at_their_end_and_limits_read_again(
+def test_device_limits_silences_on_two_workers_notified_once_at_their_end_through_kill_9_and_limits_read_again(
         kafka, tmp_path, workers):
     hook, escalation, mailbox = Webhook().start(), Webhook().start(), Mailbox().start()
     try:
@@ -168,6 +168,21 @@ def test_device_limits_silences_on_two_workers_notified_once_at_their_end_and_li
             assert get(e, "/api/devices/" + urllib.parse.quote("MRI 13"))[1]["limits"]["high"] == 50.0
             assert helpers.http_get(helpers.web_url(e, "/health"))[0] == 200
             assert len(re.findall(GHOST, worker.log())) == 1, "a section for a device never seen: logged once"
+
+        # A silence outlives kill -9 of every worker: the next one reads it back and it still holds.
+        status, lasting = post(env, "/api/silences", {"device": "SPECT 6", "until": iso(time.time() + 3600),
+                                                      "reason": "detector swap"}, "olivia", OPERATOR_PASSWORD)
+        helpers.wait_until(lambda: lasting["id"] in listed(env) & listed(env2), 30, what="the lasting silence")
+        first.kill()
+        second.kill()
+        alarms_file.write_text(SHIPPED + "\n" + OVERRIDE)  # a file the next worker can start with
+        third = workers(env, "third")
+        third.wait_for_log(helpers.READY, timeout=120)
+        helpers.wait_until(lambda: lasting["id"] in listed(env), 60, what="the silence after kill -9")
+        send(env, breach("spect6", "SPECT 6", value=75.0))
+        helpers.wait_until(lambda: {r["channel"] for r in audited(env, "notified") if r["guid"] == "spect6"
+                                    and r["outcome"] == "held"} == {"webhook", "email"}, 90, what="SPECT 6 held")
+        assert [e for e in hook.events() if e[0] == "spect6"] == []
     finally:
         hook.stop()
         escalation.stop()
