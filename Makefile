@@ -41,7 +41,8 @@ bench/.venv-quix/.installed: bench/requirements.txt
 venv: $(VENV)/.installed ## the service, its tests and lint tools (requirements-dev.txt)
 $(VENV)/.installed: requirements.txt requirements-dev.txt requirements-build.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check "$$(grep '^uv==' requirements-dev.txt)"
+	$(VENV)/bin/uv pip install --quiet --compile-bytecode --python $(PY) -r requirements-dev.txt
 	@touch $@
 
 compile: humidity/core/compiled.json ## the pure core compiled with mypyc (it runs interpreted without)
