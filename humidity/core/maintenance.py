@@ -182,6 +182,11 @@ def create_command(silence: Silence) -> dict:
     return {"create": silence.to_json()}
 
 
+def command_id(command: dict) -> str:
+    """The silence a command is about (its key on the silences topic)."""
+    return command["create"]["id"] if "create" in command else command["end"]
+
+
 def end_command(silence_id: str, by: str, at: float) -> dict:
     return {"end": silence_id, "by": by, "at": _iso(at)}
 

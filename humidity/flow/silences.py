@@ -66,7 +66,7 @@ class SilencesFlow:
 
     def request(self, command: dict) -> None:
         """Send a command (create or end) to the agent."""
-        silence_id = command["create"]["id"] if "create" in command else command["end"]
+        silence_id = maintenance.command_id(command)
         self.topics.silences.send_soon(key=silence_id.encode(), value=formats.dumps(command))
 
     async def expire(self) -> None:
@@ -97,7 +97,7 @@ class SilencesFlow:
             changed: dict[str, Silence] = {}
             for offset, _key, value in rows:
                 command = formats.loads(value, "the silences topic")
-                silence_id = command["create"]["id"] if "create" in command else command["end"]
+                silence_id = maintenance.command_id(command)
                 current = changed.get(silence_id) or self._stored(silence_id)
                 entry, audit = maintenance.apply(current, command, offset)
                 if entry is not None:
