@@ -36,21 +36,17 @@ import math
 import zlib
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 import orjson
 
 from humidity.core import formats
 from humidity.core.alarm_limits import AlarmConfig
-from humidity.core.readings import utc_iso
+from humidity.core.readings import epoch_iso
 
 HIGH, LOW, RATE, OFFLINE = "HIGH", "LOW", "RATE", "OFFLINE"
 KINDS = (HIGH, LOW, RATE, OFFLINE)
 HOUR = 3600.0
-
-
-def _iso(epoch: float) -> str:
-    return utc_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 @dataclass
@@ -107,8 +103,8 @@ def active_alarm(raised: dict) -> dict:
 
 def _event(state: LoggerState, kind: str, change: str, at: float, value, limit, since: float,
            wall: float) -> dict:
-    event = {"time": _iso(at), "device": state.device, "guid": state.guid, "kind": kind, "state": change,
-             "value": value, "limit": limit, "since": _iso(since), "wall_time": _iso(wall)}
+    event = {"time": epoch_iso(at), "device": state.device, "guid": state.guid, "kind": kind, "state": change,
+             "value": value, "limit": limit, "since": epoch_iso(since), "wall_time": epoch_iso(wall)}
     return identified(event)
 
 

@@ -23,10 +23,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 
 from humidity.core.alarms import KINDS
-from humidity.core.readings import utc_iso
+from humidity.core.readings import epoch_iso
 
 #: Longest silence, seconds ahead of its creation.
 MAX_AHEAD = 7 * 24 * 3600.0
@@ -64,15 +64,15 @@ class Silence:
                 and (not self.kinds or kind in self.kinds))
 
     def mark(self) -> dict:
-        return {"id": self.id, "until": utc_iso(datetime.fromtimestamp(self.until, UTC))}
+        return {"id": self.id, "until": epoch_iso(self.until)}
 
     def to_json(self) -> dict:
         """The API's shape (times as ISO 8601), with what ended it once it has ended."""
         doc = {"id": self.id, "device": self.device, "guid": self.guid, "kinds": list(self.kinds),
-               "from": _iso(self.start), "until": _iso(self.until), "reason": self.reason,
+               "from": epoch_iso(self.start), "until": epoch_iso(self.until), "reason": self.reason,
                "created_by": self.created_by}
         if self.ended_at is not None:
-            doc.update(ended_at=_iso(self.ended_at), ended_by=self.ended_by)
+            doc.update(ended_at=epoch_iso(self.ended_at), ended_by=self.ended_by)
         return doc
 
     def to_stored(self) -> dict:
@@ -84,10 +84,6 @@ class Silence:
         return cls(doc["id"], doc["device"], doc["guid"], tuple(doc["kinds"]), _epoch(doc["from"]),
                    _epoch(doc["until"]), doc["reason"], doc["created_by"],
                    None if ended is None else _epoch(ended), doc.get("ended_by"), dict(doc.get("offsets", {})))
-
-
-def _iso(epoch: float) -> str:
-    return utc_iso(datetime.fromtimestamp(epoch, UTC))
 
 
 def _epoch(text: str) -> float:
@@ -174,7 +170,7 @@ def mark(event: dict, silences: Iterable[Silence], wall: float) -> None:
 def unsilenced_event(raised: dict, silence_id: str, wall: float) -> dict:
     """What the channels get when the silence over an active alarm ends: its raise, again, once."""
     event = {k: v for k, v in raised.items() if k != "silenced"}
-    return {**event, "id": f"{raised['alarm_id']}.raised.after.{silence_id}", "wall_time": _iso(wall),
+    return {**event, "id": f"{raised['alarm_id']}.raised.after.{silence_id}", "wall_time": epoch_iso(wall),
             "after_silence": silence_id}
 
 
@@ -188,7 +184,7 @@ def command_id(command: dict) -> str:
 
 
 def end_command(silence_id: str, by: str, at: float) -> dict:
-    return {"end": silence_id, "by": by, "at": _iso(at)}
+    return {"end": silence_id, "by": by, "at": epoch_iso(at)}
 
 
 def expired(silences: Iterable[Silence], now: float) -> list[Silence]:
@@ -217,11 +213,11 @@ def apply(entry: Silence | None, command: dict, offset: int) -> tuple[Silence | 
 
 
 def _record(silence: Silence, what: str, at: float, user: str) -> dict:
-    return {"type": f"silence-{what}", "id": f"silence.{silence.id}.{what}", "time": _iso(at),
+    return {"type": f"silence-{what}", "id": f"silence.{silence.id}.{what}", "time": epoch_iso(at),
             "silence": silence.id, "device": silence.device, "guid": silence.guid, "user": user,
             "comment": silence.reason,
-            "detail": f"kinds {','.join(silence.kinds) or 'all'} from {_iso(silence.start)} "
-                      f"until {_iso(silence.until)}"}
+            "detail": f"kinds {','.join(silence.kinds) or 'all'} from {epoch_iso(silence.start)} "
+                      f"until {epoch_iso(silence.until)}"}
 
 
 def _created_record(silence: Silence) -> dict:

@@ -212,3 +212,8 @@ def utc_iso(moment: datetime) -> str:
 def now_iso() -> str:
     """The wall clock now, as :func:`utc_iso` writes it."""
     return utc_iso(datetime.now(UTC))
+
+
+def epoch_iso(epoch: float) -> str:
+    """Epoch seconds as :func:`utc_iso` writes them."""
+    return utc_iso(datetime.fromtimestamp(epoch, UTC))
