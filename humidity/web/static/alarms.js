@@ -53,7 +53,7 @@
   }
 
   function silencedText(a) {
-    const silence = (window.humiditySilences.byId || {})[a.silenced.id];
+    const silence = (window.humiditySilences || { byId: {} }).byId[a.silenced.id];  // silences.js loads later
     return "silenced until " + new Date(a.silenced.until).toLocaleString() + (silence ? ": " + silence.reason : "");
   }
 

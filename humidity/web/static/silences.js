@@ -1,7 +1,8 @@
 /* Maintenance silences: the active ones (/api/silences) with an End button
  * for operators, and the "Silence…" action of the device view, which asks
  * for the end and the reason. Writes carry the session's CSRF token (the
- * session and the helper that writes are alarms.js's); device names,
+ * session and the helper that writes are alarms.js's; the device viewed is
+ * history.js's, which loads first); device names,
  * logger ids and reasons are set with textContent, never parsed as HTML. */
 "use strict";
 (function () {
@@ -13,10 +14,7 @@
 
   const alarms = window.humidityAlarms;  // the session, writes with its CSRF token, table buttons
   const session = alarms.session;
-  const viewedDevice = () => {
-    const match = /^#\/device\/(.+)$/.exec(location.hash);
-    return match ? decodeURIComponent(match[1]) : null;
-  };
+  const viewedDevice = () => window.humidityHistory.state.view;  // history.js reads the #/device/<name> route
 
   function render(silences) {
     $("silences").hidden = silences.length === 0;
@@ -106,7 +104,6 @@
     }
   });
 
-  window.addEventListener("hashchange", () => { closeForm(); load(); });
-  window.humiditySilences.load = load;
+  window.addEventListener("hashchange", () => { closeForm(); load(); });  // after history.js's: the route is read
   poll();
 })();
