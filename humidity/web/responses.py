@@ -12,7 +12,7 @@ API_HEADERS = {"Cache-Control": "no-store", "X-Content-Type-Options": "nosniff"}
 
 def error(view, status: int, message: str):
     """``{"error": message}`` with ``status``."""
-    return view.json({"error": message}, status=status, headers=dict(API_HEADERS))
+    return denied(view, Denied(status, message))
 
 
 def denied(view, exc: Denied):
